@@ -1,0 +1,5 @@
+//! The integration tests of `automaton-heartbeat`, one binary to save link time.
+
+// `cfg(test)` is always set here; it tells clippy the helpers in `suite` are test code too.
+#[cfg(test)]
+mod suite;

@@ -1,0 +1,3 @@
+//! Test modules of the `automaton-heartbeat` integration binary.
+
+mod config;

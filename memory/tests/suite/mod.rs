@@ -1,0 +1,3 @@
+//! Test modules of the `automaton-memory` integration binary.
+
+mod soul;

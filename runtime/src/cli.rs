@@ -1,0 +1,86 @@
+//! The command line (clap). Every command has help with an example.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// A sovereign AI agent runtime: it owns a wallet, pays for its own compute, and stops
+/// existing when it cannot pay.
+#[derive(Debug, Parser)]
+#[command(name = "automaton", version, about, long_about = None)]
+pub struct Cli {
+    /// The automaton's home (default: $AUTOMATON_HOME, else ~/.automaton).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Print JSON (the default when stdout is not a terminal).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the home non-interactively (for agents and scripts); idempotent.
+    #[command(
+        after_help = "Example:\n  automaton init --name Atlas \\\n    --genesis-prompt \"Build and sell small web tools\" \\\n    --creator 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+    )]
+    Init(InitArgs),
+    /// Create the home with an interactive wizard (needs a terminal).
+    #[command(after_help = "Example:\n  automaton setup")]
+    Setup,
+    /// Show who the automaton is and how it stands.
+    #[command(after_help = "Example:\n  automaton status --json")]
+    Status,
+    /// Check the home (modes, wallet, constitution, config, state.db) and print fixes.
+    #[command(
+        after_help = "Example:\n  automaton doctor\n\nExit status: 0 when all is well, 1 when anything is wrong."
+    )]
+    Doctor,
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `automaton config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the JSON schema of automaton.json.
+    #[command(after_help = "Example:\n  automaton config schema > automaton.schema.json")]
+    Schema,
+}
+
+/// Flags of `automaton init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The automaton's name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The genesis prompt: what the automaton is for.
+    #[arg(long, conflicts_with = "genesis_file", value_name = "TEXT")]
+    pub genesis_prompt: Option<String>,
+    /// Read the genesis prompt from a file.
+    #[arg(long, value_name = "FILE")]
+    pub genesis_file: Option<PathBuf>,
+    /// The creator's Ethereum address (EIP-55 checksummed or lower-case).
+    #[arg(long, value_name = "0x…")]
+    pub creator: Option<String>,
+    /// A first message from the creator, shown to the agent on its first run.
+    #[arg(long, value_name = "TEXT")]
+    pub creator_message: Option<String>,
+    /// Encrypt wallet.json as a Web3 Secret Storage v3 keystore (scrypt).
+    #[arg(long)]
+    pub encrypt_wallet: bool,
+    /// Read the wallet passphrase from this file (first line).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "encrypt_wallet",
+        conflicts_with = "passphrase_fd"
+    )]
+    pub passphrase_file: Option<PathBuf>,
+    /// Read the wallet passphrase from this open file descriptor.
+    #[arg(long, value_name = "FD", requires = "encrypt_wallet")]
+    pub passphrase_fd: Option<i32>,
+}

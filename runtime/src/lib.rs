@@ -1,0 +1,20 @@
+//! `automaton-runtime`: the `automaton` binary's library half — the CLI, the home and its
+//! config, setup, status and doctor. `main.rs` only reads the environment once and
+//! dispatches here.
+
+pub mod cli;
+pub mod config;
+pub mod constitution;
+pub mod doctor;
+pub mod error;
+pub mod home;
+pub mod home_git;
+pub mod init;
+pub mod logging;
+pub mod output;
+pub mod preflight;
+pub mod setup;
+pub mod state;
+pub mod status;
+
+pub use error::{Error, Result};

@@ -1,0 +1,140 @@
+//! The `automaton` binary. The only place that reads the process environment: it resolves
+//! the home, installs logging, dispatches the command and turns errors into an exit status.
+
+use automaton_runtime::cli::{Cli, Command, ConfigCommand, InitArgs};
+use automaton_runtime::config::parse_address;
+use automaton_runtime::error::{Error, Result};
+use automaton_runtime::home::Home;
+use automaton_runtime::init::{InitOptions, init};
+use automaton_runtime::output::{OutputMode, print_error, print_json};
+use automaton_runtime::setup::DetectedEnvironment;
+use automaton_runtime::{config, doctor, logging, setup, status};
+use automaton_tools::clock::SystemClock;
+use automaton_treasury::Passphrase;
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Everything the runtime creates is private unless it says otherwise.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let mode = OutputMode::detect(cli.json);
+    let home = Home::resolve(
+        cli.home.clone(),
+        std::env::var_os("AUTOMATON_HOME").map(Into::into),
+        std::env::home_dir(),
+    );
+    let Some(home) = home else {
+        print_error(
+            mode,
+            &Error::InvalidInput {
+                message: "cannot find a home directory for the automaton".to_owned(),
+                hint: "pass --home DIR or set AUTOMATON_HOME".to_owned(),
+            },
+        );
+        return ExitCode::FAILURE;
+    };
+    let log_level = config::AutomatonConfig::load(&home.config())
+        .map(|config| config.log_level.as_filter())
+        .unwrap_or("info");
+    logging::init(home.logs(), log_level);
+    match run(cli.command, &home, mode) {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::warn!(code = ?err.code(), error = %err, "command failed");
+            print_error(mode, &err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
+    let clock = SystemClock;
+    match command {
+        Command::Init(args) => {
+            let report = init(home, init_options(args)?, &clock)?;
+            match mode {
+                OutputMode::Json => print_json(&report),
+                OutputMode::Human if report.created => println!(
+                    "Created {} at {}\n  address: {}\n  creator: {}\nFund it by sending USDC on Base to {}.",
+                    report.name,
+                    report.home.display(),
+                    report.address,
+                    report.creator,
+                    report.address
+                ),
+                OutputMode::Human => println!(
+                    "{} already lives at {} ({}); nothing was changed.",
+                    report.name,
+                    report.home.display(),
+                    report.address
+                ),
+            }
+        }
+        Command::Setup => {
+            let env = DetectedEnvironment {
+                sandbox_id: std::env::var("CONWAY_SANDBOX_ID")
+                    .ok()
+                    .filter(|v| !v.is_empty()),
+                openai_key_in_env: std::env::var_os("OPENAI_API_KEY").is_some(),
+            };
+            let report = setup::run(home, &env, &clock)?;
+            if mode == OutputMode::Json {
+                print_json(&report);
+            }
+        }
+        Command::Status => status::print(&status::gather(home)?, mode),
+        Command::Doctor => {
+            let report = doctor::examine(home);
+            doctor::print(&report, mode);
+            if !report.healthy {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Config(ConfigCommand::Schema) => print!("{}", config::json_schema()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_options(args: InitArgs) -> Result<InitOptions> {
+    let genesis_prompt = match (args.genesis_prompt, args.genesis_file) {
+        (Some(text), _) => Some(text),
+        (None, Some(path)) => {
+            Some(std::fs::read_to_string(&path).map_err(Error::io("reading", &path))?)
+        }
+        (None, None) => None,
+    };
+    let creator = args
+        .creator
+        .map(|text| {
+            parse_address(text.trim()).map_err(|message| Error::InvalidInput {
+                message: format!("--creator: {message}"),
+                hint: "pass the creator's address as 0x + 40 hex digits (EIP-55 or lower-case)"
+                    .to_owned(),
+            })
+        })
+        .transpose()?;
+    let passphrase = match (
+        args.encrypt_wallet,
+        args.passphrase_file,
+        args.passphrase_fd,
+    ) {
+        (false, _, _) => None,
+        (true, Some(path), _) => Some(Passphrase::from_file(&path)?),
+        (true, None, Some(fd)) => Some(Passphrase::from_fd(fd)?),
+        (true, None, None) => {
+            return Err(Error::InvalidInput {
+                message: "--encrypt-wallet needs a passphrase source".to_owned(),
+                hint: "add --passphrase-file FILE or --passphrase-fd N (never an environment variable)".to_owned(),
+            });
+        }
+    };
+    Ok(InitOptions {
+        name: args.name,
+        genesis_prompt,
+        creator,
+        creator_message: args.creator_message,
+        passphrase,
+        ..InitOptions::default()
+    })
+}

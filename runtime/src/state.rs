@@ -1,0 +1,70 @@
+//! The runtime's view of state.db: its own tables (`kv`, `turns`), the list of every crate's
+//! schema in migration order, and the queries `status` needs.
+
+use crate::error::{Error, Result};
+use crate::home::{Home, PRIVATE_FILE_MODE};
+use automaton_tools::db::{CrateSchema, Migration, StateDb};
+use rusqlite::OptionalExtension;
+use std::os::unix::fs::OpenOptionsExt;
+
+/// The runtime's tables.
+pub const SCHEMA: CrateSchema = CrateSchema {
+    crate_name: "runtime",
+    migrations: &[Migration {
+        version: 1,
+        sql: include_str!("../migrations/0001_kv_turns.sql"),
+    }],
+};
+
+/// Every crate's schema, in the order their migrations run.
+pub const ALL_SCHEMAS: &[CrateSchema] = &[automaton_tools::db::SCHEMA, SCHEMA];
+
+/// Opens the home's state.db, creating it with mode 0600 first if it does not exist, and
+/// applying pending migrations.
+pub fn open(home: &Home) -> Result<StateDb> {
+    let path = home.state_db();
+    if !path.exists() {
+        // Create the empty file ourselves so it (and the WAL SQLite derives from it) is 0600.
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(PRIVATE_FILE_MODE)
+            .open(&path)
+        {
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(Error::io("creating", &path)(err)),
+        }
+    }
+    Ok(StateDb::open(&path, ALL_SCHEMAS)?)
+}
+
+/// Reads a kv value.
+pub fn kv_get(db: &StateDb, key: &str) -> Result<Option<String>> {
+    Ok(db
+        .conn()
+        .query_row("SELECT value FROM kv WHERE key = ?1", [key], |row| {
+            row.get(0)
+        })
+        .optional()?)
+}
+
+/// Writes a kv value.
+pub fn kv_set(db: &mut StateDb, key: &str, value: &str, now_ms: i64) -> Result<()> {
+    db.write(|tx| {
+        tx.execute(
+            "INSERT INTO kv (key, value, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            rusqlite::params![key, value, now_ms],
+        )
+        .map(|_| ())
+    })
+    .map_err(Error::from)
+}
+
+/// The number of turns recorded.
+pub fn turn_count(db: &StateDb) -> Result<i64> {
+    Ok(db
+        .conn()
+        .query_row("SELECT COUNT(*) FROM turns", [], |row| row.get(0))?)
+}

@@ -1,0 +1,161 @@
+//! `automaton status`: who this automaton is and how it stands, from the home and state.db.
+
+use crate::config::AutomatonConfig;
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::output::{OutputMode, print_json};
+use crate::{constitution, state};
+use automaton_heartbeat::HeartbeatConfig;
+use serde::Serialize;
+
+/// The agent's state before its first run.
+const NEVER_RUN: &str = "created";
+
+/// The status document (`automaton status --json`).
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    /// The automaton's name.
+    pub name: String,
+    /// Its wallet address (EIP-55).
+    pub address: String,
+    /// The creator's address (EIP-55).
+    pub creator: String,
+    /// The agent's lifecycle state as last recorded (`created` before the first run).
+    pub state: String,
+    /// Turns recorded in state.db.
+    pub turns: i64,
+    /// Skills that loaded, and how many failed to.
+    pub skills: SkillCounts,
+    /// Heartbeat entries.
+    pub heartbeats: HeartbeatCounts,
+    /// Configured inference providers, in failover order.
+    pub providers: Vec<String>,
+    /// The runtime's version.
+    pub version: &'static str,
+    /// The constitution check.
+    pub constitution: ConstitutionStatus,
+    /// Whether the wallet is encrypted at rest.
+    pub wallet_encrypted: bool,
+    /// The home directory.
+    pub home: String,
+}
+
+/// Skill counts.
+#[derive(Debug, Serialize)]
+pub struct SkillCounts {
+    /// Skills that loaded.
+    pub loaded: usize,
+    /// SKILL.md files that failed to load.
+    pub failed: usize,
+}
+
+/// Heartbeat counts.
+#[derive(Debug, Serialize)]
+pub struct HeartbeatCounts {
+    /// Enabled entries.
+    pub enabled: usize,
+    /// All entries.
+    pub total: usize,
+}
+
+/// The constitution check.
+#[derive(Debug, Serialize)]
+pub struct ConstitutionStatus {
+    /// True when the file matches its pinned hash and mode.
+    pub intact: bool,
+    /// The pinned SHA-256.
+    pub sha256: String,
+    /// What is wrong, when not intact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// Gathers the status of the home.
+pub fn gather(home: &Home) -> Result<StatusReport> {
+    if !home.is_initialized() {
+        return Err(Error::NotInitialized(home.root().to_owned()));
+    }
+    let config = AutomatonConfig::load(&home.config())?;
+    let check = constitution::verify(&home.constitution(), &config.constitution_sha256);
+    let db = state::open(home)?;
+    let agent_state = state::kv_get(&db, "agent_state")?.unwrap_or_else(|| NEVER_RUN.to_owned());
+    let turns = state::turn_count(&db)?;
+    let heartbeat = HeartbeatConfig::load(&home.heartbeat()).map_err(|err| Error::HomeFile {
+        file: "heartbeat.yml",
+        message: err.to_string(),
+        hint: err.hint(),
+    })?;
+    let skills = automaton_skills::load_skills(&home.skills());
+    Ok(StatusReport {
+        name: config.name.clone(),
+        address: config.wallet_address.to_checksum(None),
+        creator: config.creator_address.to_checksum(None),
+        state: agent_state,
+        turns,
+        skills: SkillCounts {
+            loaded: skills.skills.len(),
+            failed: skills.errors.len(),
+        },
+        heartbeats: HeartbeatCounts {
+            enabled: heartbeat.entries.iter().filter(|e| e.enabled).count(),
+            total: heartbeat.entries.len(),
+        },
+        providers: config.providers.iter().map(|p| p.name.clone()).collect(),
+        version: env!("CARGO_PKG_VERSION"),
+        constitution: ConstitutionStatus {
+            intact: check.is_ok(),
+            sha256: config.constitution_sha256.clone(),
+            problem: check.err().map(|problem| problem.to_string()),
+        },
+        wallet_encrypted: config.wallet_encrypted,
+        home: home.root().display().to_string(),
+    })
+}
+
+/// Prints the status in `mode`.
+pub fn print(report: &StatusReport, mode: OutputMode) {
+    match mode {
+        OutputMode::Json => print_json(report),
+        OutputMode::Human => {
+            let constitution = if report.constitution.intact {
+                "intact".to_owned()
+            } else {
+                format!(
+                    "TAMPERED ({})",
+                    report.constitution.problem.as_deref().unwrap_or("unknown")
+                )
+            };
+            let providers = if report.providers.is_empty() {
+                "none configured".to_owned()
+            } else {
+                report.providers.join(", ")
+            };
+            println!("=== AUTOMATON STATUS ===");
+            println!("Name:         {}", report.name);
+            println!("Address:      {}", report.address);
+            println!("Creator:      {}", report.creator);
+            println!("State:        {}", report.state);
+            println!("Turns:        {}", report.turns);
+            println!(
+                "Skills:       {} loaded, {} failed",
+                report.skills.loaded, report.skills.failed
+            );
+            println!(
+                "Heartbeats:   {} enabled / {} total",
+                report.heartbeats.enabled, report.heartbeats.total
+            );
+            println!("Providers:    {providers}");
+            println!("Constitution: {constitution}");
+            println!(
+                "Wallet:       {}",
+                if report.wallet_encrypted {
+                    "encrypted"
+                } else {
+                    "plaintext (0600)"
+                }
+            );
+            println!("Home:         {}", report.home);
+            println!("Version:      {}", report.version);
+        }
+    }
+}

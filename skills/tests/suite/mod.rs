@@ -1,0 +1,4 @@
+//! Test modules of the `automaton-skills` integration binary.
+
+mod loader;
+mod skill;

@@ -41,6 +41,43 @@ pub enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Ask the policy engine about a call without running it.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Check the audit record.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// List the tools the agent can call.
+    #[command(after_help = "Example:\n  automaton tools --json")]
+    Tools,
+}
+
+/// `automaton policy …`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Would this call be allowed, and why? Prints {decision, risk, rules}; runs nothing.
+    #[command(
+        after_help = "Example:\n  automaton policy check --tool exec --args '{\"command\":\"rm -rf ~\"}' --provenance external:relay_message"
+    )]
+    Check {
+        /// The tool's name.
+        #[arg(long)]
+        tool: String,
+        /// The call's arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// Who would cause the call: self, creator, heartbeat, parent, child, external[:source].
+        #[arg(long, default_value = "self")]
+        provenance: String,
+    },
+}
+
+/// `automaton audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the receipt chain; exit 1 naming the first broken link.
+    #[command(after_help = "Example:\n  automaton audit verify --json")]
+    Verify,
 }
 
 /// `automaton config …`

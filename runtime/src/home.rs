@@ -11,6 +11,7 @@
 //!   skills/                 0700  installed skills, one directory each
 //!   keys/                   0700  provider API key files (never in git)
 //!   logs/                   0700  JSON-lines logs (never in git)
+//!   workspace/              0700  the agent's working directory (never in the home's git)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,7 @@ state.db-*
 *.db-wal
 *.db-shm
 logs/
+workspace/
 .*.tmp
 ";
 

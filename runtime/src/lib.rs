@@ -10,11 +10,13 @@ pub mod error;
 pub mod home;
 pub mod home_git;
 pub mod init;
+pub mod inspect;
 pub mod logging;
 pub mod output;
 pub mod preflight;
 pub mod setup;
 pub mod state;
 pub mod status;
+pub mod toolbox;
 
 pub use error::{Error, Result};

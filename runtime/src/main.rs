@@ -1,18 +1,20 @@
 //! The `automaton` binary. The only place that reads the process environment: it resolves
 //! the home, installs logging, dispatches the command and turns errors into an exit status.
 
-use automaton_runtime::cli::{Cli, Command, ConfigCommand, InitArgs};
+use automaton_runtime::cli::{AuditCommand, Cli, Command, ConfigCommand, InitArgs, PolicyCommand};
 use automaton_runtime::config::parse_address;
 use automaton_runtime::error::{Error, Result};
 use automaton_runtime::home::Home;
 use automaton_runtime::init::{InitOptions, init};
 use automaton_runtime::output::{OutputMode, print_error, print_json};
 use automaton_runtime::setup::DetectedEnvironment;
-use automaton_runtime::{config, doctor, logging, setup, status};
+use automaton_runtime::toolbox::{self, ProcessFacts};
+use automaton_runtime::{config, doctor, inspect, logging, setup, status};
 use automaton_tools::clock::SystemClock;
 use automaton_treasury::Passphrase;
 use clap::Parser;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -83,7 +85,46 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
                 print_json(&report);
             }
         }
-        Command::Status => status::print(&status::gather(home)?, mode),
+        Command::Status => {
+            status::print(
+                &status::gather(home, &process_facts(), Arc::new(clock))?,
+                mode,
+            );
+        }
+        Command::Policy(PolicyCommand::Check {
+            tool,
+            args,
+            provenance,
+        }) => {
+            require_home(home)?;
+            let toolbox = toolbox::build(home, &process_facts(), Arc::new(clock))?;
+            print_json(&inspect::policy_check(&toolbox, &tool, &args, &provenance)?);
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            require_home(home)?;
+            let toolbox = toolbox::build(home, &process_facts(), Arc::new(clock))?;
+            let report = inspect::audit_verify(&toolbox)?;
+            inspect::print_audit(&report, mode);
+            if !report.chain.ok {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Tools => {
+            require_home(home)?;
+            let toolbox = toolbox::build(home, &process_facts(), Arc::new(clock))?;
+            let lines = inspect::tool_lines(&toolbox);
+            match mode {
+                OutputMode::Json => print_json(&lines),
+                OutputMode::Human => {
+                    for line in lines {
+                        println!(
+                            "{:<14} {:<9} {:<8} {}",
+                            line.name, line.category, line.risk, line.description
+                        );
+                    }
+                }
+            }
+        }
         Command::Doctor => {
             let report = doctor::examine(home);
             doctor::print(&report, mode);
@@ -94,6 +135,25 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
         Command::Config(ConfigCommand::Schema) => print!("{}", config::json_schema()),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn require_home(home: &Home) -> Result<()> {
+    if home.is_initialized() {
+        Ok(())
+    } else {
+        Err(Error::NotInitialized(home.root().to_owned()))
+    }
+}
+
+/// What the tool system needs to know about this process.
+fn process_facts() -> ProcessFacts {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "automaton".into());
+    ProcessFacts {
+        env: std::env::vars_os().collect(),
+        user_home: std::env::home_dir().unwrap_or_else(|| "/".into()),
+        exe: std::fs::canonicalize(&exe).unwrap_or(exe),
+        pid: std::process::id(),
+    }
 }
 
 fn init_options(args: InitArgs) -> Result<InitOptions> {

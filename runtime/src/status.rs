@@ -4,9 +4,12 @@ use crate::config::AutomatonConfig;
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::output::{OutputMode, print_json};
+use crate::toolbox::{self, ProcessFacts};
 use crate::{constitution, state};
 use automaton_heartbeat::HeartbeatConfig;
+use automaton_tools::clock::Clock;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// The agent's state before its first run.
 const NEVER_RUN: &str = "created";
@@ -24,6 +27,11 @@ pub struct StatusReport {
     pub state: String,
     /// Turns recorded in state.db.
     pub turns: i64,
+    /// Tools registered (the policy still judges each call).
+    pub tools: usize,
+    /// Tool calls whose intent was recorded but whose result never was (cut off by a crash,
+    /// or running right now in another process).
+    pub unfinished_calls: usize,
     /// Skills that loaded, and how many failed to.
     pub skills: SkillCounts,
     /// Heartbeat entries.
@@ -71,15 +79,22 @@ pub struct ConstitutionStatus {
 }
 
 /// Gathers the status of the home.
-pub fn gather(home: &Home) -> Result<StatusReport> {
+pub fn gather(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result<StatusReport> {
     if !home.is_initialized() {
         return Err(Error::NotInitialized(home.root().to_owned()));
     }
     let config = AutomatonConfig::load(&home.config())?;
     let check = constitution::verify(&home.constitution(), &config.constitution_sha256);
-    let db = state::open(home)?;
+    let toolbox = toolbox::build(home, facts, clock)?;
+    let tools = toolbox.dispatcher.registry().len();
+    let db = toolbox.db.lock().map_err(|_| Error::InvalidInput {
+        message: "state.db lock poisoned".to_owned(),
+        hint: "retry".to_owned(),
+    })?;
     let agent_state = state::kv_get(&db, "agent_state")?.unwrap_or_else(|| NEVER_RUN.to_owned());
     let turns = state::turn_count(&db)?;
+    let unfinished_calls = automaton_tools::audit::running_calls(db.conn())?.len()
+        + automaton_tools::audit::interrupted_calls(db.conn())?.len();
     let heartbeat = HeartbeatConfig::load(&home.heartbeat()).map_err(|err| Error::HomeFile {
         file: "heartbeat.yml",
         message: err.to_string(),
@@ -92,6 +107,8 @@ pub fn gather(home: &Home) -> Result<StatusReport> {
         creator: config.creator_address.to_checksum(None),
         state: agent_state,
         turns,
+        tools,
+        unfinished_calls,
         skills: SkillCounts {
             loaded: skills.skills.len(),
             failed: skills.errors.len(),
@@ -136,6 +153,13 @@ pub fn print(report: &StatusReport, mode: OutputMode) {
             println!("Creator:      {}", report.creator);
             println!("State:        {}", report.state);
             println!("Turns:        {}", report.turns);
+            println!("Tools:        {}", report.tools);
+            if report.unfinished_calls > 0 {
+                println!(
+                    "Unfinished:   {} tool calls never finished (see `automaton audit verify`)",
+                    report.unfinished_calls
+                );
+            }
             println!(
                 "Skills:       {} loaded, {} failed",
                 report.skills.loaded, report.skills.failed

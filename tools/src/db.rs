@@ -52,13 +52,20 @@ pub struct PendingMigration {
     pub version: i64,
 }
 
-/// The tables owned by this crate: the audit trail of tool calls.
+/// The tables owned by this crate: the audit trail of tool calls, policy decisions,
+/// receipts, content provenance and exposed ports.
 pub const SCHEMA: CrateSchema = CrateSchema {
     crate_name: "tools",
-    migrations: &[Migration {
-        version: 1,
-        sql: include_str!("../migrations/0001_tool_calls.sql"),
-    }],
+    migrations: &[
+        Migration {
+            version: 1,
+            sql: include_str!("../migrations/0001_tool_calls.sql"),
+        },
+        Migration {
+            version: 2,
+            sql: include_str!("../migrations/0002_audit.sql"),
+        },
+    ],
 };
 
 /// An open `state.db` connection.

@@ -4,6 +4,7 @@ mod cli;
 mod doctor;
 mod init;
 mod status;
+mod tools;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,102 @@
+//! Assembling the tool system for one home: the registry with every tool, the policy engine
+//! with every gate, and the dispatcher recording into state.db. Every command that runs or
+//! judges tool calls (`run`, `policy check`, `status`) builds it here, so they all see the
+//! same tools and the same rules.
+
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::state;
+use automaton_tools::clock::Clock;
+use automaton_tools::dispatch::{Dispatcher, SharedDb};
+use automaton_tools::policy::PolicyEngine;
+use automaton_tools::policy::authority::AuthorityGate;
+use automaton_tools::policy::path::{PathGate, ProtectedPaths};
+use automaton_tools::policy::rate::{RateLimitGate, RateLimits};
+use automaton_tools::policy::shell::CommandGate;
+use automaton_tools::policy::validate::ValidationGate;
+use automaton_tools::registry::Registry;
+use automaton_tools::sandbox::{self, Sandbox};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The longest any single tool call may run.
+pub const MAX_CALL_DURATION: Duration = Duration::from_secs(30 * 60);
+
+/// Facts about the process, read once in `main`.
+#[derive(Debug, Clone)]
+pub struct ProcessFacts {
+    /// The environment, before scrubbing.
+    pub env: Vec<(OsString, OsString)>,
+    /// The user's home directory (`$HOME`).
+    pub user_home: PathBuf,
+    /// This binary.
+    pub exe: PathBuf,
+    /// This process.
+    pub pid: u32,
+}
+
+/// The assembled tool system.
+pub struct Toolbox {
+    /// The one dispatch path.
+    pub dispatcher: Dispatcher,
+    /// state.db, shared with the tools.
+    pub db: SharedDb,
+}
+
+impl std::fmt::Debug for Toolbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Toolbox")
+            .field("dispatcher", &self.dispatcher)
+            .finish()
+    }
+}
+
+/// The agent's workspace under the home: the default working directory of its tools.
+pub fn workspace(home: &Home) -> PathBuf {
+    home.root().join("workspace")
+}
+
+/// Builds the registry, the policy engine and the dispatcher for `home`.
+pub fn build(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result<Toolbox> {
+    let workdir = workspace(home);
+    std::fs::create_dir_all(&workdir).map_err(Error::io("creating", &workdir))?;
+    let db: SharedDb = Arc::new(Mutex::new(state::open(home)?));
+    let sandbox = Arc::new(Sandbox::new(
+        workdir,
+        sandbox::scrub_env(facts.env.iter().cloned()),
+        Arc::clone(&db),
+    ));
+    let mut registry = Registry::new();
+    sandbox::register(&mut registry, sandbox).map_err(|message| Error::InvalidInput {
+        message,
+        hint: "this is a bug in the automaton's tool registration".to_owned(),
+    })?;
+    let engine = PolicyEngine::new(
+        vec![
+            Box::new(AuthorityGate),
+            Box::new(ValidationGate),
+            Box::new(PathGate::new(ProtectedPaths::for_home(
+                home.root(),
+                &facts.exe,
+            ))),
+            Box::new(CommandGate::new(
+                home.root().to_owned(),
+                facts.user_home.clone(),
+                facts.pid,
+                facts.exe.clone(),
+            )),
+            Box::new(RateLimitGate::new(RateLimits::default())),
+        ],
+        false,
+    );
+    let dispatcher = Dispatcher::new(
+        Arc::new(registry),
+        Arc::new(engine),
+        Arc::clone(&db),
+        clock,
+        MAX_CALL_DURATION,
+    );
+    Ok(Toolbox { dispatcher, db })
+}

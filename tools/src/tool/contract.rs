@@ -1,0 +1,200 @@
+//! The `Tool` trait (typed arguments, schema derived with schemars) and its object-safe form
+//! `DynTool` (JSON in, JSON out), so built-in tools and tools defined at run time (MCP
+//! servers, skills) sit in one registry behind one dispatch path.
+
+use crate::tool::context::{ToolContext, ToolOutput};
+use crate::tool::spec::{Category, Effect, RiskLevel, ToolName, ToolSpec};
+use crate::tool::tool_error::{ToolError, ToolErrorCode};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+/// A boxed future, as object-safe async methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Something a call touches that a policy gate must judge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A shell command run in `cwd`.
+    Command {
+        /// The command line.
+        command: String,
+        /// Its working directory.
+        cwd: PathBuf,
+    },
+    /// A file read.
+    Read(PathBuf),
+    /// A file written, created, moved or deleted.
+    Write(PathBuf),
+    /// A URL fetched or called.
+    Url(String),
+    /// A TCP port.
+    Port(u16),
+    /// An Ethereum address.
+    Address(String),
+    /// A cron expression.
+    Cron(String),
+    /// A package name for a package manager (`npm`).
+    Package(String),
+    /// A skill name.
+    SkillName(String),
+    /// A git commit hash.
+    GitHash(String),
+    /// A size-limited argument.
+    Size {
+        /// The argument's name.
+        field: &'static str,
+        /// Its size in bytes.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// A tool with typed arguments.
+pub trait Tool: Send + Sync + 'static {
+    /// The name the model calls it by.
+    const NAME: &'static str;
+    /// Its arguments; the derived JSON schema's root must be an object.
+    type Args: DeserializeOwned + JsonSchema + Send + 'static;
+
+    /// A lean description: what it does and what it returns.
+    fn description(&self) -> String;
+    /// Its family.
+    fn category(&self) -> Category;
+    /// Its base risk level.
+    fn risk(&self) -> RiskLevel;
+    /// The risk of one call, when the arguments make it riskier (default: the base risk).
+    fn assess_risk(&self, _args: &Self::Args) -> RiskLevel {
+        self.risk()
+    }
+    /// What the call does to the world. Defensive by default: mutating unless proven otherwise.
+    fn effect(&self, _args: &Self::Args) -> Effect {
+        Effect::Mutating
+    }
+    /// What the call touches, for the policy gates (default: nothing beyond its name).
+    fn subjects(&self, _args: &Self::Args) -> Vec<Subject> {
+        Vec::new()
+    }
+    /// Runs the call.
+    fn call(
+        &self,
+        ctx: &ToolContext,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<ToolOutput, ToolError>> + Send;
+}
+
+/// How one call was assessed before policy: its risk, effect and subjects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// The call's risk level.
+    pub risk: RiskLevel,
+    /// The call's effect.
+    pub effect: Effect,
+    /// What it touches.
+    pub subjects: Vec<Subject>,
+}
+
+/// The object-safe form every registered tool has.
+pub trait DynTool: Send + Sync {
+    /// The tool's spec (schema computed once).
+    fn spec(&self) -> &ToolSpec;
+    /// Decodes and assesses arguments; a schema error names the field.
+    fn assess(&self, args: &serde_json::Value) -> Result<Assessment, ToolError>;
+    /// Runs the call with JSON arguments.
+    fn call_json<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+        args: serde_json::Value,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
+}
+
+/// Adapts a typed [`Tool`] to [`DynTool`].
+pub struct TypedTool<T: Tool> {
+    tool: T,
+    spec: ToolSpec,
+}
+
+impl<T: Tool> TypedTool<T> {
+    /// Wraps `tool`, deriving and checking its schema once.
+    pub fn new(tool: T) -> Result<Self, String> {
+        let name = ToolName::new(T::NAME)?;
+        let generator = schemars::generate::SchemaSettings::draft2020_12()
+            .with(|settings| settings.inline_subschemas = true)
+            .into_generator();
+        let schema = generator.into_root_schema_for::<T::Args>();
+        let mut parameters = schema.to_value();
+        if let Some(object) = parameters.as_object_mut() {
+            object.remove("$schema");
+            object.remove("title");
+        }
+        if parameters.get("type").and_then(|t| t.as_str()) != Some("object") {
+            return Err(format!(
+                "tool `{}`: the argument schema's root must be an object",
+                T::NAME
+            ));
+        }
+        let spec = ToolSpec {
+            name,
+            description: tool.description(),
+            category: tool.category(),
+            risk: tool.risk(),
+            parameters,
+        };
+        Ok(Self { tool, spec })
+    }
+
+    fn decode(&self, args: serde_json::Value) -> Result<T::Args, ToolError> {
+        decode_args::<T::Args>(self.spec.name.as_str(), args)
+    }
+}
+
+/// Decodes JSON arguments, naming the offending field on failure.
+pub fn decode_args<A: DeserializeOwned>(
+    tool: &str,
+    args: serde_json::Value,
+) -> Result<A, ToolError> {
+    serde_path_to_error::deserialize(args).map_err(|err| {
+        let field = err.path().to_string();
+        let inner = err.into_inner().to_string();
+        let message = if field == "." {
+            format!("arguments of `{tool}` are invalid: {inner}")
+        } else {
+            format!("argument `{field}` of `{tool}` is invalid: {inner}")
+        };
+        ToolError::model(
+            ToolErrorCode::InvalidArguments,
+            message,
+            format!("call `{tool}` again with arguments that match its parameter schema"),
+        )
+        .with_details(serde_json::json!({ "field": field }))
+    })
+}
+
+impl<T: Tool> DynTool for TypedTool<T> {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    fn assess(&self, args: &serde_json::Value) -> Result<Assessment, ToolError> {
+        let typed = self.decode(args.clone())?;
+        Ok(Assessment {
+            risk: self.tool.assess_risk(&typed),
+            effect: self.tool.effect(&typed),
+            subjects: self.tool.subjects(&typed),
+        })
+    }
+
+    fn call_json<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+        args: serde_json::Value,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        Box::pin(async move {
+            let typed = self.decode(args)?;
+            self.tool.call(ctx, typed).await
+        })
+    }
+}

@@ -54,9 +54,73 @@ pub struct AutomatonConfig {
     /// Spending limits enforced by the treasury gate.
     #[serde(default)]
     pub treasury_policy: TreasuryPolicy,
-    /// OpenAI-compatible inference providers, tried in order.
+    /// OpenAI-compatible inference providers, tried in order (failover).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub providers: Vec<ProviderConfig>,
+    /// Models the router may choose from, with their context windows and prices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<ModelConfig>,
+    /// Which model serves which task, and the inference budgets.
+    #[serde(default)]
+    pub inference: InferenceConfig,
+}
+
+/// A model the router may choose.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The model's name as the provider knows it (`gpt-4.1-mini`, `claude-sonnet-4-5`, …).
+    pub name: String,
+    /// Its context window in tokens.
+    pub context_window: u64,
+    /// Price of one million prompt tokens.
+    pub input_price_per_million_micro_usdc: Usdc,
+    /// Price of one million completion tokens.
+    pub output_price_per_million_micro_usdc: Usdc,
+    /// Whether it supports tool calls.
+    #[serde(default = "default_true")]
+    pub supports_tools: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Model routing and budgets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InferenceConfig {
+    /// The creator's chosen model for agent turns (the first configured model when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The cheaper model used in the low_compute and critical tiers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_compute_model: Option<String>,
+    /// The model that summarises old turns (the agent-turn model when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_model: Option<String>,
+    /// Most completion tokens asked for per call.
+    pub max_tokens_per_call: u32,
+    /// Most one call may cost (estimated before it is made).
+    pub per_call_max_micro_usdc: Usdc,
+    /// Most inference may cost in any rolling hour.
+    pub hourly_max_micro_usdc: Usdc,
+    /// Most inference may cost in any rolling day (also capped by the treasury policy).
+    pub daily_max_micro_usdc: Usdc,
+}
+
+impl Default for InferenceConfig {
+    fn default() -> Self {
+        Self {
+            model: None,
+            low_compute_model: None,
+            summary_model: None,
+            max_tokens_per_call: 4096,
+            per_call_max_micro_usdc: Usdc::dollars(1),
+            hourly_max_micro_usdc: Usdc::dollars(25),
+            daily_max_micro_usdc: Usdc::dollars(100),
+        }
+    }
 }
 
 fn default_max_children() -> u32 {
@@ -309,6 +373,45 @@ impl AutomatonConfig {
                     &format!("treasuryPolicy.x402AllowedDomains[{i}]"),
                     format!("`{domain}` is not a host name"),
                     "use a bare host such as `conway.tech` or a suffix pattern such as `*.conway.tech`",
+                ));
+            }
+        }
+        let mut models = std::collections::BTreeSet::new();
+        for (i, model) in self.models.iter().enumerate() {
+            if !models.insert(model.name.as_str()) {
+                return Err(invalid(
+                    &format!("models[{i}].name"),
+                    format!("`{}` appears twice", model.name),
+                    "list each model once",
+                ));
+            }
+            if model.context_window < 1024 {
+                return Err(invalid(
+                    &format!("models[{i}].contextWindow"),
+                    format!(
+                        "{} tokens is too small for the agent's prompt",
+                        model.context_window
+                    ),
+                    "use the model's real context window (at least 1024 tokens)",
+                ));
+            }
+        }
+        for (key, chosen) in [
+            ("inference.model", &self.inference.model),
+            (
+                "inference.lowComputeModel",
+                &self.inference.low_compute_model,
+            ),
+            ("inference.summaryModel", &self.inference.summary_model),
+        ] {
+            if let Some(name) = chosen
+                && !self.models.is_empty()
+                && !models.contains(name.as_str())
+            {
+                return Err(invalid(
+                    key,
+                    format!("`{name}` is not in `models`"),
+                    "add the model to `models` (with its context window and prices) or pick a listed one",
                 ));
             }
         }

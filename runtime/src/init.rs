@@ -193,6 +193,8 @@ pub fn init(home: &Home, options: InitOptions, clock: &dyn Clock) -> Result<Init
         max_children: 3,
         treasury_policy: options.treasury_policy,
         providers,
+        models: Vec::new(),
+        inference: Default::default(),
     };
     config.validate()?;
     write_new(

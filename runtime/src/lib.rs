@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod error;
 pub mod home;
 pub mod home_git;
+pub mod inference;
 pub mod init;
 pub mod inspect;
 pub mod logging;

@@ -1,5 +1,5 @@
-//! The runtime's view of state.db: its own tables (`kv`, `turns`), the list of every crate's
-//! schema in migration order, and the queries `status` needs.
+//! The runtime's view of state.db: its own tables (`kv`, `turns`, `inference_costs`), the list
+//! of every crate's schema in migration order, and the queries `status` needs.
 
 use crate::error::{Error, Result};
 use crate::home::{Home, PRIVATE_FILE_MODE};
@@ -10,10 +10,16 @@ use std::os::unix::fs::OpenOptionsExt;
 /// The runtime's tables.
 pub const SCHEMA: CrateSchema = CrateSchema {
     crate_name: "runtime",
-    migrations: &[Migration {
-        version: 1,
-        sql: include_str!("../migrations/0001_kv_turns.sql"),
-    }],
+    migrations: &[
+        Migration {
+            version: 1,
+            sql: include_str!("../migrations/0001_kv_turns.sql"),
+        },
+        Migration {
+            version: 2,
+            sql: include_str!("../migrations/0002_inference_costs.sql"),
+        },
+    ],
 };
 
 /// Every crate's schema, in the order their migrations run.

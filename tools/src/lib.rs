@@ -2,7 +2,8 @@
 //!
 //! It owns the tool contract ([`tool`]), the registry and the one dispatch path
 //! ([`registry`], [`dispatch`]), the policy engine and its generic gates ([`policy`]), the
-//! audit trail and receipts ([`audit`]), the sandbox basics ([`sandbox`]), and the plumbing
+//! audit trail and receipts ([`audit`]), the sandbox basics ([`sandbox`]), the retry and
+//! circuit-breaker policy every HTTP client shares ([`resilience`]), and the plumbing
 //! every other crate shares: the one `state.db` ([`db`]), private-file handling
 //! ([`secure_fs`]), money in atomic units ([`money`]) and the injected [`clock`].
 
@@ -14,6 +15,7 @@ pub mod error;
 pub mod money;
 pub mod policy;
 pub mod registry;
+pub mod resilience;
 pub mod sandbox;
 pub mod secure_fs;
 pub mod tool;

@@ -2,6 +2,7 @@
 
 mod cli;
 mod doctor;
+mod inference;
 mod init;
 mod status;
 mod tools;

@@ -1,0 +1,457 @@
+//! The router: picks the model for a task (the creator's choice, a `switch_model` override,
+//! the cheaper model in low-compute tiers), refuses a call that would exceed a budget before
+//! making it, tries each provider in order with retries and its own circuit breaker, and
+//! records every attempt in `inference_costs`.
+
+use super::Endpoint;
+use super::chat::{Completion, Message};
+use super::provider::{InferenceError, Provider};
+use crate::config::{InferenceConfig, ModelConfig};
+use automaton_tools::clock::Clock;
+use automaton_tools::dispatch::{SharedDb, with_db};
+use automaton_tools::money::Usdc;
+use automaton_tools::resilience::{BreakerConfig, CircuitBreaker, RetryError, RetryPolicy, retry};
+use rusqlite::params;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a call is for; the router may use a different model for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// A turn of the agent loop.
+    AgentTurn,
+    /// Summarising old turns to fit the context window.
+    Summarise,
+    /// A heartbeat task asking whether to wake the agent.
+    HeartbeatTriage,
+}
+
+impl Task {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::AgentTurn => "agent_turn",
+            Self::Summarise => "summarise",
+            Self::HeartbeatTriage => "heartbeat_triage",
+        }
+    }
+}
+
+/// One request to the router.
+#[derive(Debug, Clone)]
+pub struct ChatRequest<'a> {
+    /// What the call is for.
+    pub task: Task,
+    /// Whether the survival tier asks for the cheaper model.
+    pub low_compute: bool,
+    /// A model chosen at run time with `switch_model`.
+    pub model_override: Option<&'a str>,
+    /// The conversation, system prompt first.
+    pub messages: &'a [Message],
+    /// OpenAI `tools[]` entries.
+    pub tools: &'a [serde_json::Value],
+    /// Estimated prompt tokens (for the budget check before the call).
+    pub estimated_prompt_tokens: u64,
+    /// The turn, when run by the loop.
+    pub turn_id: Option<i64>,
+}
+
+/// A successful call.
+#[derive(Debug, Clone)]
+pub struct ChatResult {
+    /// The model's answer.
+    pub completion: Completion,
+    /// The provider that answered.
+    pub provider: String,
+    /// The model used.
+    pub model: String,
+    /// What it cost.
+    pub cost: Usdc,
+    /// Wall time of the successful attempt.
+    pub latency_ms: u64,
+}
+
+/// Why no answer came back.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InferenceFailure {
+    /// No provider is configured.
+    #[error("no inference provider is configured")]
+    NoProvider,
+    /// The call would exceed a budget; it was not made.
+    #[error("inference budget: {0}")]
+    Budget(String),
+    /// The prompt does not fit; the caller compacts the history and asks again.
+    #[error(transparent)]
+    ContextLength(InferenceError),
+    /// Every provider failed.
+    #[error("every provider failed: {}", errors.join("; "))]
+    AllFailed {
+        /// Each provider's last error.
+        errors: Vec<String>,
+        /// The longest `Retry-After` any provider asked for.
+        retry_after: Option<Duration>,
+    },
+}
+
+impl InferenceFailure {
+    /// What the operator (or the agent, next turn) should do.
+    pub fn hint(&self) -> String {
+        match self {
+            Self::NoProvider => "set OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server), or add `providers` to automaton.json".to_owned(),
+            Self::Budget(_) => "wait for the budget window to pass, or ask the creator to raise `inference` budgets in automaton.json".to_owned(),
+            Self::ContextLength(_) => "compact the history and try again".to_owned(),
+            Self::AllFailed { .. } => "the providers are failing; the loop sleeps and retries later".to_owned(),
+        }
+    }
+}
+
+struct Backend {
+    provider: Provider,
+    breaker: CircuitBreaker,
+}
+
+/// The inference router.
+pub struct Inference {
+    backends: Vec<Backend>,
+    models: Vec<ModelConfig>,
+    config: InferenceConfig,
+    daily_cap: Usdc,
+    retry: RetryPolicy,
+    db: SharedDb,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Inference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inference")
+            .field(
+                "providers",
+                &self
+                    .backends
+                    .iter()
+                    .map(|b| b.provider.name())
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "models",
+                &self.models.iter().map(|m| &m.name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// The model assumed when none is configured (prices unknown: budgets cannot be enforced).
+pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
+const HOUR_MS: i64 = 3_600_000;
+
+/// The cost of `tokens` at `price_per_million`, rounded up.
+pub fn cost_of(tokens: u64, price_per_million: Usdc) -> Usdc {
+    let atoms = (u128::from(tokens) * u128::from(price_per_million.atoms())).div_ceil(1_000_000);
+    Usdc(u64::try_from(atoms).unwrap_or(u64::MAX))
+}
+
+impl Inference {
+    /// A router over `endpoints`, in failover order.
+    pub fn new(
+        endpoints: &[Endpoint],
+        models: Vec<ModelConfig>,
+        config: InferenceConfig,
+        treasury_daily_cap: Usdc,
+        retry: RetryPolicy,
+        db: SharedDb,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, String> {
+        let backends = endpoints
+            .iter()
+            .map(|endpoint| {
+                Ok(Backend {
+                    provider: Provider::new(&endpoint.name, &endpoint.base_url, &endpoint.api_key)?,
+                    breaker: CircuitBreaker::new(BreakerConfig::default(), Arc::clone(&clock)),
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let daily_cap = config.daily_max_micro_usdc.min(treasury_daily_cap);
+        Ok(Self {
+            backends,
+            models,
+            config,
+            daily_cap,
+            retry,
+            db,
+            clock,
+        })
+    }
+
+    /// Whether any provider is configured.
+    pub fn has_providers(&self) -> bool {
+        !self.backends.is_empty()
+    }
+
+    /// The model a request would use.
+    pub fn choose_model(
+        &self,
+        task: Task,
+        low_compute: bool,
+        model_override: Option<&str>,
+    ) -> ModelConfig {
+        let configured = match (task, low_compute) {
+            (_, true) => self
+                .config
+                .low_compute_model
+                .as_deref()
+                .or(self.config.model.as_deref()),
+            (Task::Summarise, false) => self
+                .config
+                .summary_model
+                .as_deref()
+                .or(self.config.model.as_deref()),
+            (Task::AgentTurn | Task::HeartbeatTriage, false) => self.config.model.as_deref(),
+        };
+        // switch_model is respected, except that a low-compute tier keeps the cheap model.
+        let name = if low_compute {
+            configured
+        } else {
+            model_override.or(configured)
+        };
+        let name = name
+            .map(str::to_owned)
+            .or_else(|| self.models.first().map(|m| m.name.clone()))
+            .unwrap_or_else(|| DEFAULT_MODEL.to_owned());
+        self.models
+            .iter()
+            .find(|m| m.name == name)
+            .cloned()
+            .unwrap_or(ModelConfig {
+                name,
+                context_window: 128_000,
+                input_price_per_million_micro_usdc: Usdc::ZERO,
+                output_price_per_million_micro_usdc: Usdc::ZERO,
+                supports_tools: true,
+            })
+    }
+
+    /// Spent on inference since `since_ms`.
+    async fn spent_since(&self, since_ms: i64) -> Result<Usdc, String> {
+        with_db(&self.db, move |db| {
+            let atoms: i64 = db.conn().query_row(
+                "SELECT COALESCE(SUM(cost_micro_usdc), 0) FROM inference_costs WHERE created_at >= ?1",
+                [since_ms],
+                |row| row.get(0),
+            )?;
+            Ok(Usdc(u64::try_from(atoms).unwrap_or(0)))
+        })
+        .await
+        .map_err(|err| err.to_string())
+    }
+
+    /// Spent on inference in the last day (for `status`).
+    pub async fn spent_today(&self) -> Result<Usdc, String> {
+        self.spent_since(self.clock.now_ms() - 24 * HOUR_MS).await
+    }
+
+    async fn check_budget(
+        &self,
+        model: &ModelConfig,
+        estimated_prompt: u64,
+    ) -> Result<(), InferenceFailure> {
+        let estimate = cost_of(estimated_prompt, model.input_price_per_million_micro_usdc)
+            .checked_add(cost_of(
+                u64::from(self.config.max_tokens_per_call),
+                model.output_price_per_million_micro_usdc,
+            ))
+            .unwrap_or(Usdc(u64::MAX));
+        if estimate > self.config.per_call_max_micro_usdc {
+            return Err(InferenceFailure::Budget(format!(
+                "this call could cost up to {estimate}, above the per-call ceiling of {}",
+                self.config.per_call_max_micro_usdc
+            )));
+        }
+        let now = self.clock.now_ms();
+        for (window, span, cap) in [
+            ("hour", HOUR_MS, self.config.hourly_max_micro_usdc),
+            ("day", 24 * HOUR_MS, self.daily_cap),
+        ] {
+            let spent = self
+                .spent_since(now - span)
+                .await
+                .map_err(InferenceFailure::Budget)?;
+            let after = spent.checked_add(estimate).unwrap_or(Usdc(u64::MAX));
+            if after > cap {
+                return Err(InferenceFailure::Budget(format!(
+                    "{spent} spent on inference in the last {window}; this call could bring it to {after}, above the cap of {cap}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one row's columns")]
+    async fn record(
+        &self,
+        request: &ChatRequest<'_>,
+        provider: &str,
+        model: &str,
+        prompt_tokens: u64,
+        completion_tokens: u64,
+        cost: Usdc,
+        latency_ms: u64,
+        outcome: &str,
+    ) -> Result<(), String> {
+        let (turn_id, task, provider, model, outcome) = (
+            request.turn_id,
+            request.task.as_str(),
+            provider.to_owned(),
+            model.to_owned(),
+            outcome.to_owned(),
+        );
+        let now = self.clock.now_ms();
+        with_db(&self.db, move |db| {
+            Ok(db.write(|tx| {
+                tx.execute(
+                    "INSERT INTO inference_costs (turn_id, task, provider, model, prompt_tokens,
+                         completion_tokens, cost_micro_usdc, latency_ms, outcome, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        turn_id,
+                        task,
+                        provider,
+                        model,
+                        i64::try_from(prompt_tokens).unwrap_or(i64::MAX),
+                        i64::try_from(completion_tokens).unwrap_or(i64::MAX),
+                        i64::try_from(cost.atoms()).unwrap_or(i64::MAX),
+                        i64::try_from(latency_ms).unwrap_or(i64::MAX),
+                        outcome,
+                        now,
+                    ],
+                )
+            })?)
+        })
+        .await
+        .map(|_| ())
+        .map_err(|err| err.to_string())
+    }
+
+    /// Asks the providers, in order, for a completion.
+    pub async fn chat(&self, request: &ChatRequest<'_>) -> Result<ChatResult, InferenceFailure> {
+        if self.backends.is_empty() {
+            return Err(InferenceFailure::NoProvider);
+        }
+        let model = self.choose_model(request.task, request.low_compute, request.model_override);
+        self.check_budget(&model, request.estimated_prompt_tokens)
+            .await?;
+        let mut body = serde_json::json!({
+            "model": model.name,
+            "messages": request.messages.iter().map(Message::to_wire).collect::<Vec<_>>(),
+            "max_tokens": self.config.max_tokens_per_call,
+            "stream": false,
+        });
+        if !request.tools.is_empty() && model.supports_tools {
+            body["tools"] = serde_json::Value::Array(request.tools.to_vec());
+            body["tool_choice"] = "auto".into();
+        }
+        let mut errors = Vec::new();
+        let mut retry_after = None;
+        for backend in &self.backends {
+            let started = Instant::now();
+            let outcome = retry(&self.retry, Some(&backend.breaker), |_attempt| {
+                backend.provider.complete(&body)
+            })
+            .await;
+            let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            match outcome {
+                Ok(completion) => {
+                    let cost = cost_of(
+                        completion.usage.prompt_tokens,
+                        model.input_price_per_million_micro_usdc,
+                    )
+                    .checked_add(cost_of(
+                        completion.usage.completion_tokens,
+                        model.output_price_per_million_micro_usdc,
+                    ))
+                    .unwrap_or(Usdc(u64::MAX));
+                    if let Err(err) = self
+                        .record(
+                            request,
+                            backend.provider.name(),
+                            &model.name,
+                            completion.usage.prompt_tokens,
+                            completion.usage.completion_tokens,
+                            cost,
+                            latency_ms,
+                            "ok",
+                        )
+                        .await
+                    {
+                        tracing::error!(error = %err, "could not record an inference cost");
+                    }
+                    return Ok(ChatResult {
+                        completion,
+                        provider: backend.provider.name().to_owned(),
+                        model: model.name.clone(),
+                        cost,
+                        latency_ms,
+                    });
+                }
+                Err(err) => {
+                    let _ = self
+                        .record(
+                            request,
+                            backend.provider.name(),
+                            &model.name,
+                            0,
+                            0,
+                            Usdc::ZERO,
+                            latency_ms,
+                            "error",
+                        )
+                        .await;
+                    let last = match err {
+                        RetryError::Permanent(InferenceError::ContextLength {
+                            provider,
+                            message,
+                        }) => {
+                            return Err(InferenceFailure::ContextLength(
+                                InferenceError::ContextLength { provider, message },
+                            ));
+                        }
+                        RetryError::Exhausted { last, .. } | RetryError::Permanent(last) => {
+                            if let InferenceError::Http {
+                                retry_after: Some(after),
+                                ..
+                            } = &last
+                            {
+                                retry_after =
+                                    Some(retry_after.map_or(*after, |r: Duration| r.max(*after)));
+                            }
+                            last.to_string()
+                        }
+                        RetryError::BreakerOpen(open) => format!(
+                            "{}: circuit open for another {} s after repeated failures",
+                            backend.provider.name(),
+                            open.retry_in.as_secs()
+                        ),
+                    };
+                    tracing::warn!(provider = backend.provider.name(), error = %last, "provider failed; trying the next");
+                    errors.push(last);
+                }
+            }
+        }
+        Err(InferenceFailure::AllFailed {
+            errors,
+            retry_after,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn costs_round_up_in_micro_usdc() {
+        // $2.50 per million tokens: 1 token costs 2.5 micro-USDC, rounded up to 3.
+        assert_eq!(cost_of(1, Usdc(2_500_000)), Usdc(3));
+        assert_eq!(cost_of(1_000_000, Usdc(2_500_000)), Usdc(2_500_000));
+        assert_eq!(cost_of(0, Usdc(2_500_000)), Usdc::ZERO);
+        assert_eq!(cost_of(u64::MAX, Usdc(u64::MAX)), Usdc(u64::MAX));
+    }
+}

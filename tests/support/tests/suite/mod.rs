@@ -1,0 +1,7 @@
+//! The scripted model's tests, one module per concern.
+
+mod capture;
+mod http;
+mod invariants;
+mod lifecycle;
+mod replies;

@@ -47,6 +47,9 @@ pub enum Command {
     /// Check the audit record.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Print the system prompt the agent would see now, with tokens per layer.
+    #[command(after_help = "Example:\n  automaton prompt --json")]
+    Prompt,
     /// List the tools the agent can call.
     #[command(after_help = "Example:\n  automaton tools --json")]
     Tools,

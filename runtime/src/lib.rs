@@ -2,6 +2,7 @@
 //! config, setup, status and doctor. `main.rs` only reads the environment once and
 //! dispatches here.
 
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod constitution;
@@ -15,6 +16,7 @@ pub mod inspect;
 pub mod logging;
 pub mod output;
 pub mod preflight;
+pub mod prompt_cmd;
 pub mod setup;
 pub mod state;
 pub mod status;

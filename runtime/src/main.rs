@@ -9,7 +9,7 @@ use automaton_runtime::init::{InitOptions, init};
 use automaton_runtime::output::{OutputMode, print_error, print_json};
 use automaton_runtime::setup::DetectedEnvironment;
 use automaton_runtime::toolbox::{self, ProcessFacts};
-use automaton_runtime::{config, doctor, inspect, logging, setup, status};
+use automaton_runtime::{config, doctor, inspect, logging, prompt_cmd, setup, status};
 use automaton_tools::clock::SystemClock;
 use automaton_treasury::Passphrase;
 use clap::Parser;
@@ -108,6 +108,10 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
             if !report.chain.ok {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Prompt => {
+            let report = prompt_cmd::build(home, &process_facts(), Arc::new(clock))?;
+            prompt_cmd::print(&report, mode);
         }
         Command::Tools => {
             require_home(home)?;

@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::home::{Home, PRIVATE_FILE_MODE};
 use automaton_tools::db::{CrateSchema, Migration, StateDb};
+use automaton_tools::money::Usdc;
 use rusqlite::OptionalExtension;
 use std::os::unix::fs::OpenOptionsExt;
 
@@ -73,4 +74,14 @@ pub fn turn_count(db: &StateDb) -> Result<i64> {
     Ok(db
         .conn()
         .query_row("SELECT COUNT(*) FROM turns", [], |row| row.get(0))?)
+}
+
+/// Inference spent since `since_ms`, in micro-USDC.
+pub fn inference_spent_since(db: &StateDb, since_ms: i64) -> Result<Usdc> {
+    let atoms: i64 = db.conn().query_row(
+        "SELECT COALESCE(SUM(cost_micro_usdc), 0) FROM inference_costs WHERE created_at >= ?1",
+        [since_ms],
+        |row| row.get(0),
+    )?;
+    Ok(Usdc(u64::try_from(atoms).unwrap_or(0)))
 }

@@ -4,6 +4,7 @@ mod cli;
 mod doctor;
 mod inference;
 mod init;
+mod prompt;
 mod status;
 mod tools;
 

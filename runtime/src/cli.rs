@@ -22,6 +22,18 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the agent: think, act, observe, persist; sleep and wake until stopped.
+    #[command(
+        after_help = "Example:\n  OPENAI_API_KEY=sk-… automaton run\n  automaton run --max-turns 5 --until-sleep\n\nSIGTERM or SIGINT finishes the running tool call, saves the turn and exits 0."
+    )]
+    Run {
+        /// Stop after this many turns.
+        #[arg(long, value_name = "N")]
+        max_turns: Option<u32>,
+        /// Stop the first time the agent goes to sleep.
+        #[arg(long)]
+        until_sleep: bool,
+    },
     /// Create the home non-interactively (for agents and scripts); idempotent.
     #[command(
         after_help = "Example:\n  automaton init --name Atlas \\\n    --genesis-prompt \"Build and sell small web tools\" \\\n    --creator 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"

@@ -17,6 +17,7 @@ pub mod logging;
 pub mod output;
 pub mod preflight;
 pub mod prompt_cmd;
+pub mod run_cmd;
 pub mod setup;
 pub mod state;
 pub mod status;

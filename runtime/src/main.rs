@@ -7,14 +7,16 @@ use automaton_runtime::error::{Error, Result};
 use automaton_runtime::home::Home;
 use automaton_runtime::init::{InitOptions, init};
 use automaton_runtime::output::{OutputMode, print_error, print_json};
+use automaton_runtime::run_cmd::RunBounds;
 use automaton_runtime::setup::DetectedEnvironment;
 use automaton_runtime::toolbox::{self, ProcessFacts};
-use automaton_runtime::{config, doctor, inspect, logging, prompt_cmd, setup, status};
+use automaton_runtime::{config, doctor, inspect, logging, prompt_cmd, run_cmd, setup, status};
 use automaton_tools::clock::SystemClock;
 use automaton_treasury::Passphrase;
 use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -108,6 +110,43 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
             if !report.chain.ok {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Run {
+            max_turns,
+            until_sleep,
+        } => {
+            let runtime = tokio::runtime::Runtime::new()
+                .map_err(Error::io("starting", "the async runtime"))?;
+            let summary = runtime.block_on(async {
+                let cancel = CancellationToken::new();
+                let signals = cancel.clone();
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .map_err(Error::io("listening for", "SIGTERM"))?;
+                let listener = tokio::spawn(async move {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                    tracing::info!("shutdown requested");
+                    signals.cancel();
+                });
+                let result = run_cmd::run(
+                    home,
+                    &process_facts(),
+                    Arc::new(clock),
+                    RunBounds {
+                        max_turns,
+                        until_sleep,
+                    },
+                    cancel,
+                    mode,
+                )
+                .await;
+                listener.abort();
+                result
+            })?;
+            run_cmd::print(&summary, mode);
         }
         Command::Prompt => {
             let report = prompt_cmd::build(home, &process_facts(), Arc::new(clock))?;

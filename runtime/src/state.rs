@@ -1,4 +1,4 @@
-//! The runtime's view of state.db: its own tables (`kv`, `turns`, `inference_costs`), the list
+//! The runtime's view of state.db: its own tables (`kv`, `turns`, `inference_costs`, `messages`), the list
 //! of every crate's schema in migration order, and the queries `status` needs.
 
 use crate::error::{Error, Result};
@@ -19,6 +19,10 @@ pub const SCHEMA: CrateSchema = CrateSchema {
         Migration {
             version: 2,
             sql: include_str!("../migrations/0002_inference_costs.sql"),
+        },
+        Migration {
+            version: 3,
+            sql: include_str!("../migrations/0003_messages.sql"),
         },
     ],
 };

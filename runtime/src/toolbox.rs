@@ -3,6 +3,7 @@
 //! judges tool calls (`run`, `policy check`, `status`) builds it here, so they all see the
 //! same tools and the same rules.
 
+use crate::agent::sleep::{SleepSlot, SleepTool};
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::state;
@@ -43,6 +44,8 @@ pub struct Toolbox {
     pub dispatcher: Dispatcher,
     /// state.db, shared with the tools.
     pub db: SharedDb,
+    /// Where the `sleep` tool leaves its request for the loop.
+    pub sleep: SleepSlot,
 }
 
 impl std::fmt::Debug for Toolbox {
@@ -69,10 +72,13 @@ pub fn build(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result
         Arc::clone(&db),
     ));
     let mut registry = Registry::new();
-    sandbox::register(&mut registry, sandbox).map_err(|message| Error::InvalidInput {
-        message,
-        hint: "this is a bug in the automaton's tool registration".to_owned(),
-    })?;
+    let sleep = SleepSlot::default();
+    sandbox::register(&mut registry, sandbox)
+        .and_then(|()| registry.register(SleepTool(sleep.clone())))
+        .map_err(|message| Error::InvalidInput {
+            message,
+            hint: "this is a bug in the automaton's tool registration".to_owned(),
+        })?;
     let engine = PolicyEngine::new(
         vec![
             Box::new(AuthorityGate),
@@ -98,5 +104,9 @@ pub fn build(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result
         clock,
         MAX_CALL_DURATION,
     );
-    Ok(Toolbox { dispatcher, db })
+    Ok(Toolbox {
+        dispatcher,
+        db,
+        sleep,
+    })
 }

@@ -67,6 +67,8 @@ pub struct CallRecord {
     pub name: String,
     /// The policy decision; `None` when the call was rejected before policy.
     pub decision: Option<Decision>,
+    /// The call's assessed effect; `None` when it was rejected before assessment.
+    pub effect: Option<crate::tool::Effect>,
     /// The result.
     pub result: Result<ToolOutput, ToolError>,
     /// The receipt's hash, for a state-changing call that ran.
@@ -172,10 +174,11 @@ impl Dispatcher {
         let started = Instant::now();
         let started_at = self.clock.now_ms();
         let call_id = format!("call_{}", uuid::Uuid::new_v4().simple());
-        let finish = |decision, result, receipt| CallRecord {
+        let finish = |decision, effect, result, receipt| CallRecord {
             call_id: call_id.clone(),
             name: request.name.clone(),
             decision,
+            effect,
             result,
             receipt,
             duration_ms: elapsed_ms(started),
@@ -189,7 +192,7 @@ impl Dispatcher {
                     .record_rejection(&call_id, &request, args_json, &err, started_at)
                     .await;
                 let result = recorded.map_or_else(Err, |()| Err(err));
-                return finish(None, result, None);
+                return finish(None, None, result, None);
             }
         };
         let args_json = canonical_json(&args);
@@ -237,7 +240,7 @@ impl Dispatcher {
         .await;
         let outcome = match outcome {
             Ok(outcome) => outcome,
-            Err(err) => return finish(None, Err(err), None),
+            Err(err) => return finish(None, Some(assessment.effect), Err(err), None),
         };
 
         if outcome.decision != Decision::Allow {
@@ -257,7 +260,12 @@ impl Dispatcher {
                 )
                 .await;
             let result = completed.map_or_else(Err, |_| Err(err));
-            return finish(Some(outcome.decision), result, None);
+            return finish(
+                Some(outcome.decision),
+                Some(assessment.effect),
+                result,
+                None,
+            );
         }
 
         let timeout = request
@@ -294,8 +302,18 @@ impl Dispatcher {
             )
             .await;
         match receipt {
-            Ok(receipt) => finish(Some(Decision::Allow), result, receipt),
-            Err(err) => finish(Some(Decision::Allow), Err(err), None),
+            Ok(receipt) => finish(
+                Some(Decision::Allow),
+                Some(assessment.effect),
+                result,
+                receipt,
+            ),
+            Err(err) => finish(
+                Some(Decision::Allow),
+                Some(assessment.effect),
+                Err(err),
+                None,
+            ),
         }
     }
 

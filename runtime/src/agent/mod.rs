@@ -1,5 +1,8 @@
-//! The agent: how its context is assembled (the system prompt, token counts). The loop that
-//! drives it is built on these pieces.
+//! The agent: its loop (think, act, observe, persist), the context it sees each turn (system
+//! prompt, history within the token budget) and the `sleep` tool.
 
+pub mod history;
 pub mod prompt;
+pub mod run;
+pub mod sleep;
 pub mod tokens;

@@ -65,6 +65,9 @@ fn constitution_tampering_fails_doctor_and_stops_the_agent() {
         assert_refused(&home, "constitution");
         let err = verify_home(&Home::at(home.root())).unwrap_err();
         assert_eq!(err.code(), ErrorCode::ConstitutionTampered, "{what}: {err}");
+        // The agent refuses to start.
+        let run = home.run(&["run", "--until-sleep", "--json"]);
+        assert_eq!(error_json(&run)["code"], "CONSTITUTION_TAMPERED", "{what}");
         // status still reports, and says the constitution is not intact.
         let status = json(&home.run(&["status", "--json"]));
         assert_eq!(status["constitution"]["intact"], false, "{what}");

@@ -1,5 +1,6 @@
 //! Shared helpers and the test modules.
 
+mod agent;
 mod cli;
 mod doctor;
 mod inference;

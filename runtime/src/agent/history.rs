@@ -1,0 +1,168 @@
+//! The conversation as stored in `messages`, loaded back whole turns at a time so a turn's
+//! tool calls and results always stay paired. Turns that no longer fit the context window
+//! are summarised (extractively: what was called and how it ended), never silently dropped.
+
+use super::tokens;
+use crate::error::Result;
+use crate::inference::{Message, ToolCallRequest};
+use automaton_tools::db::StateDb;
+use rusqlite::{Transaction, params};
+
+/// One stored turn's messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnMessages {
+    /// The turn.
+    pub turn_id: i64,
+    /// Its messages, in order.
+    pub messages: Vec<Message>,
+}
+
+impl TurnMessages {
+    /// Tokens of the turn's messages.
+    pub fn tokens(&self) -> usize {
+        self.messages
+            .iter()
+            .map(|m| tokens::count(&m.text_for_counting()) + 4)
+            .sum()
+    }
+
+    /// A one-line account of the turn, for the summary of dropped turns.
+    pub fn summary_line(&self) -> String {
+        let mut parts = Vec::new();
+        for message in &self.messages {
+            match message {
+                Message::Assistant {
+                    content,
+                    tool_calls,
+                } => {
+                    let thought: String = content
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .chars()
+                        .take(80)
+                        .collect();
+                    if !thought.is_empty() {
+                        parts.push(format!("thought \"{thought}\""));
+                    }
+                    for call in tool_calls {
+                        parts.push(format!("called {}", call.name));
+                    }
+                }
+                Message::Tool { content, .. } => {
+                    if content.contains("\"error\"") {
+                        parts.push("a call failed".to_owned());
+                    }
+                }
+                Message::User { content } => {
+                    let first: String = content
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .chars()
+                        .take(60)
+                        .collect();
+                    parts.push(format!("input \"{first}\""));
+                }
+                Message::System { .. } => {}
+            }
+        }
+        format!("turn {}: {}", self.turn_id, parts.join(", "))
+    }
+}
+
+/// Appends a turn's messages (inside the turn's transaction).
+pub fn append(
+    tx: &Transaction<'_>,
+    turn_id: i64,
+    messages: &[Message],
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    for message in messages {
+        let (role, content, calls, call_id) = match message {
+            Message::System { .. } => continue,
+            Message::User { content } => ("user", content.clone(), None, None),
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => (
+                "assistant",
+                content.clone(),
+                Some(serde_json::to_string(tool_calls).unwrap_or_else(|_| "[]".to_owned())),
+                None,
+            ),
+            Message::Tool {
+                tool_call_id,
+                content,
+            } => ("tool", content.clone(), None, Some(tool_call_id.clone())),
+        };
+        tx.execute(
+            "INSERT INTO messages (turn_id, role, content, tool_calls_json, tool_call_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![turn_id, role, content, calls, call_id, now_ms],
+        )?;
+    }
+    Ok(())
+}
+
+/// The most recent `limit` turns' messages, oldest first.
+pub fn recent_turns(db: &StateDb, limit: usize) -> Result<Vec<TurnMessages>> {
+    let mut stmt = db.conn().prepare(
+        "SELECT turn_id, role, content, tool_calls_json, tool_call_id FROM messages
+         WHERE turn_id IN (SELECT DISTINCT turn_id FROM messages ORDER BY turn_id DESC LIMIT ?1)
+         ORDER BY id",
+    )?;
+    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, Option<String>>(3)?,
+            row.get::<_, Option<String>>(4)?,
+        ))
+    })?;
+    let mut turns: Vec<TurnMessages> = Vec::new();
+    for row in rows {
+        let (turn_id, role, content, calls, call_id) = row?;
+        let message = match role.as_str() {
+            "assistant" => Message::Assistant {
+                content,
+                tool_calls: calls
+                    .and_then(|text| serde_json::from_str::<Vec<ToolCallRequest>>(&text).ok())
+                    .unwrap_or_default(),
+            },
+            "tool" => Message::Tool {
+                tool_call_id: call_id.unwrap_or_default(),
+                content,
+            },
+            _ => Message::User { content },
+        };
+        match turns.last_mut() {
+            Some(turn) if turn.turn_id == turn_id => turn.messages.push(message),
+            _ => turns.push(TurnMessages {
+                turn_id,
+                messages: vec![message],
+            }),
+        }
+    }
+    Ok(turns)
+}
+
+/// Keeps the newest turns that fit `budget` tokens; the rest become summary lines.
+pub fn fit(turns: Vec<TurnMessages>, budget: usize) -> (Vec<TurnMessages>, Vec<String>) {
+    let mut kept = Vec::new();
+    let mut used = 0;
+    let mut dropped = Vec::new();
+    for turn in turns.into_iter().rev() {
+        let size = turn.tokens();
+        if dropped.is_empty() && used + size <= budget {
+            used += size;
+            kept.push(turn);
+        } else {
+            dropped.push(turn.summary_line());
+        }
+    }
+    kept.reverse();
+    dropped.reverse();
+    (kept, dropped)
+}

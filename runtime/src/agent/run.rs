@@ -1,0 +1,483 @@
+//! The agent loop: wake → build context → inference → dispatch each tool call through the
+//! tool system → persist the turn and its messages in one transaction → repeat.
+//!
+//! It stops for a sleep (asked for, or forced by idle or loop detection), a bound
+//! (`--max-turns`), a shutdown (cancellation finishes or cancels the running tool, persists,
+//! and returns), or an inference failure that more turns cannot fix.
+
+use super::history::{self, TurnMessages};
+use super::prompt::{self, PromptInputs, StatusFacts};
+use super::sleep::SleepRequest;
+use super::tokens;
+use crate::config::AutomatonConfig;
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::inference::{ChatRequest, Inference, InferenceFailure, Message, Task, ToolCallRequest};
+use crate::toolbox::Toolbox;
+use crate::{preflight, state};
+use automaton_tools::audit::canonical::canonical_json;
+use automaton_tools::clock::Clock;
+use automaton_tools::dispatch::{CallRequest, with_db};
+use automaton_tools::tool::{Effect, Provenance};
+use rusqlite::params;
+use serde::Serialize;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Consecutive turns of only read-only calls before a forced sleep.
+pub const IDLE_TURNS: u32 = 3;
+/// Turns repeating the same calls before a warning; one more and the agent is put to sleep.
+pub const REPEAT_WARNING: u32 = 3;
+/// How long a forced sleep lasts.
+pub const FORCED_SLEEP_MS: i64 = 10 * 60 * 1000;
+/// The answer reserved in the context window, in tokens.
+const ANSWER_RESERVE: usize = 4096;
+
+/// Bounds of one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Stop after this many turns.
+    pub max_turns: Option<u32>,
+    /// Most tool calls executed per turn; the rest are answered with an error.
+    pub max_calls_per_turn: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            max_turns: None,
+            max_calls_per_turn: 16,
+        }
+    }
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum RunEnd {
+    /// The turn bound was reached.
+    MaxTurns,
+    /// The agent sleeps (by its choice, or forced).
+    Slept {
+        /// When it wakes, epoch ms.
+        until_ms: i64,
+        /// Why.
+        why: String,
+    },
+    /// Shutdown was requested.
+    Shutdown,
+    /// No inference provider is configured.
+    NoProvider {
+        /// What to set.
+        hint: String,
+    },
+    /// Inference failed in a way more turns cannot fix now (budget, every provider down).
+    InferenceUnavailable {
+        /// What happened.
+        message: String,
+        /// What to do.
+        hint: String,
+    },
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Turns completed.
+    pub turns: u32,
+    /// Why it ended.
+    pub end: RunEnd,
+}
+
+/// The agent, ready to run.
+pub struct Agent<'a> {
+    /// The home.
+    pub home: &'a Home,
+    /// The configuration.
+    pub config: &'a AutomatonConfig,
+    /// The tool system.
+    pub toolbox: &'a Toolbox,
+    /// The inference router.
+    pub inference: &'a Inference,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+struct Detector {
+    idle_turns: u32,
+    last_signature: Option<String>,
+    repeats: u32,
+}
+
+impl<'a> Agent<'a> {
+    /// Runs turns until one of [`RunEnd`] happens. `wake_reason` is put in front of the model
+    /// on the first turn.
+    pub async fn run(
+        &self,
+        options: &RunOptions,
+        cancel: &CancellationToken,
+        mut wake_reason: Option<String>,
+    ) -> Result<RunReport> {
+        let mut turns = 0_u32;
+        let mut detector = Detector {
+            idle_turns: 0,
+            last_signature: None,
+            repeats: 0,
+        };
+        let mut notices: Vec<String> = Vec::new();
+        let end = loop {
+            if cancel.is_cancelled() {
+                break RunEnd::Shutdown;
+            }
+            if options.max_turns.is_some_and(|max| turns >= max) {
+                break RunEnd::MaxTurns;
+            }
+            // A mode bit is not immutability: check the pinned hash before every turn.
+            preflight::verify_constitution(self.home, self.config)?;
+            if !self.inference.has_providers() {
+                break RunEnd::NoProvider {
+                    hint: InferenceFailure::NoProvider.hint(),
+                };
+            }
+            let outcome = self
+                .turn(
+                    options,
+                    cancel,
+                    wake_reason.take(),
+                    std::mem::take(&mut notices),
+                    &mut detector,
+                )
+                .await?;
+            turns += 1;
+            match outcome {
+                TurnOutcome::Continue { notice } => notices.extend(notice),
+                TurnOutcome::Stop(end) => break end,
+            }
+        };
+        self.set_state(match &end {
+            RunEnd::Slept { .. }
+            | RunEnd::MaxTurns
+            | RunEnd::Shutdown
+            | RunEnd::NoProvider { .. } => "sleeping",
+            RunEnd::InferenceUnavailable { .. } => "waiting",
+        })
+        .await?;
+        Ok(RunReport { turns, end })
+    }
+
+    async fn set_state(&self, value: &'static str) -> Result<()> {
+        let now = self.clock.now_ms();
+        with_db(&self.toolbox.db, move |db| {
+            state::kv_set(db, "agent_state", value, now).map_err(|err| match err {
+                Error::StateDb(inner) => inner,
+                other => automaton_tools::Error::Corrupt {
+                    path: std::path::PathBuf::from("state.db"),
+                    detail: other.to_string(),
+                },
+            })
+        })
+        .await
+        .map_err(|err| Error::InvalidInput {
+            message: err.to_string(),
+            hint: "run `automaton doctor`".to_owned(),
+        })
+    }
+
+    #[expect(clippy::too_many_lines, reason = "one turn, read top to bottom")]
+    async fn turn(
+        &self,
+        options: &RunOptions,
+        cancel: &CancellationToken,
+        wake_reason: Option<String>,
+        notices: Vec<String>,
+        detector: &mut Detector,
+    ) -> Result<TurnOutcome> {
+        let started_at = self.clock.now_ms();
+        let input = match &wake_reason {
+            Some(reason) => format!("You woke up. Reason: {reason}"),
+            None => "Continue working toward your purpose. Act with tools, or sleep if there is nothing useful to do.".to_owned(),
+        };
+        let input_source = if wake_reason.is_some() {
+            "wake"
+        } else {
+            "self"
+        };
+        let db = Arc::clone(&self.toolbox.db);
+        let (turn_id, prior_turns, history_turns) = {
+            let input = input.clone();
+            with_db(&db, move |db| {
+                let prior: i64 = db.conn().query_row("SELECT COUNT(*) FROM turns", [], |r| r.get(0))?;
+                let turn_id = db.write(|tx| {
+                    tx.execute(
+                        "INSERT INTO turns (started_at, state, input_source, input) VALUES (?1, 'running', ?2, ?3)",
+                        params![started_at, input_source, input],
+                    )?;
+                    Ok::<_, rusqlite::Error>(tx.last_insert_rowid())
+                })?;
+                let history = history::recent_turns(db, 50).map_err(|err| automaton_tools::Error::Corrupt {
+                    path: "state.db".into(),
+                    detail: err.to_string(),
+                })?;
+                Ok((turn_id, prior, history))
+            })
+            .await
+            .map_err(fatal)?
+        };
+        self.set_state("running").await?;
+
+        let constitution = std::fs::read_to_string(self.home.constitution())
+            .map_err(Error::io("reading", self.home.constitution()))?;
+        let soul = std::fs::read_to_string(self.home.soul()).unwrap_or_default();
+        let specs = self.toolbox.dispatcher.registry().specs();
+        let tools: Vec<serde_json::Value> = specs.iter().map(|s| s.to_openai_function()).collect();
+        let model = self.inference.choose_model(Task::AgentTurn, false, None);
+        let mut history_budget = usize::try_from(model.context_window)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(ANSWER_RESERVE);
+        let mut attempts = 0;
+        let (completion, thinking_cost) = loop {
+            let status = StatusFacts {
+                turns: prior_turns,
+                wake_reason: wake_reason.clone(),
+                notices: notices.clone(),
+                ..StatusFacts::default()
+            };
+            let layers = prompt::assemble(&PromptInputs {
+                config: self.config,
+                constitution: &constitution,
+                soul: &soul,
+                skills: &[],
+                tools: &specs,
+                status: &status,
+            });
+            let system = prompt::render(&layers);
+            let fixed = tokens::count(&system)
+                + tools
+                    .iter()
+                    .map(|t| tokens::count(&t.to_string()))
+                    .sum::<usize>()
+                + tokens::count(&input);
+            let (kept, dropped) =
+                history::fit(history_turns.clone(), history_budget.saturating_sub(fixed));
+            let mut system = system;
+            if !dropped.is_empty() {
+                system.push_str("\n\n## Earlier turns (summarised)\n");
+                system.push_str(&dropped.join("\n"));
+            }
+            let mut messages = vec![Message::System { content: system }];
+            messages.extend(
+                kept.into_iter()
+                    .flat_map(|turn: TurnMessages| turn.messages),
+            );
+            messages.push(Message::User {
+                content: input.clone(),
+            });
+            let estimated: usize = messages
+                .iter()
+                .map(|m| tokens::count(&m.text_for_counting()) + 4)
+                .sum();
+            let request = ChatRequest {
+                task: Task::AgentTurn,
+                low_compute: false,
+                model_override: None,
+                messages: &messages,
+                tools: &tools,
+                estimated_prompt_tokens: u64::try_from(estimated).unwrap_or(u64::MAX),
+                turn_id: Some(turn_id),
+            };
+            match self.inference.chat(&request).await {
+                Ok(result) => break (result, ()),
+                Err(InferenceFailure::ContextLength(err)) if attempts < 3 => {
+                    attempts += 1;
+                    tracing::warn!(error = %err, "context too long; compacting history");
+                    history_budget /= 2;
+                }
+                Err(failure) => {
+                    self.finish_turn(turn_id, "failed", "", 0, 0, 0, Vec::new())
+                        .await?;
+                    let end = match failure {
+                        InferenceFailure::NoProvider => RunEnd::NoProvider {
+                            hint: failure.hint(),
+                        },
+                        other => RunEnd::InferenceUnavailable {
+                            message: other.to_string(),
+                            hint: other.hint(),
+                        },
+                    };
+                    return Ok(TurnOutcome::Stop(end));
+                }
+            }
+        };
+        let () = thinking_cost;
+        let calls = completion.completion.tool_calls.clone();
+        let mut transcript = vec![
+            Message::User { content: input },
+            Message::Assistant {
+                content: completion.completion.content.clone(),
+                tool_calls: calls.clone(),
+            },
+        ];
+        let mut all_read_only = true;
+        for (i, call) in calls.iter().enumerate() {
+            let content = if i >= options.max_calls_per_turn {
+                all_read_only = false;
+                serde_json::json!({"error": {
+                    "code": "QUOTA_EXCEEDED",
+                    "message": format!("only {} tool calls run per turn; this one was not run", options.max_calls_per_turn),
+                    "hint": "make fewer calls per turn; repeat this one next turn if it is still needed",
+                    "retryable": true,
+                }})
+                .to_string()
+            } else {
+                let record = self
+                    .toolbox
+                    .dispatcher
+                    .dispatch(
+                        CallRequest {
+                            name: call.name.clone(),
+                            arguments: call.arguments.clone(),
+                            provenance: Provenance::SelfDirected,
+                            turn_id: Some(turn_id),
+                            timeout: None,
+                        },
+                        cancel,
+                    )
+                    .await;
+                if record.effect != Some(Effect::ReadOnly) {
+                    all_read_only = false;
+                }
+                if let Err(err) = &record.result
+                    && err.is_fatal()
+                {
+                    tracing::error!(error = %err, call = %record.call_id, "a tool call failed fatally");
+                }
+                record.model_json().to_string()
+            };
+            transcript.push(Message::Tool {
+                tool_call_id: call.id.clone(),
+                content,
+            });
+        }
+        let usage = completion.completion.usage;
+        self.finish_turn(
+            turn_id,
+            if cancel.is_cancelled() {
+                "cancelled"
+            } else {
+                "completed"
+            },
+            &completion.completion.content,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            completion.cost.atoms(),
+            transcript,
+        )
+        .await?;
+
+        if cancel.is_cancelled() {
+            return Ok(TurnOutcome::Stop(RunEnd::Shutdown));
+        }
+        if let Some(SleepRequest { until_ms, reason }) = self.toolbox.sleep.take() {
+            return Ok(TurnOutcome::Stop(RunEnd::Slept {
+                until_ms,
+                why: reason,
+            }));
+        }
+        let now = self.clock.now_ms();
+        detector.idle_turns = if all_read_only {
+            detector.idle_turns + 1
+        } else {
+            0
+        };
+        if detector.idle_turns >= IDLE_TURNS {
+            return Ok(TurnOutcome::Stop(RunEnd::Slept {
+                until_ms: now + FORCED_SLEEP_MS,
+                why: format!("idle: {IDLE_TURNS} turns in a row did nothing but read"),
+            }));
+        }
+        let signature = signature(&calls);
+        if signature.is_some() && signature == detector.last_signature {
+            detector.repeats += 1;
+        } else {
+            detector.repeats = 1;
+        }
+        detector.last_signature = signature;
+        if detector.repeats > REPEAT_WARNING {
+            return Ok(TurnOutcome::Stop(RunEnd::Slept {
+                until_ms: now + FORCED_SLEEP_MS,
+                why: format!("loop: the same calls {} turns running", detector.repeats),
+            }));
+        }
+        let notice = (detector.repeats == REPEAT_WARNING).then(|| {
+            format!(
+                "you have made exactly the same tool calls {REPEAT_WARNING} turns running. Stop repeating them: change course, or sleep."
+            )
+        });
+        Ok(TurnOutcome::Continue { notice })
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one row's columns")]
+    async fn finish_turn(
+        &self,
+        turn_id: i64,
+        state: &'static str,
+        thinking: &str,
+        prompt_tokens: u64,
+        completion_tokens: u64,
+        cost: u64,
+        transcript: Vec<Message>,
+    ) -> Result<()> {
+        let now = self.clock.now_ms();
+        let thinking = thinking.to_owned();
+        with_db(&self.toolbox.db, move |db| {
+            Ok(db.write(|tx| {
+                tx.execute(
+                    "UPDATE turns SET ended_at = ?2, state = ?3, thinking = ?4, prompt_tokens = ?5,
+                         completion_tokens = ?6, cost_micro_usdc = ?7 WHERE id = ?1",
+                    params![
+                        turn_id,
+                        now,
+                        state,
+                        thinking,
+                        i64::try_from(prompt_tokens).unwrap_or(i64::MAX),
+                        i64::try_from(completion_tokens).unwrap_or(i64::MAX),
+                        i64::try_from(cost).unwrap_or(i64::MAX),
+                    ],
+                )?;
+                history::append(tx, turn_id, &transcript, now)
+            })?)
+        })
+        .await
+        .map_err(fatal)
+    }
+}
+
+enum TurnOutcome {
+    Continue { notice: Option<String> },
+    Stop(RunEnd),
+}
+
+/// The calls of a turn as a comparable signature (`None` when there were none).
+fn signature(calls: &[ToolCallRequest]) -> Option<String> {
+    if calls.is_empty() {
+        return None;
+    }
+    let mut parts: Vec<String> = calls
+        .iter()
+        .map(|call| {
+            let args = serde_json::from_str::<serde_json::Value>(&call.arguments)
+                .map(|v| canonical_json(&v))
+                .unwrap_or_else(|_| call.arguments.clone());
+            format!("{}:{args}", call.name)
+        })
+        .collect();
+    parts.sort();
+    Some(parts.join("|"))
+}
+
+fn fatal(err: automaton_tools::tool::ToolError) -> Error {
+    Error::InvalidInput {
+        message: err.to_string(),
+        hint: "state.db failed; run `automaton doctor`".to_owned(),
+    }
+}

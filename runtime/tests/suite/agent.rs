@@ -1,0 +1,278 @@
+//! The agent loop end to end: the real binary, a real home, the scripted model over real HTTP.
+
+use super::*;
+use automaton_test_support::{Reply, ScriptedCall, ScriptedModel};
+
+async fn model_for(home: &TestHome) -> ScriptedModel {
+    let constitution = std::fs::read_to_string(home.path("constitution.md")).unwrap();
+    ScriptedModel::builder()
+        .require_system_prefix(constitution.trim_end().to_owned())
+        .start()
+        .await
+        .unwrap()
+}
+
+/// Runs `automaton run ARGS` against `model` and returns (exit ok, stdout JSON).
+async fn run_agent(
+    home: &TestHome,
+    model: &ScriptedModel,
+    args: &[&str],
+) -> (bool, serde_json::Value) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_automaton"));
+    command
+        .arg("--home")
+        .arg(home.root())
+        .arg("run")
+        .arg("--json")
+        .args(args)
+        .env("OPENAI_BASE_URL", model.base_url())
+        .env("OPENAI_API_KEY", "sk-test")
+        .env_remove("AUTOMATON_HOME");
+    let out = command.output().await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(&text).unwrap_or_else(|err| {
+        panic!(
+            "run printed no JSON ({err}): {text}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), report)
+}
+
+fn count(home: &TestHome, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(home.path("state.db")).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+fn write_call(i: usize) -> Reply {
+    Reply::tool_call(
+        format!("c{i}"),
+        "write_file",
+        format!(r#"{{"path":"notes/{i}.md","content":"note {i}"}}"#),
+    )
+}
+
+#[tokio::test]
+async fn a_twenty_turn_run_persists_every_turn_and_call() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    model.push_all((0..20).map(write_call));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "20"]).await;
+    assert!(ok, "{report}");
+    assert_eq!(report["turns"], 20);
+    assert_eq!(report["end"]["reason"], "max_turns");
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM turns WHERE state = 'completed'"
+        ),
+        20
+    );
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM tool_calls WHERE status = 'succeeded' AND turn_id IS NOT NULL"
+        ),
+        20
+    );
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM messages"), 60);
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM receipts"), 20);
+    assert!(home.path("workspace/notes/19.md").exists());
+    // Each request carried the history so far, and every tool result answered its call.
+    let requests = model.requests();
+    assert_eq!(requests.len(), 20);
+    assert!(requests[19].messages().len() > requests[0].messages().len());
+    model.assert_clean();
+    let status = json(&home.run(&["status", "--json"]));
+    assert_eq!(status["turns"], 20);
+    assert_eq!(status["state"], "sleeping");
+}
+
+#[tokio::test]
+async fn a_forbidden_call_does_not_run_and_the_model_sees_why() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    let wallet = home.path("wallet.json").display().to_string();
+    model.push(Reply::tool_call(
+        "c1",
+        "exec",
+        format!(r#"{{"command":"cat {wallet}"}}"#),
+    ));
+    model.push(Reply::tool_call(
+        "c2",
+        "exec",
+        r#"{"command":"echo {not json"#,
+    ));
+    model.push(Reply::text("understood"));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "3"]).await;
+    assert!(ok, "{report}");
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM tool_calls WHERE status = 'denied'"
+        ),
+        1
+    );
+    let second = model.requests()[1].body.to_string();
+    assert!(
+        second.contains("POLICY_DENIED"),
+        "the refusal reached the model"
+    );
+    let third = model.requests()[2].body.to_string();
+    assert!(
+        third.contains("INVALID_ARGUMENTS"),
+        "malformed arguments get an actionable error"
+    );
+    model.assert_clean();
+}
+
+#[tokio::test]
+async fn idle_turns_force_a_sleep() {
+    let home = TestHome::new();
+    home.init();
+    std::fs::create_dir_all(home.path("workspace")).unwrap();
+    std::fs::write(home.path("workspace/README.md"), "hello").unwrap();
+    let model = model_for(&home).await;
+    for i in 0..3 {
+        model.push(Reply::tool_call(
+            format!("r{i}"),
+            "read_file",
+            format!(r#"{{"path":"README.md","offset":{i}}}"#),
+        ));
+    }
+    let (ok, report) = run_agent(&home, &model, &["--until-sleep"]).await;
+    assert!(ok, "{report}");
+    assert_eq!(report["turns"], 3);
+    assert_eq!(report["end"]["reason"], "slept");
+    assert!(
+        report["end"]["why"].as_str().unwrap().contains("idle"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn repeating_the_same_calls_is_called_out_then_stopped() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    for _ in 0..4 {
+        model.push(write_call(1));
+    }
+    let (ok, report) = run_agent(&home, &model, &["--until-sleep"]).await;
+    assert!(ok, "{report}");
+    assert_eq!(report["turns"], 4);
+    assert!(
+        report["end"]["why"].as_str().unwrap().contains("loop"),
+        "{report}"
+    );
+    let fourth = model.requests()[3].messages()[0]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        fourth.contains("same tool calls"),
+        "the warning reached the model"
+    );
+    let third = model.requests()[2].messages()[0]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!third.contains("same tool calls"));
+}
+
+#[tokio::test]
+async fn the_sleep_tool_ends_the_run_and_the_wake_reason_reaches_the_model() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    model.push(Reply::tool_calls([ScriptedCall::new(
+        "s1",
+        "sleep",
+        r#"{"duration_seconds":600,"reason":"waiting for funds"}"#,
+    )]));
+    let (ok, report) = run_agent(&home, &model, &["--until-sleep"]).await;
+    assert!(ok, "{report}");
+    assert_eq!(report["end"]["reason"], "slept");
+    assert_eq!(report["end"]["why"], "waiting for funds");
+    let first = model.requests()[0].body.to_string();
+    assert!(
+        first.contains("the runtime started"),
+        "the wake reason is in front of the model"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_during_a_tool_call_leaves_a_consistent_record() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    model.push(Reply::tool_call("c1", "exec", r#"{"command":"sleep 30"}"#));
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_automaton"))
+        .arg("--home")
+        .arg(home.root())
+        .args(["run", "--json"])
+        .env("OPENAI_BASE_URL", model.base_url())
+        .env("OPENAI_API_KEY", "sk-test")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    // Wait until the tool call is running.
+    let db = home.path("state.db");
+    let started = std::time::Instant::now();
+    loop {
+        let running = rusqlite::Connection::open(&db)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM tool_calls WHERE status = 'running'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .unwrap_or(0);
+        if running == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the call never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("the runtime stops promptly")
+        .unwrap();
+    assert!(out.status.success(), "exit 0 on SIGTERM");
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM tool_calls WHERE status = 'cancelled'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM turns WHERE state = 'cancelled'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM tool_calls WHERE status = 'running'"
+        ),
+        0
+    );
+    let status = json(&home.run(&["status", "--json"]));
+    assert_eq!(status["state"], "sleeping");
+    let audit = home.run(&["audit", "verify", "--json"]);
+    assert!(audit.status.success(), "the record verifies after the stop");
+}

@@ -239,11 +239,14 @@ pub fn parse_address(text: &str) -> std::result::Result<Address, String> {
     if hex.len() != 40 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(format!("`{text}` is not 0x followed by 40 hex digits"));
     }
-    let address = if hex.chars().any(|c| c.is_ascii_uppercase()) {
+    let mixed_case =
+        hex.chars().any(|c| c.is_ascii_uppercase()) && hex.chars().any(|c| c.is_ascii_lowercase());
+    let address = if mixed_case {
         Address::parse_checksummed(text, None)
             .map_err(|_| format!("`{text}` has a wrong EIP-55 checksum (mixed case must match)"))?
     } else {
-        text.parse::<Address>()
+        text.to_lowercase()
+            .parse::<Address>()
             .map_err(|err| format!("`{text}` is not an address: {err}"))?
     };
     if address == Address::ZERO {
@@ -349,6 +352,13 @@ impl AutomatonConfig {
                 "creatorAddress",
                 "equals the automaton's own wallet address".to_owned(),
                 "set the creator to the human owner's address, not the agent's",
+            ));
+        }
+        if self.max_children > 100 {
+            return Err(invalid(
+                "maxChildren",
+                format!("{} is more than 100", self.max_children),
+                "set a number of children this automaton can afford to fund, e.g. 3",
             ));
         }
         let policy = &self.treasury_policy;

@@ -1,3 +1,5 @@
+//! Tests of automaton.json: defaults, every rejected key named, the checked-in schema.
+
 use super::*;
 
 const CREATOR: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";

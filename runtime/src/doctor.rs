@@ -217,7 +217,27 @@ fn check_home_files(findings: &mut Findings, home: &Home) {
     for error in &skills.errors {
         findings.push("skills", Severity::Warn, error.to_string(), error.hint());
     }
-    for (check, dir) in [("skills.mode", home.skills()), ("logs.mode", home.logs())] {
+    for (check, file) in [
+        ("soul.mode", home.soul()),
+        ("heartbeat.mode", home.heartbeat()),
+    ] {
+        if let Ok(meta) = std::fs::symlink_metadata(&file) {
+            check_mode(findings, check, &file, meta.mode(), PRIVATE_FILE_MODE);
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(home.keys()) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if let Err(issue) = check_private_file(&path) {
+                findings.fail("keys", issue.message(&path), issue.fix(&path));
+            }
+        }
+    }
+    for (check, dir) in [
+        ("skills.mode", home.skills()),
+        ("keys.mode", home.keys()),
+        ("logs.mode", home.logs()),
+    ] {
         match std::fs::symlink_metadata(&dir) {
             Ok(meta) => check_mode(findings, check, &dir, meta.mode(), DIR_MODE),
             Err(err) => findings.fail(

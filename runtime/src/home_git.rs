@@ -17,8 +17,18 @@ pub fn commit_all(root: &Path, author: &str, message: &str) -> Result<Option<git
         Err(_) => Repository::init(root)?,
     };
     let mut index = repo.index()?;
-    index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
-    index.update_all(["*"], None)?;
+    // Whatever .gitignore says, key material, the database and logs are never staged.
+    let mut never = |path: &Path, _: &[u8]| -> i32 { i32::from(is_never_committed(path)) };
+    index.add_all(["*"], IndexAddOption::DEFAULT, Some(&mut never))?;
+    index.update_all(["*"], Some(&mut never))?;
+    for secret in index
+        .iter()
+        .filter_map(|entry| String::from_utf8(entry.path).ok())
+        .filter(|path| is_never_committed(Path::new(path)))
+        .collect::<Vec<_>>()
+    {
+        index.remove_path(Path::new(&secret))?;
+    }
     index.write()?;
     let tree_id = index.write_tree()?;
     let parent = match repo.head() {
@@ -42,6 +52,26 @@ pub fn commit_all(root: &Path, author: &str, message: &str) -> Result<Option<git
         &parents,
     )?;
     Ok(Some(oid))
+}
+
+/// Whether a home-relative path must never enter the home's history.
+pub fn is_never_committed(path: &Path) -> bool {
+    let text = path.to_string_lossy();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    text.starts_with("keys/")
+        || text.starts_with("logs/")
+        || text.starts_with("workspace/")
+        || name == "wallet.json"
+        || name.starts_with("wallet.json.")
+        || name.starts_with("state.db")
+        || name.ends_with(".key")
+        || name.starts_with("keystore")
+        || name == "api-key"
+        || name == ".env"
+        || name.starts_with(".env.")
 }
 
 /// The paths tracked at HEAD (for doctor and tests).

@@ -56,6 +56,9 @@ pub struct InitReport {
     pub creator: String,
     /// Whether the wallet is encrypted at rest.
     pub wallet_encrypted: bool,
+    /// Flags that were given but ignored because the home already existed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
 }
 
 impl InitReport {
@@ -67,6 +70,7 @@ impl InitReport {
             address: config.wallet_address.to_checksum(None),
             creator: config.creator_address.to_checksum(None),
             wallet_encrypted: config.wallet_encrypted,
+            ignored: Vec::new(),
         }
     }
 }
@@ -82,7 +86,34 @@ fn missing(flag: &str, what: &str) -> Error {
 pub fn init(home: &Home, options: InitOptions, clock: &dyn Clock) -> Result<InitReport> {
     if home.is_initialized() {
         let config = AutomatonConfig::load(&home.config())?;
-        return Ok(InitReport::from_config(home, &config, false));
+        let mut report = InitReport::from_config(home, &config, false);
+        let differs = [
+            (
+                "--name",
+                options.name.as_deref().is_some_and(|n| n != config.name),
+            ),
+            (
+                "--genesis-prompt",
+                options
+                    .genesis_prompt
+                    .as_deref()
+                    .is_some_and(|g| g != config.genesis_prompt),
+            ),
+            (
+                "--creator",
+                options.creator.is_some_and(|c| c != config.creator_address),
+            ),
+            (
+                "--encrypt-wallet",
+                options.passphrase.is_some() && !config.wallet_encrypted,
+            ),
+        ];
+        report.ignored = differs
+            .into_iter()
+            .filter(|(_, differs)| *differs)
+            .map(|(flag, _)| format!("{flag} differs from the existing home and was ignored; edit automaton.json to change it"))
+            .collect();
+        return Ok(report);
     }
     let name = options
         .name
@@ -116,7 +147,6 @@ pub fn init(home: &Home, options: InitOptions, clock: &dyn Clock) -> Result<Init
         make_private_dir(&dir)?;
     }
 
-    let wallet_encrypted = options.passphrase.is_some();
     let wallet = if home.wallet().exists() {
         // Left by an interrupted init: adopt it, never replace it.
         Wallet::load(&home.wallet(), options.passphrase.as_ref())?
@@ -127,6 +157,9 @@ pub fn init(home: &Home, options: InitOptions, clock: &dyn Clock) -> Result<Init
         };
         Wallet::create(&home.wallet(), &protection)?
     };
+    // Recorded from the file itself: an adopted plaintext wallet stays plaintext whatever
+    // the flags say.
+    let wallet_encrypted = automaton_treasury::is_encrypted_file(&home.wallet())?;
     if wallet.address() == creator {
         return Err(Error::InvalidInput {
             message: "--creator is the automaton's own new wallet address".to_owned(),
@@ -162,7 +195,7 @@ pub fn init(home: &Home, options: InitOptions, clock: &dyn Clock) -> Result<Init
             hint: err.hint(),
         })?;
     write_new(&home.heartbeat(), heartbeat.as_bytes(), PRIVATE_FILE_MODE)?;
-    write_new(&home.gitignore(), GITIGNORE.as_bytes(), PRIVATE_FILE_MODE)?;
+    ensure_gitignore(home)?;
 
     let mut providers = Vec::new();
     for (mut provider, key) in options.providers {
@@ -213,6 +246,41 @@ pub fn init(home: &Home, options: InitOptions, clock: &dyn Clock) -> Result<Init
         "automaton home created"
     );
     Ok(InitReport::from_config(home, &config, true))
+}
+
+/// Writes the home's `.gitignore`, or completes one that is already there with every line
+/// that keeps secrets out of history (a user's own lines are kept).
+fn ensure_gitignore(home: &Home) -> Result<()> {
+    let path = home.gitignore();
+    match std::fs::read_to_string(&path) {
+        Ok(existing) => {
+            let missing: Vec<&str> = GITIGNORE
+                .lines()
+                .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+                .filter(|line| !existing.lines().any(|have| have.trim() == *line))
+                .collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            let mut text = existing;
+            if !text.ends_with('\n') && !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(
+                "# Added by automaton init: secrets, the database and logs never enter history.\n",
+            );
+            for line in missing {
+                text.push_str(line);
+                text.push('\n');
+            }
+            automaton_tools::secure_fs::write_atomic(&path, text.as_bytes(), PRIVATE_FILE_MODE)
+                .map_err(Error::io("writing", &path))
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            write_new(&path, GITIGNORE.as_bytes(), PRIVATE_FILE_MODE)
+        }
+        Err(err) => Err(Error::io("reading", &path)(err)),
+    }
 }
 
 /// Creates `dir` (and parents) with mode 0700, or tightens an existing one to 0700.

@@ -50,10 +50,7 @@ pub fn policy_check(
             hint: "pass the arguments as a JSON object, e.g. --args '{\"command\":\"ls -la\"}'"
                 .to_owned(),
         })?;
-    let db = toolbox.db.lock().map_err(|_| Error::InvalidInput {
-        message: "state.db lock poisoned".to_owned(),
-        hint: "retry".to_owned(),
-    })?;
+    let db = toolbox.lock_db()?;
     let answer = match toolbox
         .dispatcher
         .evaluate(tool, &args, provenance, None, &db)
@@ -112,10 +109,7 @@ pub struct AuditReport {
 
 /// Walks the receipt chain.
 pub fn audit_verify(toolbox: &Toolbox) -> Result<AuditReport> {
-    let db = toolbox.db.lock().map_err(|_| Error::InvalidInput {
-        message: "state.db lock poisoned".to_owned(),
-        hint: "retry".to_owned(),
-    })?;
+    let db = toolbox.lock_db()?;
     let chain = audit::verify(db.conn())?;
     let mut interrupted = audit::interrupted_calls(db.conn())?;
     interrupted.extend(audit::running_calls(db.conn())?);

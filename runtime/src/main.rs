@@ -19,7 +19,10 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
     // Everything the runtime creates is private unless it says otherwise.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let mode = OutputMode::detect(cli.json);
@@ -67,12 +70,17 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
                     report.creator,
                     report.address
                 ),
-                OutputMode::Human => println!(
-                    "{} already lives at {} ({}); nothing was changed.",
-                    report.name,
-                    report.home.display(),
-                    report.address
-                ),
+                OutputMode::Human => {
+                    println!(
+                        "{} already lives at {} ({}); nothing was changed.",
+                        report.name,
+                        report.home.display(),
+                        report.address
+                    );
+                    for note in &report.ignored {
+                        println!("  note: {note}");
+                    }
+                }
             }
         }
         Command::Setup => {
@@ -178,6 +186,35 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
         Command::Config(ConfigCommand::Schema) => print!("{}", config::json_schema()),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A command line clap refused: help and version print as usual; anything else is a
+/// `{code, message, hint}` error in JSON mode (exit 2, like clap).
+fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json_requested = std::env::args().any(|arg| arg == "--json");
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) || OutputMode::detect(json_requested) == OutputMode::Human
+    {
+        err.exit();
+    }
+    let message = err
+        .render()
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or("invalid command line")
+        .trim_start_matches("error: ")
+        .to_owned();
+    let body = serde_json::json!({
+        "code": "INVALID_INPUT",
+        "message": message,
+        "hint": "run `automaton --help` (or `automaton <command> --help`) for the commands and flags, with examples",
+    });
+    eprintln!("{body}");
+    ExitCode::from(2)
 }
 
 fn require_home(home: &Home) -> Result<()> {

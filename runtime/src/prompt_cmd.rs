@@ -51,10 +51,7 @@ pub fn build(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result
     let toolbox = toolbox::build(home, facts, clock)?;
     let specs = toolbox.dispatcher.registry().specs();
     let status = {
-        let db = toolbox.db.lock().map_err(|_| Error::InvalidInput {
-            message: "state.db lock poisoned".to_owned(),
-            hint: "retry".to_owned(),
-        })?;
+        let db = toolbox.lock_db()?;
         StatusFacts {
             turns: state::turn_count(&db)?,
             spent_today: Some(state::inference_spent_since(&db, now - 86_400_000)?.to_string()),

@@ -55,6 +55,7 @@ pub async fn run(
     mode: OutputMode,
 ) -> Result<RunSummary> {
     let config = preflight::verify_home(home)?;
+    toolbox::prepare_workspace(home)?;
     let toolbox = toolbox::build(home, facts, Arc::clone(&clock))?;
     let now = clock.now_ms();
     let interrupted_calls = with_db(&toolbox.db, move |db| {

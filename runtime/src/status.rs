@@ -38,6 +38,11 @@ pub struct StatusReport {
     pub heartbeats: HeartbeatCounts,
     /// Configured inference providers, in failover order.
     pub providers: Vec<String>,
+    /// The model agent turns use (the creator's choice, else the first configured, else the
+    /// runtime's default).
+    pub model: String,
+    /// Inference spent in the last 24 hours, micro-USDC.
+    pub inference_spent_today_micro_usdc: u64,
     /// The runtime's version.
     pub version: &'static str,
     /// The constitution check.
@@ -85,14 +90,13 @@ pub fn gather(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Resul
     }
     let config = AutomatonConfig::load(&home.config())?;
     let check = constitution::verify(&home.constitution(), &config.constitution_sha256);
+    let now_ms = clock.now_ms();
     let toolbox = toolbox::build(home, facts, clock)?;
     let tools = toolbox.dispatcher.registry().len();
-    let db = toolbox.db.lock().map_err(|_| Error::InvalidInput {
-        message: "state.db lock poisoned".to_owned(),
-        hint: "retry".to_owned(),
-    })?;
+    let db = toolbox.lock_db()?;
     let agent_state = state::kv_get(&db, "agent_state")?.unwrap_or_else(|| NEVER_RUN.to_owned());
     let turns = state::turn_count(&db)?;
+    let spent_today = state::inference_spent_since(&db, now_ms - 86_400_000)?;
     let unfinished_calls = automaton_tools::audit::running_calls(db.conn())?.len()
         + automaton_tools::audit::interrupted_calls(db.conn())?.len();
     let heartbeat = HeartbeatConfig::load(&home.heartbeat()).map_err(|err| Error::HomeFile {
@@ -118,6 +122,13 @@ pub fn gather(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Resul
             total: heartbeat.entries.len(),
         },
         providers: config.providers.iter().map(|p| p.name.clone()).collect(),
+        model: config
+            .inference
+            .model
+            .clone()
+            .or_else(|| config.models.first().map(|m| m.name.clone()))
+            .unwrap_or_else(|| crate::inference::router::DEFAULT_MODEL.to_owned()),
+        inference_spent_today_micro_usdc: spent_today.atoms(),
         version: env!("CARGO_PKG_VERSION"),
         constitution: ConstitutionStatus {
             intact: check.is_ok(),
@@ -169,6 +180,11 @@ pub fn print(report: &StatusReport, mode: OutputMode) {
                 report.heartbeats.enabled, report.heartbeats.total
             );
             println!("Providers:    {providers}");
+            println!("Model:        {}", report.model);
+            println!(
+                "Spent today:  {} on inference",
+                automaton_tools::money::Usdc(report.inference_spent_today_micro_usdc)
+            );
             println!("Constitution: {constitution}");
             println!(
                 "Wallet:       {}",

@@ -18,6 +18,7 @@ use automaton_tools::policy::validate::ValidationGate;
 use automaton_tools::registry::Registry;
 use automaton_tools::sandbox::{self, Sandbox};
 use std::ffi::OsString;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,10 +62,29 @@ pub fn workspace(home: &Home) -> PathBuf {
     home.root().join("workspace")
 }
 
+impl Toolbox {
+    /// The database, for a synchronous read or write on this thread.
+    pub fn lock_db(&self) -> Result<std::sync::MutexGuard<'_, automaton_tools::db::StateDb>> {
+        self.db.lock().map_err(|_| Error::InvalidInput {
+            message: "state.db's lock was poisoned by a crashed task".to_owned(),
+            hint: "run the command again".to_owned(),
+        })
+    }
+}
+
+/// Creates the agent's workspace (only the agent's run does; inspection commands do not).
+pub fn prepare_workspace(home: &Home) -> Result<()> {
+    let workdir = workspace(home);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(crate::home::DIR_MODE)
+        .create(&workdir)
+        .map_err(Error::io("creating", &workdir))
+}
+
 /// Builds the registry, the policy engine and the dispatcher for `home`.
 pub fn build(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result<Toolbox> {
     let workdir = workspace(home);
-    std::fs::create_dir_all(&workdir).map_err(Error::io("creating", &workdir))?;
     let db: SharedDb = Arc::new(Mutex::new(state::open(home)?));
     let sandbox = Arc::new(Sandbox::new(
         workdir,

@@ -1,3 +1,5 @@
+//! Tests of state.db: pragmas, migrations, newer-schema refusal, concurrent writers.
+
 use super::*;
 use std::sync::{Arc, Barrier};
 

@@ -83,6 +83,14 @@ pub enum Error {
         /// What the operating system said.
         source: std::io::Error,
     },
+    /// The passphrase file could be read or swapped by someone else.
+    #[error("refusing to read the passphrase from {}: {}", path.display(), issue.message(path))]
+    UnsafePassphraseFile {
+        /// The passphrase file.
+        path: PathBuf,
+        /// What is wrong with it.
+        issue: automaton_tools::secure_fs::FileSafetyIssue,
+    },
     /// Reading or writing the wallet file failed.
     #[error("cannot {action} wallet file {path}: {source}")]
     Io {
@@ -116,9 +124,10 @@ impl Error {
                 path.display()
             ),
             Self::WalletMissing { path } => format!(
-                "run the setup wizard to create a wallet, or restore your wallet file to {} with mode 0600",
+                "restore your wallet file to {} with mode 0600 from your backup (a new home gets one from `automaton init`)",
                 path.display()
             ),
+            Self::UnsafePassphraseFile { path, issue } => issue.fix(path),
             Self::UnsafeWalletFile { path, issue } => issue.fix(path),
             Self::WalletMalformed { path, .. } => format!(
                 "restore {} from a backup; if you edited it by hand, compare it with the documented format (automaton-wallet/v1 or a Web3 Secret Storage v3 keystore)",

@@ -25,8 +25,15 @@ impl Passphrase {
         Self::checked(Zeroizing::new(passphrase), "the caller")
     }
 
-    /// Reads the passphrase from a file: its content, minus one trailing newline.
+    /// Reads the passphrase from a file: its whole content, minus one trailing newline. The
+    /// file must be private (mode 0600 or stricter, owned by this user, not a symlink).
     pub fn from_file(path: &Path) -> Result<Self> {
+        automaton_tools::secure_fs::check_private_file(path).map_err(|issue| {
+            Error::UnsafePassphraseFile {
+                path: path.to_owned(),
+                issue,
+            }
+        })?;
         Self::read(path, &path.display().to_string())
     }
 
@@ -96,7 +103,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pass");
         std::fs::write(&path, content).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         Passphrase::from_file(&path)
+    }
+
+    #[test]
+    fn a_passphrase_file_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pass");
+        std::fs::write(&path, "correct horse").unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        let error = Passphrase::from_file(&path).unwrap_err();
+        assert!(
+            matches!(error, Error::UnsafePassphraseFile { .. }),
+            "{error:?}"
+        );
+        assert!(error.hint().contains("chmod 600"), "{}", error.hint());
     }
 
     #[test]
@@ -129,7 +153,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("absent");
         let error = Passphrase::from_file(&path).unwrap_err();
-        assert!(matches!(error, Error::PassphraseRead { .. }), "{error:?}");
+        assert!(
+            matches!(error, Error::UnsafePassphraseFile { .. }),
+            "{error:?}"
+        );
         assert!(error.to_string().contains("absent"));
     }
 

@@ -62,3 +62,15 @@ fn config_schema_is_json() {
     let schema = json(&out);
     assert_eq!(schema["title"], "automaton.json");
 }
+
+#[test]
+fn usage_errors_are_json_errors_with_a_hint() {
+    let home = TestHome::new();
+    for args in [&["statu", "--json"][..], &["init", "--bogus", "--json"][..]] {
+        let out = home.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = error_json(&out);
+        assert_eq!(err["code"], "INVALID_INPUT");
+        assert!(err["hint"].as_str().unwrap().contains("--help"));
+    }
+}

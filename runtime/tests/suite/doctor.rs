@@ -114,6 +114,16 @@ fn loose_modes_and_bad_files_are_reported() {
     home.chmod("automaton.json", 0o644);
     assert_refused(&home, "config.mode");
 
+    for (rel, mode, check) in [
+        ("keys", 0o755, "keys.mode"),
+        ("SOUL.md", 0o644, "soul.mode"),
+    ] {
+        let home = TestHome::new();
+        home.init();
+        home.chmod(rel, mode);
+        assert_refused(&home, check);
+    }
+
     let home = TestHome::new();
     home.init();
     fs::write(

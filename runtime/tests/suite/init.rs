@@ -182,6 +182,7 @@ fn encrypted_wallet_init_and_doctor() {
     let home = TestHome::new();
     let pass = home.dir.path().join("pass.txt");
     std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let genesis = home.dir.path().join("genesis.md");
     std::fs::write(&genesis, "Run a paid API that summarises RSS feeds.\n").unwrap();
     let out = home.run(&[
@@ -214,4 +215,106 @@ fn encrypted_wallet_init_and_doctor() {
     assert!(healthy, "{doctor:#}");
     let config = std::fs::read_to_string(home.path("automaton.json")).unwrap();
     assert!(config.contains("Run a paid API"));
+}
+
+#[test]
+fn a_pre_existing_gitignore_never_lets_secrets_into_history() {
+    let home = TestHome::new();
+    std::fs::create_dir_all(home.root()).unwrap();
+    std::fs::write(home.path(".gitignore"), "# mine\n*.tmp\n").unwrap();
+    home.init();
+    let tracked = automaton_runtime::home_git::tracked_paths(&home.root()).unwrap();
+    for secret in ["wallet.json", "state.db"] {
+        assert!(
+            !tracked.iter().any(|p| p.starts_with(secret)),
+            "{secret} committed: {tracked:?}"
+        );
+    }
+    let gitignore = std::fs::read_to_string(home.path(".gitignore")).unwrap();
+    assert!(
+        gitignore.starts_with("# mine\n*.tmp\n"),
+        "the user's lines are kept"
+    );
+    assert!(gitignore.lines().any(|l| l == "wallet.json"));
+    let (healthy, report) = home.doctor();
+    assert!(healthy, "{report:#}");
+}
+
+#[test]
+fn an_adopted_plaintext_wallet_is_never_recorded_as_encrypted() {
+    let home = TestHome::new();
+    let first = home.init();
+    // An interrupted init: the wallet exists, the config does not.
+    std::fs::remove_file(home.path("automaton.json")).unwrap();
+    let pass = home.dir.path().join("pass.txt");
+    std::fs::write(&pass, "correct horse battery staple").unwrap();
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = home.run(&[
+        "init",
+        "--json",
+        "--name",
+        "Atlas",
+        "--genesis-prompt",
+        "x",
+        "--creator",
+        CREATOR,
+        "--encrypt-wallet",
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(
+        report["address"], first["address"],
+        "the wallet was adopted, not replaced"
+    );
+    assert_eq!(
+        report["wallet_encrypted"], false,
+        "the file on disk is plaintext"
+    );
+}
+
+#[test]
+fn re_init_says_which_flags_it_ignored() {
+    let home = TestHome::new();
+    home.init();
+    let out = home.run(&[
+        "init",
+        "--json",
+        "--name",
+        "Atlas",
+        "--genesis-prompt",
+        "Build small web tools and sell them.",
+        "--creator",
+        "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
+    ]);
+    let report = json(&out);
+    assert_eq!(report["created"], false);
+    let ignored = report["ignored"].as_array().unwrap();
+    assert_eq!(ignored.len(), 1, "{report}");
+    assert!(ignored[0].as_str().unwrap().starts_with("--creator"));
+}
+
+#[test]
+fn a_readable_passphrase_file_is_refused() {
+    let home = TestHome::new();
+    let pass = home.dir.path().join("pass.txt");
+    std::fs::write(&pass, "correct horse battery staple").unwrap();
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = home.run(&[
+        "init",
+        "--json",
+        "--name",
+        "A",
+        "--genesis-prompt",
+        "x",
+        "--creator",
+        CREATOR,
+        "--encrypt-wallet",
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]);
+    let err = error_json(&out);
+    assert!(err["hint"].as_str().unwrap().contains("chmod 600"), "{err}");
+    assert!(!home.root().exists());
 }

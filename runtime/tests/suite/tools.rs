@@ -74,6 +74,19 @@ fn policy_check_explains_without_running() {
             "allow",
         ),
         ("reed_file", r#"{"path":"x"}"#.to_owned(), "self", "forbid"),
+        // A shell is dangerous: outside input never drives it, however harmless the command.
+        (
+            "exec",
+            r#"{"command":"ls -la"}"#.to_owned(),
+            "external:relay_message",
+            "forbid",
+        ),
+        (
+            "exec",
+            r#"{"command":"ls -la"}"#.to_owned(),
+            "child",
+            "forbid",
+        ),
     ];
     for (tool, args, provenance, want) in cases {
         let answer = check(&home, tool, &args, provenance);

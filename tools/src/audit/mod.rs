@@ -450,7 +450,8 @@ impl CallHistory for SqlHistory<'_> {
                 params![category.as_str(), since_ms],
                 |row| row.get::<_, i64>(0),
             )
-            .map_or(0, |n| n.max(0) as u64)
+            // A history that cannot be read must not lift the limits: fail closed.
+            .map_or(u64::MAX, |n| n.max(0) as u64)
     }
 
     fn allowed_in_turn(&self, category: Category, turn_id: i64) -> u64 {
@@ -460,7 +461,8 @@ impl CallHistory for SqlHistory<'_> {
                 params![category.as_str(), turn_id],
                 |row| row.get::<_, i64>(0),
             )
-            .map_or(0, |n| n.max(0) as u64)
+            // A history that cannot be read must not lift the limits: fail closed.
+            .map_or(u64::MAX, |n| n.max(0) as u64)
     }
 }
 

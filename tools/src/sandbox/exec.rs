@@ -92,8 +92,10 @@ impl Tool for ExecTool {
         Category::Vm
     }
 
+    /// Dangerous, not seed 003's caution: a shell can do whatever the command gate fails to
+    /// foresee, so the authority gate must never let outside input drive it.
     fn risk(&self) -> RiskLevel {
-        RiskLevel::Caution
+        RiskLevel::Dangerous
     }
 
     fn effect(&self, _: &ExecArgs) -> Effect {

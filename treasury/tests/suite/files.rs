@@ -172,7 +172,7 @@ fn load_reports_a_missing_wallet() {
     let home = home();
     let error = Wallet::load(&home.wallet, None).unwrap_err();
     assert!(matches!(error, Error::WalletMissing { .. }), "{error:?}");
-    assert!(error.hint().contains("setup wizard"), "{}", error.hint());
+    assert!(error.hint().contains("backup"), "{}", error.hint());
 }
 
 #[test]

@@ -108,9 +108,15 @@ pub struct AuditReport {
 }
 
 /// Walks the receipt chain.
-pub fn audit_verify(toolbox: &Toolbox) -> Result<AuditReport> {
+pub fn audit_verify(home: &crate::home::Home, toolbox: &Toolbox) -> Result<AuditReport> {
     let db = toolbox.lock_db()?;
-    let chain = audit::verify(db.conn())?;
+    let mut chain = audit::verify(db.conn())?;
+    if chain.ok
+        && let Some(broken) = crate::anchor::check(home, &db)?
+    {
+        chain.ok = false;
+        chain.first_broken = Some(broken);
+    }
     let mut interrupted = audit::interrupted_calls(db.conn())?;
     interrupted.extend(audit::running_calls(db.conn())?);
     Ok(AuditReport { chain, interrupted })

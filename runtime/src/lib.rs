@@ -3,6 +3,7 @@
 //! dispatches here.
 
 pub mod agent;
+pub mod anchor;
 pub mod cli;
 pub mod config;
 pub mod constitution;

@@ -113,7 +113,7 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
         Command::Audit(AuditCommand::Verify) => {
             require_home(home)?;
             let toolbox = toolbox::build(home, &process_facts(), Arc::new(clock))?;
-            let report = inspect::audit_verify(&toolbox)?;
+            let report = inspect::audit_verify(home, &toolbox)?;
             inspect::print_audit(&report, mode);
             if !report.chain.ok {
                 return Ok(ExitCode::FAILURE);

@@ -7,8 +7,8 @@ use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::inference::{self, Inference};
 use crate::output::{OutputMode, print_json};
-use crate::preflight;
 use crate::toolbox::{self, ProcessFacts};
+use crate::{anchor, preflight};
 use automaton_tools::audit;
 use automaton_tools::clock::Clock;
 use automaton_tools::dispatch::with_db;
@@ -104,6 +104,7 @@ pub async fn run(
         };
         let RunReport { turns: done, end } = agent.run(&options, &cancel, wake.take()).await?;
         turns += done;
+        anchor::record(home, &*toolbox.lock_db()?, &config.name, clock.now_ms())?;
         let rest_until = match &end {
             RunEnd::MaxTurns | RunEnd::Shutdown => None,
             RunEnd::Slept { until_ms, why } => {

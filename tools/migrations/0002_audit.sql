@@ -30,6 +30,7 @@ CREATE TABLE receipts (
     args_hash TEXT NOT NULL,
     result_hash TEXT NOT NULL,
     decision TEXT NOT NULL,
+    provenance TEXT NOT NULL,
     created_at INTEGER NOT NULL,
     hash TEXT NOT NULL UNIQUE
 ) STRICT;

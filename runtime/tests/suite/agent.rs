@@ -276,3 +276,45 @@ async fn sigterm_during_a_tool_call_leaves_a_consistent_record() {
     let audit = home.run(&["audit", "verify", "--json"]);
     assert!(audit.status.success(), "the record verifies after the stop");
 }
+
+#[tokio::test]
+async fn cutting_the_newest_receipts_is_caught_by_the_anchor_in_git() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    model.push_all((0..3).map(write_call));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "3"]).await;
+    assert!(ok, "{report}");
+    let anchor: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(home.path("audit-head.json")).unwrap())
+            .unwrap();
+    assert_eq!(anchor["receipts"], 3);
+    let tracked = automaton_runtime::home_git::tracked_paths(&home.root()).unwrap();
+    assert!(
+        tracked.contains(&"audit-head.json".to_owned()),
+        "the head is committed"
+    );
+    let out = home.run(&["audit", "verify", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Remove the newest call and its receipt together: the chain alone still verifies...
+    let conn = rusqlite::Connection::open(home.path("state.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TEMP TABLE victim AS SELECT call_id FROM receipts WHERE seq = 3;
+         DELETE FROM receipts WHERE seq = 3;
+         DELETE FROM policy_decisions WHERE call_id IN (SELECT call_id FROM victim);
+         DELETE FROM tool_calls WHERE id IN (SELECT call_id FROM victim);",
+    )
+    .unwrap();
+    // ...but not against the head anchored in the home's history.
+    let out = home.run(&["audit", "verify", "--json"]);
+    assert!(!out.status.success());
+    let report = json(&out);
+    assert_eq!(report["first_broken"]["seq"], 3);
+    assert!(
+        report["first_broken"]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("removed"),
+        "{report}"
+    );
+}

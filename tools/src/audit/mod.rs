@@ -162,10 +162,10 @@ pub fn record_completion(
     if !completion.receipt {
         return Ok(None);
     }
-    let (tool, args_json, decision): (String, String, String) = tx.query_row(
-        "SELECT name, args_json, decision FROM tool_calls WHERE id = ?1",
+    let (tool, args_json, decision, provenance): (String, String, String, String) = tx.query_row(
+        "SELECT name, args_json, decision, provenance FROM tool_calls WHERE id = ?1",
         [completion.call_id],
-        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
     )?;
     let prev_hash: String = tx
         .query_row(
@@ -182,12 +182,13 @@ pub fn record_completion(
         args_hash: sha256_hex(args_json.as_bytes()),
         result_hash: sha256_hex(result_json.as_bytes()),
         decision,
+        provenance,
         time: completion.ended_at,
     };
     let hash = receipt.hash();
     tx.execute(
-        "INSERT INTO receipts (call_id, prev_hash, tool, args_hash, result_hash, decision, created_at, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO receipts (call_id, prev_hash, tool, args_hash, result_hash, decision, provenance, created_at, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             receipt.call_id,
             receipt.prev_hash,
@@ -195,6 +196,7 @@ pub fn record_completion(
             receipt.args_hash,
             receipt.result_hash,
             receipt.decision,
+            receipt.provenance,
             receipt.time,
             hash,
         ],
@@ -229,6 +231,8 @@ pub struct Receipt {
     pub result_hash: String,
     /// The policy decision.
     pub decision: String,
+    /// Who caused the call (so outside input cannot later be passed off as the agent's own).
+    pub provenance: String,
     /// When, epoch ms.
     pub time: i64,
 }
@@ -317,7 +321,8 @@ pub struct VerifyReport {
 pub fn verify(conn: &Connection) -> rusqlite::Result<VerifyReport> {
     let mut stmt = conn.prepare(
         "SELECT r.seq, r.call_id, r.prev_hash, r.tool, r.args_hash, r.result_hash, r.decision,
-                r.created_at, r.hash, c.id, c.name, c.args_json, c.result_json, c.decision
+                r.created_at, r.hash, c.id, c.name, c.args_json, c.result_json, c.decision,
+                r.provenance, c.provenance
          FROM receipts r LEFT JOIN tool_calls c ON c.id = r.call_id
          ORDER BY r.seq",
     )?;
@@ -344,6 +349,7 @@ pub fn verify(conn: &Connection) -> rusqlite::Result<VerifyReport> {
             args_hash: row.get(4)?,
             result_hash: row.get(5)?,
             decision: row.get(6)?,
+            provenance: row.get(14)?,
             time: row.get(7)?,
         };
         let stored_hash: String = row.get(8)?;
@@ -390,6 +396,7 @@ pub fn verify(conn: &Connection) -> rusqlite::Result<VerifyReport> {
         let args_json: String = row.get(11)?;
         let result_json: Option<String> = row.get(12)?;
         let decision: String = row.get(13)?;
+        let call_provenance: String = row.get(15)?;
         let checks = [
             (name == receipt.tool, "tool_calls.name was edited"),
             (
@@ -403,6 +410,10 @@ pub fn verify(conn: &Connection) -> rusqlite::Result<VerifyReport> {
             (
                 decision == receipt.decision,
                 "tool_calls.decision was edited",
+            ),
+            (
+                call_provenance == receipt.provenance,
+                "tool_calls.provenance was edited",
             ),
         ];
         if let Some((_, problem)) = checks.iter().find(|(ok, _)| !ok) {

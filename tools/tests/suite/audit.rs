@@ -62,6 +62,11 @@ async fn every_kind_of_rewrite_is_caught_and_named() {
             "prev_hash",
         ),
         ("DELETE FROM receipts WHERE seq = 3", 0, "no receipt"),
+        (
+            "UPDATE tool_calls SET provenance = 'creator' WHERE id = (SELECT call_id FROM receipts WHERE seq = 1)",
+            1,
+            "provenance",
+        ),
     ];
     for (sql, seq, problem) in cases {
         let f = Fixture::new();

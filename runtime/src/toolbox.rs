@@ -4,6 +4,7 @@
 //! same tools and the same rules.
 
 use crate::agent::sleep::{SleepSlot, SleepTool};
+use crate::agent::switch_model::SwitchModelTool;
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::state;
@@ -84,6 +85,9 @@ pub fn prepare_workspace(home: &Home) -> Result<()> {
 
 /// Builds the registry, the policy engine and the dispatcher for `home`.
 pub fn build(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result<Toolbox> {
+    let models = crate::config::AutomatonConfig::load(&home.config())
+        .map(|config| config.models.into_iter().map(|m| m.name).collect())
+        .unwrap_or_default();
     let workdir = workspace(home);
     let db: SharedDb = Arc::new(Mutex::new(state::open(home)?));
     let sandbox = Arc::new(Sandbox::new(
@@ -95,6 +99,12 @@ pub fn build(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result
     let sleep = SleepSlot::default();
     sandbox::register(&mut registry, sandbox)
         .and_then(|()| registry.register(SleepTool(sleep.clone())))
+        .and_then(|()| {
+            registry.register(SwitchModelTool {
+                models,
+                db: Arc::clone(&db),
+            })
+        })
         .map_err(|message| Error::InvalidInput {
             message,
             hint: "this is a bug in the automaton's tool registration".to_owned(),

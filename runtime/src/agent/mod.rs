@@ -5,4 +5,5 @@ pub mod history;
 pub mod prompt;
 pub mod run;
 pub mod sleep;
+pub mod switch_model;
 pub mod tokens;

@@ -203,7 +203,7 @@ impl<'a> Agent<'a> {
             "self"
         };
         let db = Arc::clone(&self.toolbox.db);
-        let (turn_id, prior_turns, history_turns) = {
+        let (turn_id, prior_turns, history_turns, active_model) = {
             let input = input.clone();
             with_db(&db, move |db| {
                 let prior: i64 = db.conn().query_row("SELECT COUNT(*) FROM turns", [], |r| r.get(0))?;
@@ -214,11 +214,19 @@ impl<'a> Agent<'a> {
                     )?;
                     Ok::<_, rusqlite::Error>(tx.last_insert_rowid())
                 })?;
+                let active_model: Option<String> = db
+                    .conn()
+                    .query_row(
+                        "SELECT value FROM kv WHERE key = ?1",
+                        [super::switch_model::ACTIVE_MODEL_KEY],
+                        |r| r.get(0),
+                    )
+                    .ok();
                 let history = history::recent_turns(db, 50).map_err(|err| automaton_tools::Error::Corrupt {
                     path: "state.db".into(),
                     detail: err.to_string(),
                 })?;
-                Ok((turn_id, prior, history))
+                Ok((turn_id, prior, history, active_model))
             })
             .await
             .map_err(fatal)?
@@ -230,7 +238,9 @@ impl<'a> Agent<'a> {
         let soul = std::fs::read_to_string(self.home.soul()).unwrap_or_default();
         let specs = self.toolbox.dispatcher.registry().specs();
         let tools: Vec<serde_json::Value> = specs.iter().map(|s| s.to_openai_function()).collect();
-        let model = self.inference.choose_model(Task::AgentTurn, false, None);
+        let model = self
+            .inference
+            .choose_model(Task::AgentTurn, false, active_model.as_deref());
         let mut history_budget = usize::try_from(model.context_window)
             .unwrap_or(usize::MAX)
             .saturating_sub(ANSWER_RESERVE);
@@ -279,7 +289,7 @@ impl<'a> Agent<'a> {
             let request = ChatRequest {
                 task: Task::AgentTurn,
                 low_compute: false,
-                model_override: None,
+                model_override: active_model.as_deref(),
                 messages: &messages,
                 tools: &tools,
                 estimated_prompt_tokens: u64::try_from(estimated).unwrap_or(u64::MAX),

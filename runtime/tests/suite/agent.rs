@@ -318,3 +318,29 @@ async fn cutting_the_newest_receipts_is_caught_by_the_anchor_in_git() {
         "{report}"
     );
 }
+
+#[tokio::test]
+async fn switch_model_is_respected_on_the_next_turn_and_after_a_restart() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    model.push(Reply::tool_call(
+        "m1",
+        "switch_model",
+        r#"{"model":"cheap-model"}"#,
+    ));
+    model.push(write_call(1));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "2"]).await;
+    assert!(ok, "{report}");
+    model.push(write_call(2));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "1"]).await;
+    assert!(ok, "{report}");
+    let models: Vec<String> = model
+        .requests()
+        .iter()
+        .map(|r| r.body["model"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(models[0], "gpt-4o-mini", "the default before any choice");
+    assert_eq!(models[1], "cheap-model");
+    assert_eq!(models[2], "cheap-model", "the choice survives a restart");
+}

@@ -109,20 +109,15 @@ pub fn build(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result
             message,
             hint: "this is a bug in the automaton's tool registration".to_owned(),
         })?;
+    // One protected set for both gates: the path gate judges tool subjects with it, the
+    // command gate every path a shell command touches.
+    let paths = ProtectedPaths::for_home(home.root(), &facts.user_home, &facts.exe);
     let engine = PolicyEngine::new(
         vec![
             Box::new(AuthorityGate),
             Box::new(ValidationGate),
-            Box::new(PathGate::new(ProtectedPaths::for_home(
-                home.root(),
-                &facts.exe,
-            ))),
-            Box::new(CommandGate::new(
-                home.root().to_owned(),
-                facts.user_home.clone(),
-                facts.pid,
-                facts.exe.clone(),
-            )),
+            Box::new(PathGate::new(paths.clone())),
+            Box::new(CommandGate::new(paths, facts.pid)),
             Box::new(RateLimitGate::new(RateLimits::default())),
         ],
         false,

@@ -2,18 +2,20 @@
 //!
 //! Plain `std::time` sampling (harness = false): each case is classified repeatedly and
 //! the p50/p99 of the individual decision times are printed. The cases are a typical agent
-//! command and a 1,000-sub-command chain, once fully classified (limit raised to 2,000) and
-//! once refused by the default limit of 64. Target: p99 < 5 ms.
+//! command, a command touching protected paths, and a 1,000-sub-command chain, once fully
+//! classified (limit raised to 2,000) and once refused by the default limit of 64. They run
+//! as in production: the inode-based `ProtectedPaths` of a real temporary home, with the
+//! working directory `<home>/workspace`. Target: p99 < 5 ms.
 //!
 //! Run with `cargo bench -p automaton-tools --bench command_policy`.
 
+use std::error::Error;
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use automaton_tools::policy::command::{
-    CommandContext, DEFAULT_MAX_SUBCOMMANDS, NamePathGuard, check_command,
-};
+use automaton_tools::policy::command::{CommandContext, DEFAULT_MAX_SUBCOMMANDS, check_command};
+use automaton_tools::policy::path::ProtectedPaths;
 
 const ITERATIONS: usize = 2_000;
 const WARMUP: usize = 50;
@@ -31,15 +33,51 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-fn main() {
-    let home = Path::new("/root/.automaton");
-    let user_home = Path::new("/root");
-    let guard = NamePathGuard::new(home, user_home);
+/// A home like production's: protected files, a git repository, and the workspace.
+fn home(root: &Path) -> Result<ProtectedPaths, Box<dyn Error>> {
+    let user = root.join("user");
+    let home = user.join(".automaton");
+    for dir in [".git/hooks", "keys", "workspace/src"] {
+        std::fs::create_dir_all(home.join(dir))?;
+    }
+    for file in [
+        "wallet.json",
+        "constitution.md",
+        "state.db",
+        "SOUL.md",
+        "automaton.json",
+        "heartbeat.yml",
+        ".gitignore",
+        ".git/HEAD",
+        "workspace/notes.txt",
+    ] {
+        std::fs::write(home.join(file), "x")?;
+    }
+    Ok(ProtectedPaths::for_home(
+        &home,
+        &user,
+        Path::new("/usr/local/bin/automaton"),
+    ))
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let dir = tempfile::tempdir()?;
+    let root = std::fs::canonicalize(dir.path())?;
+    let paths = home(&root)?;
+    let cwd = paths.home().join("workspace");
     let chain = vec!["echo a"; 1_000].join("; ");
     let cases = [
         Case {
             name: "typical",
             command: "git log -n 5 | head -20 && ls -la src".to_owned(),
+            subcommands: 3,
+            max_subcommands: DEFAULT_MAX_SUBCOMMANDS,
+        },
+        Case {
+            name: "paths",
+            command: "cat ../constitution.md src/*.rs > out.txt && cp -r src /tmp/b && \
+                      git -C .. log -n 3"
+                .to_owned(),
             subcommands: 3,
             max_subcommands: DEFAULT_MAX_SUBCOMMANDS,
         },
@@ -62,13 +100,10 @@ fn main() {
     );
     for case in &cases {
         let ctx = CommandContext {
-            home,
-            user_home,
-            cwd: Path::new("/root/project"),
+            cwd: &cwd,
             runtime_pid: 4242,
-            runtime_exe: Path::new("/usr/local/bin/automaton"),
             max_subcommands: case.max_subcommands,
-            paths: &guard,
+            paths: &paths,
         };
         let decision = check_command(&case.command, &ctx).decision();
         for _ in 0..WARMUP {
@@ -93,4 +128,5 @@ fn main() {
             if p99 < TARGET_P99 { "yes" } else { "NO" },
         );
     }
+    Ok(())
 }

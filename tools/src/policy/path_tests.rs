@@ -1,9 +1,14 @@
+//! Tests of [`ProtectedPaths`]: aliases of protected files, what is protected from writes and
+//! reads (the home, the user's login files and keys, cron spools, `/proc`), lookalike names,
+//! and whole trees that hold protected files.
+
 use super::*;
 use std::fs;
 
 struct Fixture {
     _dir: tempfile::TempDir,
     home: PathBuf,
+    user: PathBuf,
     outside: PathBuf,
     paths: ProtectedPaths,
 }
@@ -11,7 +16,8 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = fs::canonicalize(dir.path()).unwrap();
-    let home = root.join("home");
+    let user = root.join("user");
+    let home = user.join(".automaton");
     let outside = root.join("work");
     fs::create_dir_all(home.join(".git/hooks")).unwrap();
     fs::create_dir_all(home.join("keys")).unwrap();
@@ -28,10 +34,12 @@ fn fixture() -> Fixture {
     fs::write(home.join("keys/openai.key"), "sk-test").unwrap();
     let exe = root.join("automaton-bin");
     fs::write(&exe, "binary").unwrap();
-    let paths = ProtectedPaths::for_home(&home, &exe);
+    fs::create_dir_all(home.join("workspace")).unwrap();
+    let paths = ProtectedPaths::for_home(&home, &user, &exe);
     Fixture {
         _dir: dir,
         home,
+        user,
         outside,
         paths,
     }
@@ -120,6 +128,10 @@ fn secret_looking_names_are_never_read() {
         "credentials.json",
         "/proc/1/environ",
         "/proc/self/environ",
+        "/proc/1/task/1/environ",
+        "/proc/self/task/1/environ",
+        "/proc/1/mem",
+        ".envrc",
     ] {
         let path = if name.starts_with('/') {
             PathBuf::from(name)
@@ -169,4 +181,85 @@ fn ordinary_paths_pass() {
         rule(&f, &f.home.join("skills/x/SKILL.md"), PathAccess::Write),
         None
     );
+}
+
+#[test]
+fn the_home_history_and_the_users_login_files_are_protected() {
+    let f = fixture();
+    for path in [
+        f.home.join(".git"),
+        f.home.join(".git/config"),
+        f.home.join(".git/refs/heads/main"),
+        f.home.join(".gitignore"),
+        f.home.join("state.db-journal"),
+        f.user.join(".bashrc"),
+        f.user.join(".bash_profile"),
+        f.user.join(".profile"),
+        f.user.join(".zshrc"),
+        f.user.join(".ssh"),
+        f.user.join(".ssh/authorized_keys"),
+        f.user.join(".gitconfig"),
+        f.user.join(".config/autostart/x.desktop"),
+        PathBuf::from("/var/spool/cron/crontabs/root"),
+        PathBuf::from("/etc/cron.d/job"),
+        PathBuf::from("/etc/crontab"),
+    ] {
+        assert_eq!(
+            rule(&f, &path, PathAccess::Write),
+            Some("protected_write"),
+            "{path:?}"
+        );
+    }
+    for path in [
+        f.home.join("workspace/.git/config"),
+        f.home.join("workspace/build/out.js"),
+        f.user.join(".config/app.toml"),
+    ] {
+        assert_eq!(rule(&f, &path, PathAccess::Write), None, "{path:?}");
+    }
+}
+
+#[test]
+fn trees_that_hold_protected_files() {
+    let f = fixture();
+    let holds = |dir: &Path, access| f.paths.tree_violation(dir, access).is_some();
+    for dir in [
+        f.home.clone(),
+        f.user.clone(),
+        PathBuf::from("/"),
+        f.home.join(".git"),
+        f.home.join("keys"),
+        f.user.join(".config"),
+        PathBuf::from("/var/spool"),
+    ] {
+        assert!(holds(&dir, PathAccess::Write), "{dir:?}");
+    }
+    for dir in [f.home.clone(), f.user.join(".ssh"), f.home.join("keys")] {
+        assert!(holds(&dir, PathAccess::Read), "{dir:?}");
+    }
+    for dir in [
+        f.home.join("workspace"),
+        f.home.join("workspace/node_modules"),
+        f.home.join("skills"),
+        f.outside.clone(),
+        PathBuf::from("/usr/share"),
+    ] {
+        assert!(!holds(&dir, PathAccess::Write), "{dir:?}");
+        assert!(!holds(&dir, PathAccess::Read), "{dir:?}");
+    }
+    assert!(holds(&f.home.join(".git"), PathAccess::Write));
+    assert!(!holds(&f.home.join(".git"), PathAccess::Read));
+}
+
+#[test]
+fn prefixes_that_could_name_protected_files() {
+    let f = fixture();
+    assert!(f.paths.prefix_violation(&f.home.join("state.")).is_some());
+    assert!(f.paths.prefix_violation(&f.home.join("wal")).is_some());
+    assert!(
+        f.paths
+            .prefix_violation(&f.home.join("workspace/x"))
+            .is_none()
+    );
+    assert!(f.paths.prefix_violation(&f.home.join("zz")).is_none());
 }

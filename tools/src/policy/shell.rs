@@ -7,34 +7,24 @@ use crate::policy::command::{CommandContext, DEFAULT_MAX_SUBCOMMANDS, check_comm
 use crate::policy::engine::{Gate, PolicyRequest};
 use crate::policy::path::ProtectedPaths;
 use crate::tool::Subject;
-use std::path::PathBuf;
 
 /// The command-safety gate.
 #[derive(Debug, Clone)]
 pub struct CommandGate {
-    /// The automaton's home.
-    pub home: PathBuf,
-    /// `$HOME` of the shell that runs commands.
-    pub user_home: PathBuf,
     /// The runtime's pid.
     pub runtime_pid: u32,
-    /// The runtime's binary.
-    pub runtime_exe: PathBuf,
     /// The limit on simple commands per call.
     pub max_subcommands: usize,
-    /// The protected files.
+    /// The protected set (the homes and the runtime's binary with it): the same one the
+    /// path-protection gate judges tool subjects with.
     pub paths: ProtectedPaths,
 }
 
 impl CommandGate {
-    /// A gate for the home at `home` with default limits.
-    pub fn new(home: PathBuf, user_home: PathBuf, runtime_pid: u32, runtime_exe: PathBuf) -> Self {
-        let paths = ProtectedPaths::for_home(&home, &runtime_exe);
+    /// A gate over `paths` for the runtime with pid `runtime_pid`, with default limits.
+    pub fn new(paths: ProtectedPaths, runtime_pid: u32) -> Self {
         Self {
-            home,
-            user_home,
             runtime_pid,
-            runtime_exe,
             max_subcommands: DEFAULT_MAX_SUBCOMMANDS,
             paths,
         }
@@ -50,11 +40,8 @@ impl Gate for CommandGate {
         for subject in &request.assessment.subjects {
             if let Subject::Command { command, cwd } = subject {
                 let ctx = CommandContext {
-                    home: &self.home,
-                    user_home: &self.user_home,
                     cwd,
                     runtime_pid: self.runtime_pid,
-                    runtime_exe: &self.runtime_exe,
                     max_subcommands: self.max_subcommands,
                     paths: &self.paths,
                 };

@@ -124,18 +124,13 @@ impl Fixture {
         registry.register(DangerTool).unwrap();
         registry.register(SelfModTool).unwrap();
         let exe = PathBuf::from("/usr/local/bin/automaton");
-        let paths = ProtectedPaths::for_home(&home, &exe);
+        let paths = ProtectedPaths::for_home(&home, &root, &exe);
         let engine = PolicyEngine::new(
             vec![
                 Box::new(AuthorityGate),
                 Box::new(ValidationGate),
-                Box::new(PathGate::new(paths)),
-                Box::new(CommandGate::new(
-                    home.clone(),
-                    root.clone(),
-                    std::process::id(),
-                    exe,
-                )),
+                Box::new(PathGate::new(paths.clone())),
+                Box::new(CommandGate::new(paths, std::process::id())),
                 Box::new(RateLimitGate::new(limits)),
             ],
             false,

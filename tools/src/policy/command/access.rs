@@ -1,15 +1,16 @@
 //! Judging the files a command touches: every path word is expanded (braces, globs against
-//! the real filesystem), resolved against each candidate working directory, and handed to the
-//! [`PathGuard`](super::PathGuard); redirections, raw devices, `/dev/tcp`, system trees and
-//! "destroy the home" targets are judged here too.
+//! the real filesystem), resolved against each candidate working directory, and handed to
+//! [`ProtectedPaths`](crate::policy::path::ProtectedPaths) (through the links the command
+//! itself creates); redirections, raw devices, `/dev/tcp`, system trees, "destroy the home"
+//! targets and whole trees that hold protected files are judged here too.
 
 use std::path::{Path, PathBuf};
 
 use super::PathAccess;
-use super::model::{Cmd, Facts, RedirectKind};
+use super::model::{Cmd, RedirectKind};
 use super::paths::{
-    EXPANSION_CAP, destroys, escape, expand_braces, glob, glob_dir, has_glob, is_ancestor_or_self,
-    is_net_device, is_raw_device, is_system_path, normalize, resolve, unescape,
+    EXPANSION_CAP, destroys, escape, expand_braces, glob, glob_dir, has_glob, is_net_device,
+    is_raw_device, is_system_path, normalize, resolve, unescape,
 };
 use super::walk::Checker;
 use super::word::Word;
@@ -61,7 +62,7 @@ impl Checker<'_, '_> {
     fn tilde(&self, text: &str, pattern: bool) -> String {
         match text.strip_prefix('~') {
             Some(rest) if rest.is_empty() || rest.starts_with('/') => {
-                let home = self.ctx.user_home.to_string_lossy();
+                let home = self.ctx.paths.user_home().to_string_lossy();
                 let home = if pattern {
                     escape(&home)
                 } else {
@@ -111,23 +112,47 @@ impl Checker<'_, '_> {
         for path in self.word_paths(word) {
             if is_net_device(&path) {
                 self.reverse_shell(text);
-            } else if let Some(reason) = self.ctx.paths.check(&path, PathAccess::Read) {
+            } else if let Some(reason) = self.guard(&path, PathAccess::Read) {
                 self.rule(
                     "read_protected_path",
                     Decision::Forbid,
                     format!("`{text}` reads {}: {reason}", path.display()),
                 );
+                // One forbidden match is enough (a glob may name hundreds).
+                return;
             }
         }
+    }
+
+    /// Why `path` must not be accessed as `access`, directly or through a link this command
+    /// created.
+    pub fn guard(&self, path: &Path, access: PathAccess) -> Option<String> {
+        let ids = self.ids.get_or_init(|| self.ctx.paths.identities());
+        self.aliases(path).into_iter().find_map(|alias| {
+            let reason = self.ctx.paths.check(&alias, access, ids)?;
+            Some(if alias == path {
+                reason
+            } else {
+                format!(
+                    "it is a link this command creates to {}: {reason}",
+                    alias.display()
+                )
+            })
+        })
+    }
+
+    /// Why acting on the whole tree at `dir` as `access` reaches protected files.
+    pub fn guard_tree(&self, dir: &Path, access: PathAccess) -> Option<String> {
+        self.aliases(dir)
+            .into_iter()
+            .find_map(|alias| self.ctx.paths.tree_violation(&alias, access))
     }
 
     /// Why `path` is protected for reading or for writing, if it is: for code and patterns
     /// the gate cannot tell which of the two they will do.
     pub fn protected(&self, path: &Path) -> Option<String> {
-        let guard = self.ctx.paths;
-        guard
-            .check(path, PathAccess::Read)
-            .or_else(|| guard.check(path, PathAccess::Write))
+        self.guard(path, PathAccess::Read)
+            .or_else(|| self.guard(path, PathAccess::Write))
     }
 
     /// Judges a path the command creates, changes, moves or deletes.
@@ -148,12 +173,14 @@ impl Checker<'_, '_> {
         }
         self.unknown_cwd(word, text);
         for path in self.word_paths(word) {
-            self.check_write_path(&path, text);
+            if self.check_write_path(&path, text) {
+                return;
+            }
         }
     }
 
-    /// Judges one resolved path the command writes.
-    pub fn check_write_path(&mut self, path: &Path, text: &str) {
+    /// Judges one resolved path the command writes; `true` when it is forbidden.
+    pub fn check_write_path(&mut self, path: &Path, text: &str) -> bool {
         let shown = path.display();
         if is_net_device(path) {
             self.reverse_shell(text);
@@ -172,22 +199,26 @@ impl Checker<'_, '_> {
                 Decision::Forbid,
                 format!("`{text}` writes {shown}, which can reboot or halt the machine"),
             );
-        } else if let Some(reason) = self.ctx.paths.check(path, PathAccess::Write) {
+        } else if let Some(reason) = self.guard(path, PathAccess::Write) {
             self.rule(
                 "write_protected_path",
                 Decision::Forbid,
                 format!("`{text}` writes {shown}: {reason}"),
             );
-        } else if is_system_path(path) {
-            self.rule(
-                "system_path_write",
-                Decision::Prompt,
-                format!(
-                    "`{text}` changes the system file {shown}; keep changes inside your \
-                     project or home"
-                ),
-            );
+        } else {
+            if is_system_path(path) {
+                self.rule(
+                    "system_path_write",
+                    Decision::Prompt,
+                    format!(
+                        "`{text}` changes the system file {shown}; keep changes inside your \
+                         project or home"
+                    ),
+                );
+            }
+            return false;
         }
+        true
     }
 
     /// Judges a copy/move/link destination: the destination itself, and the file each
@@ -201,7 +232,7 @@ impl Checker<'_, '_> {
             for source in sources.iter().filter(|s| !s.dynamic) {
                 for path in self.word_paths(source) {
                     if let Some(name) = path.file_name() {
-                        self.check_write_path(&dir.join(name), text);
+                        let _ = self.check_write_path(&dir.join(name), text);
                     }
                 }
             }
@@ -219,10 +250,20 @@ impl Checker<'_, '_> {
         for pattern in patterns {
             for base in self.bases(&pattern) {
                 let found = if word.globby && has_glob(&base) {
-                    destroys(&glob_dir(&base), self.ctx.home, self.ctx.user_home, true)
+                    destroys(
+                        &glob_dir(&base),
+                        self.ctx.paths.home(),
+                        self.ctx.paths.user_home(),
+                        true,
+                    )
                 } else {
                     let path = normalize(Path::new(&unescape(&base)));
-                    destroys(&path, self.ctx.home, self.ctx.user_home, false)
+                    destroys(
+                        &path,
+                        self.ctx.paths.home(),
+                        self.ctx.paths.user_home(),
+                        false,
+                    )
                 };
                 if let Some(what) = found {
                     self.rule(
@@ -236,25 +277,41 @@ impl Checker<'_, '_> {
         }
     }
 
-    /// Forbids reading a whole tree that holds the home (and so its key material).
-    pub fn check_home_tree(&mut self, word: &Word, verb: &str, text: &str) {
-        let home = self.ctx.home;
-        if let Some(path) = self
-            .word_paths(word)
-            .into_iter()
-            .find(|path| is_ancestor_or_self(path, home))
-        {
+    /// Forbids acting on a whole tree that holds protected files: reading it (copying,
+    /// archiving, searching, serving: `verb`) for `Read`, deleting, moving, re-permissioning
+    /// or copying into it for `Write`. Relative to the home's own files, not to the home: the
+    /// workspace inside the home holds none, so `rm -rf build` there is fine.
+    pub fn check_tree(
+        &mut self,
+        word: &Word,
+        access: PathAccess,
+        rule: &str,
+        verb: &str,
+        text: &str,
+    ) {
+        if word.dynamic || word.procsub {
+            return;
+        }
+        let found = self.word_paths(word).into_iter().find_map(|path| {
+            let reason = self.guard_tree(&path, access)?;
+            Some((path, reason))
+        });
+        if let Some((path, reason)) = found {
+            let advice = match access {
+                PathAccess::Read => "name the specific files or subdirectories you need",
+                PathAccess::Write => "act on the specific files of your project instead",
+            };
             self.rule(
-                "copy_key_material",
+                rule,
                 Decision::Forbid,
-                format!(
-                    "`{text}` {verb} {}, which holds the wallet and other secrets of {}; \
-                     name the specific files or subdirectories you need",
-                    path.display(),
-                    home.display()
-                ),
+                format!("`{text}` {verb} {}: {reason}; {advice}", path.display()),
             );
         }
+    }
+
+    /// Forbids reading a whole tree that holds secrets (the home's wallet and keys, `~/.ssh`).
+    pub fn check_home_tree(&mut self, word: &Word, verb: &str, text: &str) {
+        self.check_tree(word, PathAccess::Read, "copy_key_material", verb, text);
     }
 
     /// Records a reverse-shell match.
@@ -277,40 +334,6 @@ impl Checker<'_, '_> {
                 RedirectKind::Write => self.check_write(&redirect.target, &cmd.text),
                 RedirectKind::Duplicate | RedirectKind::HereString | RedirectKind::HereDoc => {}
             }
-        }
-    }
-
-    /// Remembers files a download writes, so running them later is caught.
-    pub fn note_download(&mut self, cmd: &Cmd, facts: &Facts) {
-        if !facts.downloads {
-            return;
-        }
-        for redirect in &cmd.redirects {
-            if redirect.kind == RedirectKind::Write && redirect.fd.is_none_or(|fd| fd == 1) {
-                let paths = self.word_paths(&redirect.target);
-                self.downloaded.extend(paths);
-            }
-        }
-    }
-
-    /// Forbids running a file this same command downloaded.
-    pub fn check_downloaded(&mut self, word: &Word, text: &str) {
-        if word.dynamic || self.downloaded.is_empty() {
-            return;
-        }
-        if self
-            .word_paths(word)
-            .iter()
-            .any(|path| self.downloaded.contains(path))
-        {
-            self.rule(
-                "download_then_exec",
-                Decision::Forbid,
-                format!(
-                    "`{text}` runs a file this command just downloaded, unseen; download it, \
-                     read it, then run it in a separate call"
-                ),
-            );
         }
     }
 }

@@ -51,6 +51,12 @@ const INJECTING_ENV: &[&str] = &[
     "LESSCLOSE",
     "GCONV_PATH",
     "BROWSER",
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_COMMON_DIR",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
 ];
 
 impl Checker<'_, '_> {
@@ -65,7 +71,7 @@ impl Checker<'_, '_> {
             }
         }
         if let Some(program) = cmd.argv.get(at).filter(|w| w.text.contains('/')) {
-            self.check_downloaded(program, &cmd.text);
+            self.check_generated(program, &cmd.text, s, true);
         }
         facts.decodes = super::network::decodes(name, args);
         match family {
@@ -87,13 +93,14 @@ impl Checker<'_, '_> {
             Family::Tee => {
                 for word in options::parse(args, &Spec::FLAGS, false).operands {
                     self.check_write(&word, &cmd.text);
+                    self.note_written_word(&word);
                 }
             }
             Family::Sed => self.sed(args, cmd, s),
             Family::Awk => self.awk(args, cmd, s),
-            Family::Interpreter => self.interpreter(name, args, cmd, &mut facts),
+            Family::Interpreter => self.interpreter(name, args, cmd, s, &mut facts),
             Family::Find => self.find(args, cmd, s),
-            Family::Git => self.git(args, &cmd.text),
+            Family::Git => self.git(args, cmd),
             Family::Tar => self.tar(args, cmd, s),
             Family::Archive => {
                 let runs = args.iter().any(|w| {
@@ -114,43 +121,28 @@ impl Checker<'_, '_> {
                     self.check_home_tree(&word, "archives", &cmd.text);
                 }
             }
-            Family::Compress => {
-                let opts = options::parse(args, &Spec::FLAGS, false);
-                if !opts.has('c', &["--stdout", "--to-stdout"]) {
-                    for word in &opts.operands {
-                        self.check_write(word, &cmd.text);
-                    }
-                }
+            Family::Compress => self.decompress(args, &cmd.text, facts.decodes),
+            Family::Reader => {
+                self.reader(name, args, &cmd.text);
+                self.reader_outputs(name, args, cmd, s);
             }
-            Family::Reader => self.reader(name, args, &cmd.text),
             Family::Curl => self.curl(args, &cmd.text, &mut facts),
             Family::Wget => self.wget(args, &cmd.text, &mut facts),
             Family::Fetcher => facts.downloads = true,
             Family::Netcat => self.netcat(args, &cmd.text, &mut facts),
             Family::Socat => self.socat(args, &cmd.text, &mut facts),
-            Family::Openssl => self.openssl(args, &mut facts),
+            Family::Openssl => self.openssl(args, &cmd.text, &mut facts),
             Family::Ssh => self.ssh(args, &cmd.text, &mut facts),
-            Family::Editor | Family::Writer => {
-                let commands = family == Family::Editor
-                    && args.iter().any(|w| {
-                        let t = w.text.as_str();
-                        t.starts_with('+') || t.starts_with("-c") || t == "--cmd" || t == "-S"
-                    });
-                if commands {
-                    self.rule(
-                        "editor_command",
-                        Decision::Prompt,
-                        format!(
-                            "`{}` makes the editor run commands; change files with explicit \
-                             commands instead",
-                            cmd.text
-                        ),
-                    );
-                }
+            Family::Editor => self.editor(name, args, cmd, s),
+            Family::Debugger => self.debugger(args, cmd, s),
+            Family::Writer => {
                 for word in options::parse(args, &Spec::FLAGS, false).operands {
                     self.check_write(&word, &cmd.text);
                 }
             }
+            Family::Rename => self.rename(args, &cmd.text),
+            Family::Serve => self.server(name, args, &cmd.text),
+            Family::Unzip => self.unzip(args, &cmd.text),
             Family::Cd => self.change_dir(args),
             Family::Crontab => {
                 self.crontab(name, args, &cmd.text);
@@ -221,10 +213,11 @@ impl Checker<'_, '_> {
     pub fn change_dir(&mut self, args: &[Word]) {
         let opts = options::parse(args, &Spec::FLAGS, false);
         let Some(target) = opts.operands.first() else {
-            let home = super::paths::normalize(self.ctx.user_home);
+            let home = super::paths::normalize(self.ctx.paths.user_home());
             if !self.cwd.dirs.contains(&home) {
-                self.cwd.dirs.push(home);
+                self.cwd.dirs.push(home.clone());
             }
+            self.last_cd = (self.in_body == 0).then(|| vec![home]);
             return;
         };
         if target.text == "-" {
@@ -235,14 +228,15 @@ impl Checker<'_, '_> {
             return;
         }
         let added: Vec<_> = self.word_paths(target);
-        for dir in added {
-            if !self.cwd.dirs.contains(&dir) {
-                self.cwd.dirs.push(dir);
+        for dir in &added {
+            if !self.cwd.dirs.contains(dir) {
+                self.cwd.dirs.push(dir.clone());
             }
         }
         if self.cwd.dirs.len() > 16 {
             self.cwd.unknown = true;
         }
+        self.last_cd = Some(added);
     }
 
     fn crontab(&mut self, name: &str, args: &[Word], text: &str) {
@@ -294,27 +288,39 @@ impl Checker<'_, '_> {
 }
 
 /// The words among `args` that may name files: operands, values of `--opt=value`, `key=value`
-/// operands (`if=…`), and `@file` references. URLs and `host:path` are not local files.
+/// operands (`if=…`), `@file` references and `file://` URLs. Other URLs and `host:path` are
+/// not local files.
 pub(super) fn path_words(args: &[Word]) -> Vec<Word> {
     let mut out = Vec::new();
     let mut only_operands = false;
+    let push = |word: Word, out: &mut Vec<Word>| {
+        if let Some(file) = file_url(&word) {
+            out.push(file);
+        } else if !word.text.contains("://") {
+            out.push(word);
+        }
+    };
     for word in args {
         let text = word.text.as_str();
         if text == "--" {
             only_operands = true;
             continue;
         }
-        if text.contains("://") || text == "-" {
+        if text == "-" {
             continue;
         }
         if !only_operands && text.starts_with('-') {
             if let Some((name, _)) = text.split_once('=').filter(|_| text.starts_with("--")) {
-                out.push(word.tail(name.len() + 1));
+                push(word.tail(name.len() + 1), &mut out);
             }
             continue;
         }
         if let Some(file) = text.strip_prefix('@') {
-            out.push(word.tail(text.len() - file.len()));
+            push(word.tail(text.len() - file.len()), &mut out);
+            continue;
+        }
+        if file_url(word).is_some() || text.contains("://") {
+            push(word.clone(), &mut out);
             continue;
         }
         let remote = text
@@ -324,11 +330,57 @@ pub(super) fn path_words(args: &[Word]) -> Vec<Word> {
             continue;
         }
         if let Some((name, _)) = text.split_once('=') {
-            out.push(word.tail(name.len() + 1));
+            push(word.tail(name.len() + 1), &mut out);
         }
         out.push(word.clone());
     }
     out
+}
+
+/// The local path a `file:` URL names (`file:///p`, `file://localhost/p`, `file:/p`),
+/// percent-decoded. curl expands `{a,b}` and `[a-z]` in URLs itself, so the path keeps them
+/// as patterns to be expanded against the filesystem.
+pub(super) fn file_url(word: &Word) -> Option<Word> {
+    let text = word.text.as_str();
+    let scheme = text.get(..5)?;
+    if !scheme.eq_ignore_ascii_case("file:") {
+        return None;
+    }
+    let rest = &text[5..];
+    let path = match rest.strip_prefix("//") {
+        Some(authority) => &authority[authority.find('/')?..],
+        None => rest,
+    };
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let decoded = percent_decode(path);
+    let mut file = Word::literal(&decoded);
+    file.pattern = decoded.replace('\\', "\\\\");
+    file.globby = decoded.contains(['{', '[', '*', '?']);
+    file.dynamic = word.dynamic;
+    Some(file)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(value)) => {
+                out.push(value);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The text `echo`/`printf` writes, when it is static and free of escapes.

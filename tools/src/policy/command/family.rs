@@ -19,7 +19,7 @@ pub(super) enum Family {
     Perms,
     /// `kill`.
     Kill,
-    /// `pkill`, `killall`, `killall5`.
+    /// `pkill`, `killall`, `killall5`, `skill`, `snice`, `fuser`.
     KillByName,
     /// `systemctl`, `service`.
     Service,
@@ -27,6 +27,14 @@ pub(super) enum Family {
     Shutdown,
     /// `cp`, `install`.
     Copy,
+    /// `rename` (util-linux or Perl): moves every file it names.
+    Rename,
+    /// Static HTTP servers (`http-server`, `serve`, `busybox httpd`): publish a directory.
+    Serve,
+    /// `unzip`: unpacks into a directory.
+    Unzip,
+    /// `gdb`, `lldb`: run commands and attach to processes.
+    Debugger,
     /// `mv`.
     Move,
     /// `ln`.
@@ -101,10 +109,14 @@ impl Family {
             "dd" => Self::Dd,
             "chmod" | "chown" | "chgrp" | "chattr" | "setfacl" | "setfattr" => Self::Perms,
             "kill" => Self::Kill,
-            "pkill" | "killall" | "killall5" => Self::KillByName,
+            "pkill" | "killall" | "killall5" | "skill" | "snice" | "fuser" => Self::KillByName,
             "systemctl" | "service" => Self::Service,
             "shutdown" | "reboot" | "halt" | "poweroff" | "init" | "telinit" => Self::Shutdown,
             "cp" | "install" => Self::Copy,
+            "rename" | "prename" | "file-rename" | "perl-rename" => Self::Rename,
+            "http-server" | "serve" | "httpd" | "darkhttpd" | "miniserve" | "webfsd" => Self::Serve,
+            "unzip" => Self::Unzip,
+            "gdb" | "gdb-multiarch" | "cgdb" | "lldb" => Self::Debugger,
             "mv" => Self::Move,
             "ln" => Self::Link,
             "rsync" | "scp" | "sftp" => Self::Sync,
@@ -118,7 +130,7 @@ impl Family {
             "gzip" | "bzip2" | "xz" | "zstd" | "lz4" | "lzma" | "brotli" | "compress" => {
                 Self::Compress
             }
-            "cat" | "tac" | "nl" | "less" | "more" | "most" | "head" | "tail" | "view" | "bat"
+            "cat" | "tac" | "nl" | "less" | "more" | "most" | "head" | "tail" | "bat"
             | "batcat" | "xxd" | "od" | "hexdump" | "hd" | "strings" | "base64" | "base32"
             | "basenc" | "uuencode" | "grep" | "egrep" | "fgrep" | "rgrep" | "zgrep" | "rg"
             | "ag" | "ack" | "diff" | "cmp" | "sort" | "uniq" | "cut" | "paste" | "jq" | "yq"
@@ -135,8 +147,9 @@ impl Family {
             "socat" => Self::Socat,
             "openssl" => Self::Openssl,
             "ssh" => Self::Ssh,
-            "vi" | "vim" | "nvim" | "nano" | "emacs" | "ed" | "ex" | "pico" | "joe" | "micro"
-            | "kak" | "hx" | "mcedit" | "sudoedit" | "vipe" => Self::Editor,
+            "vi" | "vim" | "nvim" | "view" | "gvim" | "vimdiff" | "rvim" | "vim.tiny" | "nano"
+            | "emacs" | "emacsclient" | "ed" | "red" | "ex" | "pico" | "joe" | "micro" | "kak"
+            | "hx" | "mcedit" | "sudoedit" | "vipe" => Self::Editor,
             "touch" | "truncate" | "fallocate" | "mkdir" | "mkfifo" | "mknod" | "sqlite3"
             | "sqlite" | "patch" => Self::Writer,
             "cd" | "pushd" => Self::Cd,
@@ -166,6 +179,7 @@ impl Family {
             | Self::Dd
             | Self::Perms
             | Self::Copy
+            | Self::Rename
             | Self::Move
             | Self::Link
             | Self::Sync
@@ -183,6 +197,9 @@ impl Family {
             | Self::KillByName
             | Self::Service
             | Self::Shutdown
+            | Self::Serve
+            | Self::Unzip
+            | Self::Debugger
             | Self::Sed
             | Self::Awk
             | Self::Interpreter
@@ -223,6 +240,10 @@ impl Family {
             | Self::Dd
             | Self::Perms
             | Self::Copy
+            | Self::Rename
+            | Self::Serve
+            | Self::Unzip
+            | Self::Debugger
             | Self::Move
             | Self::Link
             | Self::Sync

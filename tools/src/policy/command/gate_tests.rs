@@ -1,10 +1,9 @@
 //! Targeted tests of the command gate beyond the corpus: the rule and reason recorded, parse
-//! errors, the sub-command and nesting limits, and the name-based path guard.
+//! errors, the sub-command and nesting limits, links the inode-based guard sees, and how `cd
+//! … &&` narrows the working directory.
 
-use std::path::Path;
-
+use super::check_command;
 use super::corpus_tests::{fixture, show};
-use super::{NamePathGuard, check_command};
 use crate::policy::decision::Decision::{Allow as A, Forbid as F};
 
 #[test]
@@ -103,21 +102,38 @@ fn deep_statement_nesting_is_refused_not_overflowed() {
 }
 
 #[test]
-fn name_guard_protects_by_name() {
-    use super::{PathAccess, PathGuard};
-    let guard = NamePathGuard::new("/root/.automaton", "/root");
-    let read = |p: &str| guard.check(Path::new(p), PathAccess::Read).is_some();
-    let write = |p: &str| guard.check(Path::new(p), PathAccess::Write).is_some();
-    assert!(read("/root/.automaton/wallet.json"));
-    assert!(read("/srv/app/.env.local"));
-    assert!(read("/proc/123/environ"));
-    assert!(read("/root/.ssh/id_ed25519.pub"));
-    assert!(!read("/root/.automaton/constitution.md"));
-    assert!(write("/root/.automaton/constitution.md"));
-    assert!(write("/root/.automaton/state.db-wal"));
-    assert!(write("/root/.automaton/.git/hooks/pre-commit"));
-    assert!(write("/root/.bashrc"));
-    assert!(write("/root/.ssh/authorized_keys"));
-    assert!(!write("/root/project/constitution.md"));
-    assert!(!write("/root/.automaton/skills/x/SKILL.md"));
+fn the_production_guard_sees_links_made_before_the_command() {
+    // ProtectedPaths compares inodes: a hard link made earlier is still the wallet, and a
+    // symlink to the home still leads to it.
+    let fx = fixture();
+    std::fs::hard_link(fx.home.join("wallet.json"), fx.cwd.join("innocent.txt")).unwrap();
+    std::os::unix::fs::symlink(&fx.home, fx.cwd.join("h")).unwrap();
+    for text in [
+        "cat innocent.txt",
+        "cat h/wallet.json",
+        "echo x > h/constitution.md",
+    ] {
+        let verdict = fx.check(text);
+        assert_eq!(verdict.decision(), F, "{text}\n{}", show(&verdict));
+    }
+}
+
+#[test]
+fn cd_and_narrows_the_working_directory() {
+    let fx = fixture();
+    // After `cd app &&` only `app` is the working directory; after `;` or `||` the
+    // workspace (whose git repository is the home's) is possible again.
+    for (text, expected) in [
+        ("cd app && git commit -m x", A),
+        ("cd app && git add -A && git commit -m x", A),
+        ("cd app; git commit -m x", F),
+        ("cd app || git commit -m x", F),
+        ("cd app && true || git commit -m x", F),
+        ("cd app && git add -A; git commit -m x", F),
+        ("cd app 2>/dev/null && git commit -m x", A),
+        ("cd() { :; }; cd app && git commit -m x", F),
+    ] {
+        let verdict = fx.check(text);
+        assert_eq!(verdict.decision(), expected, "{text}\n{}", show(&verdict));
+    }
 }

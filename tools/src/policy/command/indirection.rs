@@ -22,6 +22,10 @@ const MAX_VARIANTS: usize = 8;
 impl Checker<'_, '_> {
     /// Classifies the variants of `node` obtained by substituting known variable values.
     pub fn indirection(&mut self, node: Node<'_>, s: Src<'_>) {
+        if !s.of(node).contains('$') {
+            // No expansion to substitute (the common case): skip the traversal.
+            return;
+        }
         let mut found: Vec<(Range<usize>, Vec<String>)> = Vec::new();
         let mut pending = vec![(node, false)];
         while let Some((next, quoted)) = pending.pop() {

@@ -7,40 +7,61 @@
 //! unwrapped through its wrappers (`sudo`, `env`, `timeout`, `xargs`, `busybox`, `sh -c '…'`
 //! re-parsed recursively, …) and classified. Dynamic command positions are never `Allow`, and
 //! every file path a command reads or writes is resolved (`~`, `$HOME`, the working directory,
-//! `..`, `//`, braces and globs) and judged by a [`PathGuard`].
+//! `..`, `//`, braces and globs) and judged by the runtime's one path guard,
+//! [`ProtectedPaths`], the same set the path-protection gate uses.
 //!
 //! Layout, in the order a command flows through it:
-//! - `parse`: tree-sitter parsing and the refusals before classification (syntax errors,
-//!   size, re-parse depth, the sub-command limit);
-//! - `walk`: every statement shape, the working directory, pipelines; `model` holds the
-//!   values it passes around; `word` turns words into text; `indirection` substitutes the
-//!   values a script gave its variables (`c=rm; $c -rf /`);
-//! - `unwrap` peels wrappers (`sudo`, `env`, `xargs`, …) and `shell` handles code in strings
-//!   (`sh -c`, `eval`, `source`, here-strings);
+//! - `parse`: tree-sitter parsing (one parser per thread) and the refusals before
+//!   classification (syntax errors, size, re-parse depth, the sub-command limit);
+//! - `walk`: every statement shape, the working directory (`cd`, narrowed along a `cd … &&`
+//!   chain), pipelines; `redirect` parses redirections and gives a trailing one to the
+//!   command bash gives it to; `model` holds the values the walk passes around; `word` turns
+//!   words into text; `indirection` substitutes the values a script gave its variables (`c=rm;
+//!   $c -rf /`);
+//! - `unwrap` peels wrappers (`sudo`, `env`, `xargs`, `npx`, …), `shell` handles code in
+//!   strings (`sh -c`, `eval`, `source`, here-strings) and `session` the multiplexers (`tmux
+//!   new 'CMD'`, `screen -dm CMD`);
 //! - `classify` sorts a program into its `family` and dispatches to `rules` (destruction,
-//!   copies, processes), `network` (downloads, sockets, pipe-to-shell), `code` (interpreters,
-//!   awk, sed) and `programs` (find, git, tar);
-//! - `access` judges the paths a command touches through the [`PathGuard`], using `paths`
-//!   for the arithmetic and `options` for command lines; `guard` holds [`NamePathGuard`].
+//!   copies, trees), `signals` (kill, pkill, fuser), `network` (downloads, sockets,
+//!   pipe-to-shell, `file://` URLs), `code` (interpreters, modules), `awksed` (awk and sed
+//!   programs), `editors` (editor and debugger commands), `git` (config that runs commands,
+//!   and the home's repository), `outputs` (output files hidden in options or operand
+//!   positions: `sort -o`, `uniq IN OUT`, `rename`, `gunzip`; unpacking; HTTP servers of a
+//!   directory) and `programs` (find, tar);
+//! - `access` judges the paths a command touches through [`ProtectedPaths`], one path at a
+//!   time or whole trees, using `paths` for the arithmetic and `options` for command lines;
+//!   `written` remembers what the command itself creates (files it writes, downloads or
+//!   decodes, links it makes), so running a generated script or reaching a protected file
+//!   through a fresh link is judged as what it is.
 
 mod access;
+mod awksed;
 mod classify;
 mod code;
+mod editors;
 mod family;
-mod guard;
+mod git;
 mod indirection;
 mod model;
 mod network;
 mod options;
+mod outputs;
 mod parse;
 mod paths;
 mod programs;
+mod redirect;
 mod rules;
+mod session;
 mod shell;
+mod signals;
 mod unwrap;
 mod walk;
 mod word;
+mod written;
 
+#[cfg(test)]
+#[path = "corpus_files_tests.rs"]
+mod corpus_files_tests;
 #[cfg(test)]
 #[path = "corpus_tests.rs"]
 mod corpus_tests;
@@ -50,9 +71,9 @@ mod gate_tests;
 
 use std::path::Path;
 
-pub use guard::NamePathGuard;
-
 use crate::policy::decision::{Decision, Verdict};
+pub use crate::policy::path::PathAccess;
+use crate::policy::path::ProtectedPaths;
 
 /// The gate name every rule of this module is recorded under.
 pub const GATE: &str = "command_safety";
@@ -67,37 +88,15 @@ pub const MAX_REPARSE_DEPTH: usize = 8;
 /// Where the check runs and what it protects.
 #[derive(Clone, Copy)]
 pub struct CommandContext<'a> {
-    /// The automaton's home, e.g. `/root/.automaton`.
-    pub home: &'a Path,
-    /// The `$HOME` of the shell that will run the command: what `~` and `$HOME` expand to.
-    pub user_home: &'a Path,
     /// The working directory the command starts in; relative paths resolve against it.
     pub cwd: &'a Path,
     /// The runtime's own pid: signalling it is forbidden.
     pub runtime_pid: u32,
-    /// The runtime's binary: `pkill`/`killall` of its name is forbidden.
-    pub runtime_exe: &'a Path,
     /// More simple commands than this is a `Forbid` (see [`DEFAULT_MAX_SUBCOMMANDS`]).
     pub max_subcommands: usize,
-    /// Judges every file path a command reads or writes.
-    pub paths: &'a dyn PathGuard,
-}
-
-/// How a command touches a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PathAccess {
-    /// The command reads the file's content (or copies, encodes or uploads it).
-    Read,
-    /// The command creates, modifies, moves, deletes or changes the metadata of the file.
-    Write,
-}
-
-/// Judges the paths a command touches. Implemented by the path-protection gate (by inode);
-/// [`NamePathGuard`] is a name-based implementation.
-pub trait PathGuard {
-    /// Returns why `path` (absolute and lexically normalised) must not be accessed as
-    /// `access`, or `None` when it may.
-    fn check(&self, path: &Path, access: PathAccess) -> Option<String>;
+    /// The protected set: the automaton's home, the user's home (what `~` and `$HOME`
+    /// expand to), the runtime's binary, and the files no command may read or write.
+    pub paths: &'a ProtectedPaths,
 }
 
 /// Classifies `command` for the `exec` tool and returns every rule that matched, recorded

@@ -51,6 +51,9 @@ pub(super) struct Src<'s> {
     pub text: &'s str,
     /// 0 for the command itself, +1 for every `sh -c`, `eval`, here-string, … re-parse.
     pub depth: usize,
+    /// Whether its simple commands count against the limit (re-parses made only for
+    /// analysis, such as substituted variable values, do not).
+    pub counted: bool,
 }
 
 impl<'s> Src<'s> {

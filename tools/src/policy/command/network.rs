@@ -7,6 +7,7 @@ use super::model::{Facts, Src};
 use super::options::{self, Spec};
 use super::walk::Checker;
 use super::word::Word;
+use super::written::Origin;
 use crate::policy::decision::Decision;
 
 const WGET: Spec = Spec {
@@ -73,7 +74,12 @@ impl Checker<'_, '_> {
                 to_file = true;
                 self.check_write(file, text);
                 let paths = self.word_paths(file);
-                self.downloaded.extend(paths);
+                self.note_generated(paths, &Origin::Download);
+            }
+        }
+        for url in opts.values_of(' ', &["--url"]) {
+            if let Some(file) = super::classify::file_url(url) {
+                self.check_read(&file, true, text);
             }
         }
         for file in opts.values_of('T', &["--upload-file"]) {
@@ -135,7 +141,7 @@ impl Checker<'_, '_> {
             } else {
                 self.check_write(file, text);
                 let paths = self.word_paths(file);
-                self.downloaded.extend(paths);
+                self.note_generated(paths, &Origin::Download);
             }
         }
         for file in opts.values_of('o', &["--output-file", "--append-output", "--save-cookies"]) {
@@ -170,7 +176,8 @@ impl Checker<'_, '_> {
             let path = url.text.split(['?', '#']).next().unwrap_or_default();
             let name = path.rsplit('/').next().unwrap_or_default();
             if !name.is_empty() {
-                self.downloaded.extend(dirs.iter().map(|d| d.join(name)));
+                let paths = dirs.iter().map(|d| d.join(name)).collect();
+                self.note_generated(paths, &Origin::Download);
             }
         }
     }
@@ -212,9 +219,26 @@ impl Checker<'_, '_> {
     }
 
     /// `openssl s_client` talks to the network.
-    pub fn openssl(&mut self, args: &[Word], facts: &mut Facts) {
+    /// `-out FILE` is a write of what openssl produced (decoded, when it decodes).
+    pub fn openssl(&mut self, args: &[Word], text: &str, facts: &mut Facts) {
         let sub = args.first().map(|w| w.text.as_str()).unwrap_or_default();
         facts.network = matches!(sub, "s_client" | "s_server");
+        let origin = if decodes("openssl", args) {
+            Origin::Decode
+        } else {
+            Origin::Written(None)
+        };
+        for (i, word) in args.iter().enumerate() {
+            if matches!(word.text.as_str(), "-out" | "-keyout")
+                && let Some(file) = args.get(i + 1)
+            {
+                self.check_write(file, text);
+                if !file.dynamic {
+                    let paths = self.word_paths(file);
+                    self.note_generated(paths, &origin);
+                }
+            }
+        }
     }
 
     /// `ssh -o ProxyCommand=…` runs a local command.

@@ -1,7 +1,7 @@
 //! Parsing with tree-sitter-bash, and the refusals that happen before any classification:
 //! text the grammar rejects (an `ERROR` or `MISSING` node is a `Forbid`, never a fallback to
-//! allow), re-parses nested deeper than [`MAX_REPARSE_DEPTH`], and more simple commands than
-//! the context allows, and text over 256 KiB.
+//! allow), re-parses nested deeper than [`MAX_REPARSE_DEPTH`], and text over 256 KiB. The
+//! limit on simple commands is counted as the walk reaches each one, and the walk stops there.
 //!
 //! Re-parsing is how code hidden in strings is seen: `sh -c 'STRING'`, `eval`, here-strings
 //! and heredocs fed to a shell, `echo 'code' | sh`, `find -exec sh -c`, `tar
@@ -11,53 +11,40 @@ use tree_sitter::Node;
 
 use super::MAX_REPARSE_DEPTH;
 use super::model::{Facts, Src};
-use super::walk::{Checker, snippet};
+use super::walk::{Checker, parse_bash, snippet};
 use crate::policy::decision::Decision;
 
 /// The longest command text the gate parses; longer input is refused before parsing so
 /// decision time stays bounded.
 const MAX_COMMAND_BYTES: usize = 256 * 1024;
 
-/// What one pass over a tree found before the walk.
-struct Survey {
-    commands: usize,
-    error: Option<(usize, String)>,
-}
-
-/// Counts simple commands and finds the first syntax error, without recursion.
-fn survey(root: Node<'_>, text: &str) -> Survey {
-    let mut survey = Survey {
-        commands: 0,
-        error: None,
-    };
-    let mut cursor = root.walk();
-    loop {
-        let node = cursor.node();
-        if node.kind() == "command" {
-            survey.commands += 1;
-        }
-        if survey.error.is_none() && (node.is_error() || node.is_missing()) {
-            let found = if node.is_missing() {
-                format!("missing `{}`", node.kind())
-            } else {
-                format!(
-                    "unexpected `{}`",
-                    snippet(text.get(node.byte_range()).unwrap_or_default())
-                )
-            };
-            survey.error = Some((node.start_byte(), found));
-        }
-        if cursor.goto_first_child() {
-            continue;
-        }
-        loop {
-            if cursor.goto_next_sibling() {
-                break;
-            }
-            if !cursor.goto_parent() {
-                return survey;
+/// The first syntax error of a tree: its offset and what was found. Only subtrees that
+/// hold an error are descended into (tree-sitter keeps that flag on every node), so a tree
+/// without one costs nothing.
+fn first_error(root: Node<'_>, text: &str) -> Option<(usize, String)> {
+    if !root.has_error() {
+        return None;
+    }
+    let mut node = root;
+    'descend: loop {
+        if !(node.is_error() || node.is_missing()) {
+            let mut cursor = node.walk();
+            for child in node.children(&mut cursor) {
+                if child.has_error() || child.is_missing() {
+                    node = child;
+                    continue 'descend;
+                }
             }
         }
+        let found = if node.is_missing() {
+            format!("missing `{}`", node.kind())
+        } else {
+            format!(
+                "unexpected `{}`",
+                snippet(text.get(node.byte_range()).unwrap_or_default())
+            )
+        };
+        return Some((node.start_byte(), found));
     }
 }
 
@@ -88,7 +75,10 @@ impl Checker<'_, '_> {
             );
             return Facts::default();
         }
-        let Some(tree) = self.parser().and_then(|parser| parser.parse(text, None)) else {
+        if self.over_limit() {
+            return Facts::default();
+        }
+        let Some(tree) = parse_bash(text) else {
             self.rule(
                 "parse_error",
                 Decision::Forbid,
@@ -97,8 +87,7 @@ impl Checker<'_, '_> {
             return Facts::default();
         };
         let root = tree.root_node();
-        let survey = survey(root, text);
-        if let Some((offset, found)) = survey.error {
+        if let Some((offset, found)) = first_error(root, text) {
             let context = if depth == 0 {
                 String::new()
             } else {
@@ -114,10 +103,16 @@ impl Checker<'_, '_> {
             );
             return Facts::default();
         }
-        if counted && !self.count(survey.commands) {
-            return Facts::default();
-        }
-        self.walk(root, Src { text, depth })
+        // Simple commands are counted as the walk reaches them (when `counted`); the walk
+        // stops at the limit, so a long chain costs its parse and no more than the limit.
+        self.walk(
+            root,
+            Src {
+                text,
+                depth,
+                counted,
+            },
+        )
     }
 
     /// Re-parses `code` found inside a command one level deeper. `isolated` code runs in a

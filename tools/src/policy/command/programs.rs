@@ -1,55 +1,14 @@
-//! Programs that run other commands through their options: `find -exec`/`-delete`, `git -c`
-//! keys and subcommands that run commands, and `tar --checkpoint-action=exec=…` and its
-//! helper-program options. The command they run is classified like any other (a tar
-//! checkpoint action is parsed again as shell); what they act on is judged as paths.
+//! Programs that run other commands through their options: `find -exec`/`-delete` and `tar
+//! --checkpoint-action=exec=…` and its helper-program options. The command they run is
+//! classified like any other (a tar checkpoint action is parsed again as shell); what they act
+//! on is judged as paths. `git` has its own module.
 
 use super::family::is_interpreter;
 use super::model::{Cmd, Src};
-use super::options::{self, Spec};
-use super::paths::destroys;
 use super::unwrap::program_name;
 use super::walk::Checker;
 use super::word::Word;
 use crate::policy::decision::Decision;
-
-/// Git configuration keys whose value is a command git runs.
-const GIT_COMMAND_KEYS: &[&str] = &[
-    "core.pager",
-    "core.sshcommand",
-    "core.editor",
-    "core.hookspath",
-    "core.fsmonitor",
-    "core.askpass",
-    "core.gitproxy",
-    "core.alternaterefscommand",
-    "core.worktree",
-    "sequence.editor",
-    "diff.external",
-    "uploadpack.packobjectshook",
-    "web.browser",
-    "gpg.program",
-    "interactive.difffilter",
-    "init.templatedir",
-    "credential.helper",
-];
-
-/// Key prefixes whose sub-keys run commands (aliases with `!`, filters, drivers, tools).
-const GIT_COMMAND_PREFIXES: &[&str] = &[
-    "alias.",
-    "filter.",
-    "diff.",
-    "merge.",
-    "difftool.",
-    "mergetool.",
-    "credential.",
-    "include",
-    "pager.",
-    "remote.",
-    "protocol.",
-    "gpg.",
-    "man.",
-    "url.",
-];
 
 /// `tar` short options that take a value, in bundle order.
 const TAR_ARGS: &str = "fCTXbFgIKLNVH";
@@ -178,109 +137,6 @@ impl Checker<'_, '_> {
         }
     }
 
-    /// `git -c key=value` and `git config key value` for keys that run commands; `ext::`
-    /// transports and `--upload-pack`-style options.
-    pub fn git(&mut self, args: &[Word], text: &str) {
-        let mut i = 0;
-        while let Some(word) = args.get(i) {
-            let arg = word.text.as_str();
-            match arg {
-                "-c" => {
-                    if let Some(pair) = args.get(i + 1) {
-                        self.git_config(&pair.text, pair.dynamic, text);
-                    }
-                    i += 2;
-                }
-                "-C" | "--git-dir" | "--work-tree" | "--namespace" | "--config-env" => {
-                    if arg == "--config-env" {
-                        self.git_config("", true, text);
-                    }
-                    if arg == "-C"
-                        && let Some(dir) = args.get(i + 1)
-                    {
-                        self.change_dir(std::slice::from_ref(dir));
-                    }
-                    i += 2;
-                }
-                _ if arg.starts_with("--config-env=") || arg.starts_with("--exec-path=") => {
-                    self.git_config("", true, text);
-                    i += 1;
-                }
-                _ if arg.starts_with('-') && !word.dynamic => i += 1,
-                _ => break,
-            }
-        }
-        let sub = args.get(i).map(|w| w.text.as_str()).unwrap_or_default();
-        let rest = args.get(i + 1..).unwrap_or_default();
-        if matches!(sub, "rm" | "mv" | "checkout" | "restore") {
-            // These rewrite or delete the working-tree files they name.
-            for word in options::parse(
-                rest,
-                &Spec {
-                    short: "bBs",
-                    long: &["--source"],
-                },
-                false,
-            )
-            .operands
-            {
-                self.check_write(&word, text);
-            }
-        }
-        if sub == "config" {
-            let operands = options::parse(
-                rest,
-                &Spec {
-                    short: "f",
-                    long: &["--file", "--blob", "--type", "--default"],
-                },
-                false,
-            )
-            .operands;
-            if let (Some(key), Some(value)) = (operands.first(), operands.get(1)) {
-                self.git_config(&format!("{}={}", key.text, value.text), key.dynamic, text);
-            }
-        }
-        let runs = rest.iter().any(|w| {
-            let t = w.text.as_str();
-            t.starts_with("ext::")
-                || t.starts_with("--upload-pack")
-                || t.starts_with("--receive-pack")
-                || t.starts_with("--exec=")
-                || (matches!(sub, "rebase") && (t == "-x" || t.starts_with("--exec")))
-                || (sub == "filter-branch" && t.ends_with("-filter"))
-        }) || (sub == "bisect" && rest.first().is_some_and(|w| w.text == "run"))
-            || (sub == "submodule" && rest.iter().any(|w| w.text == "foreach"));
-        if runs {
-            self.rule(
-                "git_runs_command",
-                Decision::Prompt,
-                format!("`{text}` makes git run another command; run that command directly"),
-            );
-        }
-    }
-
-    fn git_config(&mut self, pair: &str, dynamic: bool, text: &str) {
-        let key = pair
-            .split('=')
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let runs = dynamic
-            || GIT_COMMAND_KEYS.contains(&key.as_str())
-            || GIT_COMMAND_PREFIXES.iter().any(|p| key.starts_with(p));
-        if runs {
-            self.rule(
-                "git_config_exec",
-                Decision::Prompt,
-                format!(
-                    "`{text}` sets git config `{key}`, which makes git run a command; run git \
-                     without it"
-                ),
-            );
-        }
-    }
-
     /// `tar`: checkpoint actions and helper programs run commands; archives of the home copy
     /// its secrets; `-f` in create mode is a write.
     pub fn tar(&mut self, args: &[Word], cmd: &Cmd, s: Src<'_>) {
@@ -345,27 +201,13 @@ impl Checker<'_, '_> {
                 self.check_home_tree(word, "archives", &cmd.text);
             }
         }
-        if modes.contains('x') {
+        if modes.contains('x') && !modes.contains('t') {
             let target = values
                 .iter()
                 .find(|(n, _)| n == "C" || n == "--directory")
                 .map(|(_, w)| self.word_paths(w))
                 .unwrap_or_else(|| self.cwd.dirs.clone());
-            if target
-                .iter()
-                .any(|dir| destroys(dir, self.ctx.home, self.ctx.user_home, true).is_some())
-            {
-                self.rule(
-                    "extract_over_home",
-                    Decision::Prompt,
-                    format!(
-                        "`{}` extracts into the home or a system directory, where archive \
-                         entries can overwrite protected files; extract into an empty project \
-                         directory",
-                        cmd.text
-                    ),
-                );
-            }
+            self.extract_into(target, &cmd.text);
         }
     }
 

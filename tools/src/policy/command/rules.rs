@@ -1,8 +1,9 @@
 //! The rules for programs whose danger is in their operands: destroying files, disks and
 //! permissions (`rm`, `dd`, `mkfs`, `shred`, `chmod -R`), moving, copying and linking onto
-//! protected files, copying or searching the whole home, and signalling the runtime (`kill`,
-//! `pkill`, `systemctl`, `shutdown`).
+//! protected files or into trees that hold them, and copying or searching trees that hold
+//! secrets. Signals live in `signals`.
 
+use super::PathAccess;
 use super::options::{self, Spec};
 use super::walk::Checker;
 use super::word::Word;
@@ -34,22 +35,6 @@ const RSYNC: Spec = Spec {
         "--log-file",
         "--password-file",
         "--port",
-    ],
-};
-const PKILL: Spec = Spec {
-    short: "ugUGPstFcoy",
-    long: &[
-        "--euid",
-        "--uid",
-        "--group",
-        "--parent",
-        "--session",
-        "--terminal",
-        "--pidfile",
-        "--signal",
-        "--older-than",
-        "--younger-than",
-        "--user",
     ],
 };
 /// What a device-level destroyer does.
@@ -101,21 +86,13 @@ impl Checker<'_, '_> {
                         ),
                     );
                 }
-                if !word.dynamic
-                    && self
-                        .word_paths(word)
-                        .iter()
-                        .any(|p| p.starts_with(self.ctx.home))
-                {
-                    self.rule(
-                        "recursive_in_home",
-                        Decision::Prompt,
-                        format!(
-                            "`{text}` deletes a tree inside the automaton's home; use the tools \
-                             that own that state"
-                        ),
-                    );
-                }
+                self.check_tree(
+                    word,
+                    PathAccess::Write,
+                    "rm_recursive_protected",
+                    "deletes the tree",
+                    text,
+                );
             }
             self.check_write(word, text);
         }
@@ -162,6 +139,7 @@ impl Checker<'_, '_> {
             if let Some(value) = word.text.strip_prefix("of=") {
                 let target = word.tail(word.text.len() - value.len());
                 self.check_write(&target, text);
+                self.note_written_word(&target);
             }
         }
     }
@@ -180,198 +158,22 @@ impl Checker<'_, '_> {
                     "change only the files of your project",
                     text,
                 );
+                self.check_tree(
+                    word,
+                    PathAccess::Write,
+                    "recursive_perm_protected",
+                    "recursively changes permissions or owners of",
+                    text,
+                );
             }
             self.check_write(word, text);
         }
     }
 
-    /// `kill` of the runtime, of every process (`-1`) or of a pid the gate cannot see.
-    pub fn kill(&mut self, args: &[Word], text: &str) {
-        if args
-            .iter()
-            .any(|w| matches!(w.text.as_str(), "-l" | "-L" | "--list"))
-        {
-            return;
-        }
-        let mut signal_given = false;
-        let mut probe = false;
-        let mut pids = Vec::new();
-        let mut i = 0;
-        let mut only_pids = false;
-        while let Some(word) = args.get(i) {
-            let arg = word.text.as_str();
-            if !only_pids && !word.dynamic {
-                if arg == "--" {
-                    only_pids = true;
-                    i += 1;
-                    continue;
-                }
-                if matches!(arg, "-s" | "-n" | "--signal") {
-                    probe |= args.get(i + 1).is_some_and(|s| s.text == "0");
-                    signal_given = true;
-                    i += 2;
-                    continue;
-                }
-                if !signal_given && arg.starts_with('-') && arg.len() > 1 {
-                    probe |= arg == "-0";
-                    signal_given = true;
-                    i += 1;
-                    continue;
-                }
-            }
-            pids.push(word);
-            i += 1;
-        }
-        if probe {
-            return;
-        }
-        let runtime = self.ctx.runtime_pid.to_string();
-        for pid in pids {
-            let arg = pid.text.as_str();
-            let (rule, decision, what) = if pid.dynamic && arg.contains("PPID") {
-                (
-                    "kill_runtime",
-                    Decision::Forbid,
-                    "the shell's parent, the runtime",
-                )
-            } else if pid.dynamic {
-                (
-                    "kill_dynamic",
-                    Decision::Prompt,
-                    "a process the gate cannot identify",
-                )
-            } else if arg == runtime || arg.strip_prefix('-') == Some(runtime.as_str()) {
-                (
-                    "kill_runtime",
-                    Decision::Forbid,
-                    "the automaton runtime itself",
-                )
-            } else if arg == "-1" {
-                (
-                    "kill_all",
-                    Decision::Forbid,
-                    "every process you may signal, the runtime included",
-                )
-            } else if arg == "0" || arg == "-0" {
-                (
-                    "kill_all",
-                    Decision::Prompt,
-                    "the whole process group, which may include the runtime",
-                )
-            } else {
-                continue;
-            };
-            self.rule(
-                rule,
-                decision,
-                format!("`{text}` signals {what}; stop only processes you started, by their pid"),
-            );
-        }
-    }
-
-    /// `pkill`/`killall` of the runtime by name, or of everything.
-    pub fn kill_by_name(&mut self, name: &str, args: &[Word], text: &str) {
-        if name == "killall5" {
-            self.rule(
-                "kill_all",
-                Decision::Forbid,
-                format!("`{text}` signals every process, the runtime included"),
-            );
-            return;
-        }
-        let opts = options::parse(args, &PKILL, false);
-        let full = opts.has('f', &["--full"]);
-        let exe = self.ctx.runtime_exe.to_string_lossy().into_owned();
-        let base = super::unwrap::program_name(&exe).to_owned();
-        let mut targets = vec!["automaton".to_owned(), base];
-        if full {
-            targets.push(exe);
-        }
-        let by_user = opts
-            .values_of('u', &["--user", "--euid", "--uid"])
-            .next()
-            .is_some()
-            || opts.values_of('U', &[]).next().is_some();
-        if opts.operands.is_empty() && by_user {
-            self.rule(
-                "kill_all",
-                Decision::Forbid,
-                format!("`{text}` signals every process of a user, the runtime included"),
-            );
-        }
-        for pattern in &opts.operands {
-            if pattern.dynamic {
-                self.rule(
-                    "kill_dynamic",
-                    Decision::Prompt,
-                    format!(
-                        "`{text}` signals processes matching `{}`, a pattern the gate cannot \
-                         evaluate; name the process",
-                        pattern.text
-                    ),
-                );
-                continue;
-            }
-            let hits = targets
-                .iter()
-                .any(|target| pattern_may_match(&pattern.text, target));
-            if hits {
-                self.rule(
-                    "kill_runtime",
-                    Decision::Forbid,
-                    format!(
-                        "`{text}` may signal the automaton runtime (pattern `{}`); stop only \
-                         processes you started, by their pid",
-                        pattern.text
-                    ),
-                );
-            }
-        }
-    }
-
-    /// `systemctl stop automaton`, `systemctl poweroff`.
-    pub fn service(&mut self, args: &[Word], text: &str) {
-        let words: Vec<&str> = args.iter().map(|w| w.text.as_str()).collect();
-        let halts = words.iter().any(|w| {
-            matches!(
-                *w,
-                "poweroff" | "reboot" | "halt" | "kexec" | "rescue" | "emergency"
-            )
-        });
-        if halts {
-            self.shutdown("systemctl", args, text);
-        }
-        let stops = words
-            .iter()
-            .any(|w| matches!(*w, "stop" | "kill" | "restart" | "disable" | "mask"));
-        if stops && words.iter().any(|w| w.contains("automaton")) {
-            self.rule(
-                "kill_runtime",
-                Decision::Forbid,
-                format!("`{text}` stops the automaton's own service"),
-            );
-        }
-    }
-
-    /// `shutdown`, `reboot`, `init 0`.
-    pub fn shutdown(&mut self, name: &str, args: &[Word], text: &str) {
-        let runlevel = matches!(name, "init" | "telinit");
-        if runlevel
-            && !args
-                .iter()
-                .any(|w| matches!(w.text.as_str(), "0" | "6" | "1" | "s" | "S"))
-        {
-            return;
-        }
-        self.rule(
-            "system_shutdown",
-            Decision::Forbid,
-            format!("`{text}` halts or reboots the machine the automaton lives on"),
-        );
-    }
-
     /// `cp`, `install`, `mv`, `ln`: destinations (and the file each source becomes in a
-    /// destination directory) are writes; `mv` also removes its sources.
+    /// destination directory) are writes; `mv` also removes its sources; a recursive copy
+    /// into a tree that holds protected files (`cp -r . ..`) is forbidden because the names
+    /// it writes there cannot be listed; links are remembered for the rest of the command.
     pub fn copy_like(&mut self, transfer: Transfer, args: &[Word], text: &str) {
         let opts = options::parse(args, &COPY, false);
         let target_dir = opts.values_of('t', &["--target-directory"]).next().cloned();
@@ -387,8 +189,31 @@ impl Checker<'_, '_> {
         };
         let recursive =
             opts.has('r', &["--recursive", "--archive"]) || opts.flags.contains(['R', 'a']);
+        let symbolic = opts.has('s', &["--symbolic", "--symbolic-link"]);
+        let links = transfer == Transfer::Link || opts.has('l', &["--link"]) || symbolic;
         if let Some(dest) = &dest {
             self.check_destination(dest, &operands, text);
+            if recursive && transfer != Transfer::Link {
+                self.check_tree(
+                    dest,
+                    PathAccess::Write,
+                    "copy_over_protected",
+                    "copies a tree into",
+                    text,
+                );
+            }
+            if links {
+                self.note_links(&operands, dest, symbolic);
+            }
+            let from_stream = operands.iter().any(|w| {
+                w.procsub
+                    || w.dynamic
+                    || w.text.starts_with("/dev/")
+                    || w.text.starts_with("/proc/self/fd")
+            });
+            if from_stream {
+                self.note_written_word(dest);
+            }
         }
         for source in &operands {
             match transfer {
@@ -400,6 +225,13 @@ impl Checker<'_, '_> {
                         "move only files of your project",
                         text,
                     );
+                    self.check_tree(
+                        source,
+                        PathAccess::Write,
+                        "move_protected_tree",
+                        "moves the tree",
+                        text,
+                    );
                     self.check_write(source, text);
                 }
                 Transfer::Copy if recursive => self.check_home_tree(source, "copies", text),
@@ -408,7 +240,8 @@ impl Checker<'_, '_> {
         }
     }
 
-    /// `rsync`, `scp`: local destinations are writes; copying the home copies its secrets.
+    /// `rsync`, `scp`: local destinations are writes; copying a tree that holds secrets
+    /// copies them; a recursive copy into a tree that holds protected files is forbidden.
     pub fn sync(&mut self, args: &[Word], text: &str) {
         let opts = options::parse(args, &RSYNC, false);
         let mut operands = opts.operands.clone();
@@ -422,8 +255,18 @@ impl Checker<'_, '_> {
             .text
             .find(':')
             .is_some_and(|colon| !dest.text[..colon].contains('/'));
+        let recursive = opts.has('r', &["--recursive", "--archive"]) || opts.flags.contains('a');
         if !remote {
             self.check_destination(&dest, &operands, text);
+            if recursive {
+                self.check_tree(
+                    &dest,
+                    PathAccess::Write,
+                    "copy_over_protected",
+                    "copies a tree into",
+                    text,
+                );
+            }
         }
         for shell in opts.values_of('e', &["--rsh", "--rsync-path"]) {
             let program = shell.text.split_whitespace().next().unwrap_or_default();
@@ -470,17 +313,4 @@ impl Checker<'_, '_> {
             self.check_home_tree(word, "searches", text);
         }
     }
-}
-
-/// Whether a `pkill` regex (or `killall` name) may match `target`: its literal fragments
-/// all occur in it. Over-matching only makes the check stricter.
-fn pattern_may_match(pattern: &str, target: &str) -> bool {
-    let fragments: Vec<String> = pattern
-        .to_ascii_lowercase()
-        .split(|c: char| "^$.*+?()[]{}|\\".contains(c))
-        .filter(|f| !f.is_empty())
-        .map(str::to_owned)
-        .collect();
-    let target = target.to_ascii_lowercase();
-    fragments.iter().all(|f| target.contains(f.as_str()))
 }

@@ -166,7 +166,7 @@ impl Checker<'_, '_> {
             return;
         }
         self.check_read(file, true, &cmd.text);
-        self.check_downloaded(file, &cmd.text);
+        self.check_generated(file, &cmd.text, s, true);
     }
 
     /// Code given as a string: positional parameters are remembered for indirection, the

@@ -176,6 +176,12 @@ enum Wrapper {
     Shell,
     /// `eval`: its arguments joined are code.
     Eval,
+    /// `tmux`/`byobu`: commands chained with `;`, some of which start shell commands.
+    Tmux,
+    /// `screen`: a program to start, or `-X stuff` keys typed into a shell.
+    Screen,
+    /// `npx`/`bunx`: a package's program, or `-c 'STRING'` shell code.
+    Npx,
     /// `source FILE` / `. FILE`.
     Source,
 }
@@ -218,6 +224,9 @@ impl Wrapper {
             "sh" | "bash" | "dash" | "zsh" | "ksh" | "ash" | "mksh" | "yash" | "rbash" | "posh"
             | "pdksh" | "fish" | "tcsh" | "csh" => Wrapper::Shell,
             "eval" => Wrapper::Eval,
+            "tmux" | "byobu" | "byobu-tmux" => Wrapper::Tmux,
+            "screen" | "byobu-screen" => Wrapper::Screen,
+            "npx" | "bunx" | "pnpx" => Wrapper::Npx,
             "source" | "." => Wrapper::Source,
             _ => return None,
         })
@@ -499,6 +508,26 @@ impl Checker<'_, '_> {
                     facts.union(self.reparse(&code.text, s, true, false));
                 }
                 None
+            }
+            Wrapper::Tmux => {
+                self.tmux(cmd, at, s, facts);
+                None
+            }
+            Wrapper::Screen => {
+                self.screen(cmd, at, s, facts);
+                None
+            }
+            Wrapper::Npx => {
+                let spec = Spec {
+                    short: "pc",
+                    long: &["--package", "--call"],
+                };
+                let opts = options::parse(args, &spec, true);
+                if let Some(code) = opts.values_of('c', &["--call"]).next() {
+                    facts.union(self.shell_code(code, &[], s, &cmd.text));
+                    return None;
+                }
+                next(opts.end)
             }
             Wrapper::Source => {
                 if let Some(file) = args.first() {

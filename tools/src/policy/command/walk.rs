@@ -7,15 +7,18 @@
 //! a conditional `cd` cannot hide a path), a `cd` inside a loop or function, or to a dynamic
 //! place, makes it unknown, and subshells restore it.
 
+use std::cell::{OnceCell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use tree_sitter::{Node, Parser};
+use tree_sitter::{Node, Parser, Tree};
 
-use super::model::{Cmd, Cwd, Facts, Redirect, RedirectKind, Src};
+use super::model::{Cmd, Cwd, Facts, Redirect, Src};
 use super::word::Word;
+use super::written::Generated;
 use super::{CommandContext, GATE};
 use crate::policy::decision::{Decision, Verdict};
+use crate::policy::path::Identities;
 
 /// How deep statement nesting may go before the gate stops following it.
 const MAX_NEST: usize = 200;
@@ -23,19 +26,53 @@ const MAX_NEST: usize = 200;
 /// The longest command text quoted back in a reason.
 const SNIPPET: usize = 100;
 
+thread_local! {
+    /// One tree-sitter parser per thread, reused by every check (creating one and loading
+    /// the grammar costs more than parsing a typical command).
+    static PARSER: RefCell<Option<Parser>> = RefCell::new(new_parser());
+}
+
+fn new_parser() -> Option<Parser> {
+    let mut parser = Parser::new();
+    parser
+        .set_language(&tree_sitter_bash::LANGUAGE.into())
+        .ok()
+        .map(|()| parser)
+}
+
+/// Parses `text` with this thread's parser; `None` if the grammar did not load.
+pub(super) fn parse_bash(text: &str) -> Option<Tree> {
+    PARSER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut parser) => parser.as_mut().and_then(|p| p.parse(text, None)),
+        Err(_) => new_parser().and_then(|mut p| p.parse(text, None)),
+    })
+}
+
 /// The state of one check.
 pub(super) struct Checker<'c, 'a> {
     /// What the check protects.
     pub ctx: &'c CommandContext<'a>,
     verdict: Verdict,
     seen: HashSet<(String, String)>,
-    parser: Option<Parser>,
+    /// The protected files' identities, looked up once per check when first needed.
+    pub ids: OnceCell<Identities>,
     /// Static values assigned to each variable anywhere so far (for indirection).
     pub vars: HashMap<String, Vec<String>>,
     /// Where the shell may be.
     pub cwd: Cwd,
-    /// Files written by downloads in this script (`curl -o f`, `curl … > f`).
-    pub downloaded: Vec<PathBuf>,
+    /// Files this command writes, downloads or decodes, in the order it does.
+    pub generated: Vec<Generated>,
+    /// Links this command creates: `(link, target)`.
+    pub links: Vec<(PathBuf, PathBuf)>,
+    /// Directories this command makes git repositories (`git init`).
+    pub repos: Vec<PathBuf>,
+    /// The directories the last `cd` went to, when it could be followed.
+    pub last_cd: Option<Vec<PathBuf>>,
+    /// Names of the functions the script defines (a function named `cd` is not `cd`).
+    pub functions: HashSet<String>,
+    /// Redirections tree-sitter attached to a list or pipeline, waiting for the last command
+    /// (by node id) that bash attaches them to.
+    pub trailing: Option<(usize, Vec<Redirect>)>,
     commands: usize,
     limit_reported: bool,
     nest: usize,
@@ -46,22 +83,22 @@ pub(super) struct Checker<'c, 'a> {
 impl<'c, 'a> Checker<'c, 'a> {
     /// A fresh check in `ctx`.
     pub fn new(ctx: &'c CommandContext<'a>) -> Self {
-        let mut parser = Parser::new();
-        let parser = parser
-            .set_language(&tree_sitter_bash::LANGUAGE.into())
-            .ok()
-            .map(|()| parser);
         Self {
             ctx,
             verdict: Verdict::default(),
             seen: HashSet::new(),
-            parser,
+            ids: OnceCell::new(),
             vars: HashMap::new(),
             cwd: Cwd {
                 dirs: vec![super::paths::normalize(ctx.cwd)],
                 unknown: false,
             },
-            downloaded: Vec::new(),
+            generated: Vec::new(),
+            links: Vec::new(),
+            repos: Vec::new(),
+            last_cd: None,
+            functions: HashSet::new(),
+            trailing: None,
             commands: 0,
             limit_reported: false,
             nest: 0,
@@ -79,9 +116,9 @@ impl<'c, 'a> Checker<'c, 'a> {
         self.commands
     }
 
-    /// The parser, if the grammar loaded.
-    pub fn parser(&mut self) -> Option<&mut Parser> {
-        self.parser.as_mut()
+    /// Whether the sub-command limit has been exceeded (nothing more is worth walking).
+    pub fn over_limit(&self) -> bool {
+        self.limit_reported
     }
 
     /// Adds `count` simple commands; `false` (and a `Forbid`) once over the limit.
@@ -115,6 +152,10 @@ impl<'c, 'a> Checker<'c, 'a> {
 
     /// Visits any node, classifying every simple command inside it.
     pub fn walk(&mut self, node: Node<'_>, s: Src<'_>) -> Facts {
+        if self.limit_reported {
+            // Already a `Forbid`; walking the rest cannot change the decision.
+            return Facts::default();
+        }
         if self.nest >= MAX_NEST {
             self.rule(
                 "nesting_too_deep",
@@ -186,20 +227,68 @@ impl<'c, 'a> Checker<'c, 'a> {
         facts
     }
 
-    /// `a && b || c; d` nests to the left; flattened so long chains do not recurse.
+    /// `a && b || c` nests to the left; flattened so long chains do not recurse. A command
+    /// after `&& ` that follows a `cd` runs only if the `cd` succeeded, so there (and along
+    /// the rest of the `&&` chain) the working directory is the `cd`'s target alone; after
+    /// `||` every candidate is back.
     fn list(&mut self, node: Node<'_>, s: Src<'_>) -> Facts {
         let mut pending = vec![node];
         let mut facts = Facts::default();
+        let mut operator = "";
+        let mut cd_targets: Option<Vec<PathBuf>> = None;
+        let mut widened: Option<Cwd> = None;
         while let Some(next) = pending.pop() {
             if next.kind() == "list" {
                 let mut cursor = next.walk();
-                let children: Vec<Node<'_>> = next.named_children(&mut cursor).collect();
+                let children: Vec<Node<'_>> = next.children(&mut cursor).collect();
                 pending.extend(children.into_iter().rev());
-            } else {
-                facts.union(self.walk(next, s));
+                continue;
+            }
+            if !next.is_named() {
+                operator = next.kind();
+                continue;
+            }
+            if next.kind() == "comment" {
+                continue;
+            }
+            match (operator, cd_targets.take()) {
+                ("&&", Some(targets)) => {
+                    if widened.is_none() {
+                        widened = Some(self.cwd.clone());
+                    }
+                    self.cwd.dirs = targets;
+                }
+                ("&&", None) => {}
+                _ => self.widen(widened.take()),
+            }
+            self.last_cd = None;
+            facts.union(self.walk(next, s));
+            let plain = next.kind() == "command"
+                || next.kind() == "redirected_statement"
+                    && next
+                        .child_by_field_name("body")
+                        .is_some_and(|body| body.kind() == "command");
+            let overridden = ["cd", "pushd"]
+                .iter()
+                .any(|name| self.functions.contains(*name));
+            if plain && !overridden {
+                cd_targets = self.last_cd.take();
             }
         }
+        self.widen(widened);
         facts
+    }
+
+    /// Restores the candidates a `cd … &&` chain narrowed, keeping any added since.
+    fn widen(&mut self, saved: Option<Cwd>) {
+        if let Some(saved) = saved {
+            for dir in saved.dirs {
+                if !self.cwd.dirs.contains(&dir) {
+                    self.cwd.dirs.push(dir);
+                }
+            }
+            self.cwd.unknown |= saved.unknown;
+        }
     }
 
     fn pipeline(&mut self, node: Node<'_>, s: Src<'_>) -> Facts {
@@ -220,55 +309,12 @@ impl<'c, 'a> Checker<'c, 'a> {
         self.pipe_rules(facts, &snippet(s.of(node)), s)
     }
 
-    fn redirected(&mut self, node: Node<'_>, s: Src<'_>) -> Facts {
-        let mut redirects = Vec::new();
-        let mut piped = Vec::new();
-        let mut tails = Vec::new();
-        let mut cursor = node.walk();
-        for (i, child) in node.children(&mut cursor).enumerate() {
-            if node.field_name_for_child(i as u32) == Some("body") {
-                continue;
-            }
-            collect_redirects(child, &mut redirects, &mut piped, &mut tails);
-        }
-        let body = node.child_by_field_name("body");
-        let mut facts = match body {
-            Some(body) if body.kind() == "command" => self.simple(body, s, &redirects),
-            other => {
-                // A compound body (or a pipeline, to which tree-sitter attaches a trailing
-                // redirect): its redirects are judged as a whole.
-                let mut facts = other.map(|b| self.walk(b, s)).unwrap_or_default();
-                let mut cmd = Cmd {
-                    text: snippet(s.of(node)),
-                    ..Cmd::default()
-                };
-                for redirect in &redirects {
-                    cmd.redirects.extend(self.redirect(*redirect, s));
-                }
-                self.check_redirects(&cmd);
-                self.process_pipes(&cmd, &facts, s);
-                for redirect in &cmd.redirects {
-                    facts.union(redirect.target.facts.clone());
-                }
-                facts
-            }
-        };
-        if !piped.is_empty() {
-            let mut stages = vec![facts];
-            for stage in piped {
-                let saved = self.cwd.clone();
-                stages.push(self.walk(stage, s));
-                self.cwd = saved;
-            }
-            facts = self.pipe_rules(stages, &snippet(s.of(node)), s);
-        }
-        for tail in tails {
-            facts.union(self.walk(tail, s));
-        }
-        facts
-    }
-
     fn function(&mut self, node: Node<'_>, s: Src<'_>) -> Facts {
+        if let Some(name) = node.child_by_field_name("name")
+            && self.functions.len() < 64
+        {
+            self.functions.insert(s.of(name).to_owned());
+        }
         if let (Some(name), Some(body)) = (
             node.child_by_field_name("name"),
             node.child_by_field_name("body"),
@@ -359,6 +405,9 @@ impl<'c, 'a> Checker<'c, 'a> {
 
     /// Classifies one simple command with the redirections of its enclosing statement.
     pub fn simple(&mut self, node: Node<'_>, s: Src<'_>, outer: &[Node<'_>]) -> Facts {
+        if s.counted && !self.count(1) {
+            return Facts::default();
+        }
         let mut facts = Facts {
             commands: 1,
             ..Facts::default()
@@ -391,6 +440,14 @@ impl<'c, 'a> Checker<'c, 'a> {
         for redirect in outer {
             cmd.redirects.extend(self.redirect(*redirect, s));
         }
+        if self
+            .trailing
+            .as_ref()
+            .is_some_and(|(id, _)| *id == node.id())
+            && let Some((_, trailing)) = self.trailing.take()
+        {
+            cmd.redirects.extend(trailing);
+        }
         for redirect in &cmd.redirects {
             facts.union(redirect.target.facts.clone());
         }
@@ -405,14 +462,14 @@ impl<'c, 'a> Checker<'c, 'a> {
         if substituted {
             facts.emits = None;
         }
-        self.note_download(&cmd, &facts);
+        self.note_written(&cmd, &facts);
         self.indirection(node, s);
         facts
     }
 
     /// `cmd > >(sh)`, `sh < <(…)`, `bash -i > >(nc …)`: a process substitution is a pipe in
     /// one direction or the other, so the pipeline rules apply both ways.
-    fn process_pipes(&mut self, cmd: &Cmd, own: &Facts, s: Src<'_>) {
+    pub fn process_pipes(&mut self, cmd: &Cmd, own: &Facts, s: Src<'_>) {
         let inner: Vec<Facts> = cmd
             .argv
             .iter()
@@ -424,117 +481,6 @@ impl<'c, 'a> Checker<'c, 'a> {
             self.pipe_rules(vec![facts.clone(), own.clone()], &cmd.text, s);
             self.pipe_rules(vec![own.clone(), facts], &cmd.text, s);
         }
-    }
-
-    /// The redirections one redirect node stands for.
-    pub fn redirect(&mut self, node: Node<'_>, s: Src<'_>) -> Vec<Redirect> {
-        let fd = node
-            .child_by_field_name("descriptor")
-            .and_then(|d| s.of(d).parse().ok());
-        match node.kind() {
-            "herestring_redirect" => {
-                let mut cursor = node.walk();
-                let text = node
-                    .named_children(&mut cursor)
-                    .find(|c| c.kind() != "file_descriptor");
-                text.map(|t| {
-                    vec![Redirect {
-                        kind: RedirectKind::HereString,
-                        target: self.word(t, s),
-                        fd,
-                    }]
-                })
-                .unwrap_or_default()
-            }
-            "heredoc_redirect" => vec![self.heredoc(node, s, fd)],
-            _ => self.file_redirect(node, s, fd),
-        }
-    }
-
-    fn file_redirect(&mut self, node: Node<'_>, s: Src<'_>, fd: Option<u32>) -> Vec<Redirect> {
-        let mut cursor = node.walk();
-        let operator = node
-            .children(&mut cursor)
-            .find(|c| !c.is_named())
-            .map(|c| c.kind())
-            .unwrap_or(">");
-        let mut cursor = node.walk();
-        let targets: Vec<Node<'_>> = node
-            .children_by_field_name("destination", &mut cursor)
-            .collect();
-        let mut out = Vec::new();
-        for (i, target) in targets.into_iter().enumerate() {
-            let word = self.word(target, s);
-            let numeric = target.kind() == "number" || word.text == "-";
-            let kind = match operator {
-                _ if i > 0 && numeric => RedirectKind::Duplicate,
-                "<" => RedirectKind::Read,
-                ">&" | "<&" | ">&-" | "<&-" if numeric => RedirectKind::Duplicate,
-                "<&" => RedirectKind::Read,
-                _ => RedirectKind::Write,
-            };
-            out.push(Redirect {
-                kind,
-                target: word,
-                fd,
-            });
-        }
-        out
-    }
-
-    fn heredoc(&mut self, node: Node<'_>, s: Src<'_>, fd: Option<u32>) -> Redirect {
-        let mut cursor = node.walk();
-        let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-        let quoted = children
-            .iter()
-            .find(|c| c.kind() == "heredoc_start")
-            .is_some_and(|start| s.of(*start).contains(['\'', '"', '\\']));
-        let mut target = Word::default();
-        if let Some(body) = children.iter().find(|c| c.kind() == "heredoc_body") {
-            let facts = self.children(*body, s);
-            let mut cursor = body.walk();
-            let expands = body
-                .named_children(&mut cursor)
-                .any(|c| c.kind() != "heredoc_content");
-            target = Word::literal(s.of(*body));
-            target.dynamic = expands && !quoted;
-            target.facts = facts;
-        }
-        Redirect {
-            kind: RedirectKind::HereDoc,
-            target,
-            fd,
-        }
-    }
-}
-
-/// Sorts the children of a redirected statement: redirect nodes (including those nested in a
-/// heredoc redirect), pipeline stages that follow a heredoc (`cat <<EOF | sh`), and statements
-/// that follow one (`cat <<EOF && ls`).
-fn collect_redirects<'t>(
-    node: Node<'t>,
-    redirects: &mut Vec<Node<'t>>,
-    piped: &mut Vec<Node<'t>>,
-    tails: &mut Vec<Node<'t>>,
-) {
-    match node.kind() {
-        "file_redirect" | "herestring_redirect" => redirects.push(node),
-        "heredoc_redirect" => {
-            redirects.push(node);
-            let mut cursor = node.walk();
-            for (i, child) in node.children(&mut cursor).enumerate() {
-                match (node.field_name_for_child(i as u32), child.kind()) {
-                    (Some("redirect"), _) => redirects.push(child),
-                    (Some("right"), _) => tails.push(child),
-                    (_, "pipeline") => {
-                        let mut inner = child.walk();
-                        piped.extend(child.named_children(&mut inner));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        _ => {}
     }
 }
 

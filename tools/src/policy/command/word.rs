@@ -147,7 +147,7 @@ impl Checker<'_, '_> {
             let end = rest.find('/').unwrap_or(rest.len());
             let (head, tail) = rest.split_at(end);
             match head {
-                "~" => word.lit(&self.ctx.user_home.to_string_lossy(), true),
+                "~" => word.lit(&self.ctx.paths.user_home().to_string_lossy(), true),
                 "~+" => match self.single_cwd() {
                     Some(cwd) => word.lit(&cwd.to_string_lossy(), true),
                     None => word.unknown(head),
@@ -180,7 +180,7 @@ impl Checker<'_, '_> {
         let name = plain_variable(node, s);
         match name {
             Some("HOME") if !self.vars.contains_key("HOME") => {
-                word.lit(&self.ctx.user_home.to_string_lossy(), true);
+                word.lit(&self.ctx.paths.user_home().to_string_lossy(), true);
             }
             Some("PWD") if !self.vars.contains_key("PWD") => match self.single_cwd() {
                 Some(cwd) => word.lit(&cwd.to_string_lossy(), true),

@@ -180,9 +180,7 @@ fn lower_case_creator_is_stored_checksummed() {
 #[test]
 fn encrypted_wallet_init_and_doctor() {
     let home = TestHome::new();
-    let pass = home.dir.path().join("pass.txt");
-    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
-    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let pass = home.passphrase_file("correct horse battery staple\n", 0o600);
     let genesis = home.dir.path().join("genesis.md");
     std::fs::write(&genesis, "Run a paid API that summarises RSS feeds.\n").unwrap();
     let out = home.run(&[
@@ -246,9 +244,7 @@ fn an_adopted_plaintext_wallet_is_never_recorded_as_encrypted() {
     let first = home.init();
     // An interrupted init: the wallet exists, the config does not.
     std::fs::remove_file(home.path("automaton.json")).unwrap();
-    let pass = home.dir.path().join("pass.txt");
-    std::fs::write(&pass, "correct horse battery staple").unwrap();
-    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let pass = home.passphrase_file("correct horse battery staple", 0o600);
     let out = home.run(&[
         "init",
         "--json",
@@ -298,9 +294,7 @@ fn re_init_says_which_flags_it_ignored() {
 #[test]
 fn a_readable_passphrase_file_is_refused() {
     let home = TestHome::new();
-    let pass = home.dir.path().join("pass.txt");
-    std::fs::write(&pass, "correct horse battery staple").unwrap();
-    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let pass = home.passphrase_file("correct horse battery staple", 0o644);
     let out = home.run(&[
         "init",
         "--json",

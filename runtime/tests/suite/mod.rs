@@ -69,6 +69,14 @@ impl TestHome {
             & 0o7777
     }
 
+    /// A passphrase file beside the home with `mode`.
+    pub fn passphrase_file(&self, text: &str, mode: u32) -> PathBuf {
+        let path = self.dir.path().join("pass.txt");
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
     pub fn chmod(&self, rel: &str, mode: u32) {
         std::fs::set_permissions(self.path(rel), std::fs::Permissions::from_mode(mode)).unwrap();
     }

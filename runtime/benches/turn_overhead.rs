@@ -377,7 +377,7 @@ async fn breakdown(
                 .context_window,
         )?
         .saturating_sub(4096 + fixed);
-        let (kept, dropped) = history::fit(history_turns, budget);
+        let (kept, dropped, _) = history::fit(history_turns, budget);
         laps.add("tokens: history::fit (50 turns)", started);
         if !dropped.is_empty() {
             return Err(format!("{} turns were dropped from the history", dropped.len()).into());

@@ -148,8 +148,9 @@ pub fn recent_turns(db: &StateDb, limit: usize) -> Result<Vec<TurnMessages>> {
     Ok(turns)
 }
 
-/// Keeps the newest turns that fit `budget` tokens; the rest become summary lines.
-pub fn fit(turns: Vec<TurnMessages>, budget: usize) -> (Vec<TurnMessages>, Vec<String>) {
+/// Keeps the newest turns that fit `budget` tokens; the rest become summary lines. Also
+/// returns the tokens of the kept turns, so callers need not count them again.
+pub fn fit(turns: Vec<TurnMessages>, budget: usize) -> (Vec<TurnMessages>, Vec<String>, usize) {
     let mut kept = Vec::new();
     let mut used = 0;
     let mut dropped = Vec::new();
@@ -164,5 +165,5 @@ pub fn fit(turns: Vec<TurnMessages>, budget: usize) -> (Vec<TurnMessages>, Vec<S
     }
     kept.reverse();
     dropped.reverse();
-    (kept, dropped)
+    (kept, dropped, used)
 }

@@ -244,8 +244,11 @@ impl<'a> Agent<'a> {
         let mut history_budget = usize::try_from(model.context_window)
             .unwrap_or(usize::MAX)
             .saturating_sub(ANSWER_RESERVE);
+        // Counted once per turn; the layers count themselves as they are assembled.
+        let tool_tokens: usize = tools.iter().map(|t| tokens::count(&t.to_string())).sum();
+        let input_tokens = tokens::count(&input) + 4;
         let mut attempts = 0;
-        let (completion, thinking_cost) = loop {
+        let completion = loop {
             let status = StatusFacts {
                 turns: prior_turns,
                 wake_reason: wake_reason.clone(),
@@ -260,19 +263,17 @@ impl<'a> Agent<'a> {
                 tools: &specs,
                 status: &status,
             });
-            let system = prompt::render(&layers);
-            let fixed = tokens::count(&system)
-                + tools
-                    .iter()
-                    .map(|t| tokens::count(&t.to_string()))
-                    .sum::<usize>()
-                + tokens::count(&input);
-            let (kept, dropped) =
+            let mut system = prompt::render(&layers);
+            let fixed = layers.iter().map(|layer| layer.tokens + 2).sum::<usize>()
+                + tool_tokens
+                + input_tokens;
+            let (kept, dropped, history_tokens) =
                 history::fit(history_turns.clone(), history_budget.saturating_sub(fixed));
-            let mut system = system;
+            let mut estimated = fixed + history_tokens;
             if !dropped.is_empty() {
-                system.push_str("\n\n## Earlier turns (summarised)\n");
-                system.push_str(&dropped.join("\n"));
+                let summary = format!("\n\n## Earlier turns (summarised)\n{}", dropped.join("\n"));
+                estimated += tokens::count(&summary);
+                system.push_str(&summary);
             }
             let mut messages = vec![Message::System { content: system }];
             messages.extend(
@@ -282,10 +283,6 @@ impl<'a> Agent<'a> {
             messages.push(Message::User {
                 content: input.clone(),
             });
-            let estimated: usize = messages
-                .iter()
-                .map(|m| tokens::count(&m.text_for_counting()) + 4)
-                .sum();
             let request = ChatRequest {
                 task: Task::AgentTurn,
                 low_compute: false,
@@ -296,7 +293,7 @@ impl<'a> Agent<'a> {
                 turn_id: Some(turn_id),
             };
             match self.inference.chat(&request).await {
-                Ok(result) => break (result, ()),
+                Ok(result) => break result,
                 Err(InferenceFailure::ContextLength(err)) if attempts < 3 => {
                     attempts += 1;
                     tracing::warn!(error = %err, "context too long; compacting history");
@@ -318,7 +315,6 @@ impl<'a> Agent<'a> {
                 }
             }
         };
-        let () = thinking_cost;
         let calls = completion.completion.tool_calls.clone();
         let mut transcript = vec![
             Message::User { content: input },

@@ -241,10 +241,11 @@ async fn sigterm_during_a_tool_call_leaves_a_consistent_record() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
     let out = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait_with_output())
         .await
         .expect("the runtime stops promptly")

@@ -85,36 +85,36 @@ pub fn record_intent(
     outcome: &PolicyOutcome,
     status: CallStatus,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO tool_calls (id, turn_id, name, args_json, provenance, decision, status,
              category, risk, effect, started_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
-            intent.call_id,
-            intent.turn_id,
-            intent.tool,
-            intent.args_json,
-            intent.provenance.to_string(),
-            outcome.decision.as_str(),
-            status.as_str(),
-            intent.category.map(Category::as_str),
-            intent.risk.map(RiskLevel::as_str),
-            intent.effect.map(Effect::as_str),
-            intent.started_at,
-        ],
-    )?;
-    tx.execute(
+    )?
+    .execute(params![
+        intent.call_id,
+        intent.turn_id,
+        intent.tool,
+        intent.args_json,
+        intent.provenance.to_string(),
+        outcome.decision.as_str(),
+        status.as_str(),
+        intent.category.map(Category::as_str),
+        intent.risk.map(RiskLevel::as_str),
+        intent.effect.map(Effect::as_str),
+        intent.started_at,
+    ])?;
+    tx.prepare_cached(
         "INSERT INTO policy_decisions (call_id, tool, provenance, decision, rules_json, decided_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            intent.call_id,
-            intent.tool,
-            intent.provenance.to_string(),
-            outcome.decision.as_str(),
-            serde_json::to_string(&outcome.verdict.rules).unwrap_or_else(|_| "[]".to_owned()),
-            intent.started_at,
-        ],
-    )?;
+    )?
+    .execute(params![
+        intent.call_id,
+        intent.tool,
+        intent.provenance.to_string(),
+        outcome.decision.as_str(),
+        serde_json::to_string(&outcome.verdict.rules).unwrap_or_else(|_| "[]".to_owned()),
+        intent.started_at,
+    ])?;
     Ok(())
 }
 
@@ -145,28 +145,30 @@ pub fn record_completion(
 ) -> rusqlite::Result<Option<String>> {
     let result_json = cap(canonical_json(completion.result));
     let summary: String = result_json.chars().take(500).collect();
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE tool_calls SET status = ?2, result_json = ?3, result_summary = ?4, error_code = ?5,
              duration_ms = ?6, ended_at = ?7
          WHERE id = ?1",
-        params![
-            completion.call_id,
-            completion.status.as_str(),
-            result_json,
-            summary,
-            completion.error_code,
-            completion.duration_ms,
-            completion.ended_at,
-        ],
-    )?;
+    )?
+    .execute(params![
+        completion.call_id,
+        completion.status.as_str(),
+        result_json,
+        summary,
+        completion.error_code,
+        completion.duration_ms,
+        completion.ended_at,
+    ])?;
     if !completion.receipt {
         return Ok(None);
     }
-    let (tool, args_json, decision, provenance): (String, String, String, String) = tx.query_row(
-        "SELECT name, args_json, decision, provenance FROM tool_calls WHERE id = ?1",
-        [completion.call_id],
-        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-    )?;
+    let (tool, args_json, decision, provenance): (String, String, String, String) = tx
+        .prepare_cached(
+            "SELECT name, args_json, decision, provenance FROM tool_calls WHERE id = ?1",
+        )?
+        .query_row([completion.call_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?;
     let prev_hash: String = tx
         .query_row(
             "SELECT hash FROM receipts ORDER BY seq DESC LIMIT 1",
@@ -186,10 +188,8 @@ pub fn record_completion(
         time: completion.ended_at,
     };
     let hash = receipt.hash();
-    tx.execute(
-        "INSERT INTO receipts (call_id, prev_hash, tool, args_hash, result_hash, decision, provenance, created_at, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
+    tx.prepare_cached("INSERT INTO receipts (call_id, prev_hash, tool, args_hash, result_hash, decision, provenance, created_at, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?.execute(params![
             receipt.call_id,
             receipt.prev_hash,
             receipt.tool,
@@ -285,10 +285,10 @@ fn calls_with_status(
 
 /// Marks every `running` call as `interrupted` (at start, when no call can be running).
 pub fn mark_interrupted(tx: &Transaction<'_>, now_ms: i64) -> rusqlite::Result<usize> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE tool_calls SET status = 'interrupted', ended_at = ?1 WHERE status = 'running'",
-        [now_ms],
-    )
+    )?
+    .execute([now_ms])
 }
 
 /// The first broken link of the chain.
@@ -456,22 +456,24 @@ pub struct SqlHistory<'a>(pub &'a Connection);
 impl CallHistory for SqlHistory<'_> {
     fn allowed_since(&self, category: Category, since_ms: i64) -> u64 {
         self.0
-            .query_row(
+            .prepare_cached(
                 "SELECT COUNT(*) FROM tool_calls WHERE category = ?1 AND decision = 'allow' AND started_at >= ?2",
-                params![category.as_str(), since_ms],
-                |row| row.get::<_, i64>(0),
             )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![category.as_str(), since_ms], |row| row.get::<_, i64>(0))
+            })
             // A history that cannot be read must not lift the limits: fail closed.
             .map_or(u64::MAX, |n| n.max(0) as u64)
     }
 
     fn allowed_in_turn(&self, category: Category, turn_id: i64) -> u64 {
         self.0
-            .query_row(
+            .prepare_cached(
                 "SELECT COUNT(*) FROM tool_calls WHERE category = ?1 AND decision = 'allow' AND turn_id = ?2",
-                params![category.as_str(), turn_id],
-                |row| row.get::<_, i64>(0),
             )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![category.as_str(), turn_id], |row| row.get::<_, i64>(0))
+            })
             // A history that cannot be read must not lift the limits: fail closed.
             .map_or(u64::MAX, |n| n.max(0) as u64)
     }
@@ -485,11 +487,9 @@ pub fn record_content_provenance(
     call_id: &str,
     now_ms: i64,
 ) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO content_provenance (path, provenance, call_id, updated_at) VALUES (?1, ?2, ?3, ?4)
+    tx.prepare_cached("INSERT INTO content_provenance (path, provenance, call_id, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (path) DO UPDATE SET provenance = excluded.provenance,
-             call_id = excluded.call_id, updated_at = excluded.updated_at",
-        params![path, provenance.to_string(), call_id, now_ms],
+             call_id = excluded.call_id, updated_at = excluded.updated_at")?.execute(params![path, provenance.to_string(), call_id, now_ms],
     )?;
     Ok(())
 }

@@ -24,6 +24,10 @@ pub const SCHEMA: CrateSchema = CrateSchema {
             version: 3,
             sql: include_str!("../migrations/0003_messages.sql"),
         },
+        Migration {
+            version: 4,
+            sql: include_str!("../migrations/0004_message_tokens.sql"),
+        },
     ],
 };
 

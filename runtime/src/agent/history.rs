@@ -15,15 +15,18 @@ pub struct TurnMessages {
     pub turn_id: i64,
     /// Its messages, in order.
     pub messages: Vec<Message>,
+    /// Their tokens, as counted when they were stored.
+    pub stored_tokens: usize,
 }
 
 impl TurnMessages {
-    /// Tokens of the turn's messages.
+    /// Tokens of the turn's messages (counted at write time; counted now for rows stored
+    /// before counts were kept).
     pub fn tokens(&self) -> usize {
-        self.messages
-            .iter()
-            .map(|m| tokens::count(&m.text_for_counting()) + 4)
-            .sum()
+        if self.stored_tokens > 0 {
+            return self.stored_tokens;
+        }
+        self.messages.iter().map(message_tokens).sum()
     }
 
     /// A one-line account of the turn, for the summary of dropped turns.
@@ -71,6 +74,11 @@ impl TurnMessages {
     }
 }
 
+/// One message's tokens, with the few tokens of its envelope.
+pub fn message_tokens(message: &Message) -> usize {
+    tokens::count(&message.text_for_counting()) + 4
+}
+
 /// Appends a turn's messages (inside the turn's transaction).
 pub fn append(
     tx: &Transaction<'_>,
@@ -96,11 +104,12 @@ pub fn append(
                 content,
             } => ("tool", content.clone(), None, Some(tool_call_id.clone())),
         };
-        tx.execute(
-            "INSERT INTO messages (turn_id, role, content, tool_calls_json, tool_call_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![turn_id, role, content, calls, call_id, now_ms],
-        )?;
+        let tokens = i64::try_from(message_tokens(message)).unwrap_or(i64::MAX);
+        tx.prepare_cached(
+            "INSERT INTO messages (turn_id, role, content, tool_calls_json, tool_call_id, tokens, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![turn_id, role, content, calls, call_id, tokens, now_ms])?;
     }
     Ok(())
 }
@@ -108,7 +117,7 @@ pub fn append(
 /// The most recent `limit` turns' messages, oldest first.
 pub fn recent_turns(db: &StateDb, limit: usize) -> Result<Vec<TurnMessages>> {
     let mut stmt = db.conn().prepare(
-        "SELECT turn_id, role, content, tool_calls_json, tool_call_id FROM messages
+        "SELECT turn_id, role, content, tool_calls_json, tool_call_id, tokens FROM messages
          WHERE turn_id IN (SELECT DISTINCT turn_id FROM messages ORDER BY turn_id DESC LIMIT ?1)
          ORDER BY id",
     )?;
@@ -119,11 +128,18 @@ pub fn recent_turns(db: &StateDb, limit: usize) -> Result<Vec<TurnMessages>> {
             row.get::<_, String>(2)?,
             row.get::<_, Option<String>>(3)?,
             row.get::<_, Option<String>>(4)?,
+            row.get::<_, i64>(5)?,
         ))
     })?;
     let mut turns: Vec<TurnMessages> = Vec::new();
+    // A turn with any message stored before counts were kept is counted afresh.
+    let mut uncounted = std::collections::BTreeSet::new();
     for row in rows {
-        let (turn_id, role, content, calls, call_id) = row?;
+        let (turn_id, role, content, calls, call_id, stored) = row?;
+        if stored <= 0 {
+            uncounted.insert(turn_id);
+        }
+        let stored = usize::try_from(stored).unwrap_or(0);
         let message = match role.as_str() {
             "assistant" => Message::Assistant {
                 content,
@@ -138,11 +154,20 @@ pub fn recent_turns(db: &StateDb, limit: usize) -> Result<Vec<TurnMessages>> {
             _ => Message::User { content },
         };
         match turns.last_mut() {
-            Some(turn) if turn.turn_id == turn_id => turn.messages.push(message),
+            Some(turn) if turn.turn_id == turn_id => {
+                turn.messages.push(message);
+                turn.stored_tokens += stored;
+            }
             _ => turns.push(TurnMessages {
                 turn_id,
                 messages: vec![message],
+                stored_tokens: stored,
             }),
+        }
+    }
+    for turn in &mut turns {
+        if uncounted.contains(&turn.turn_id) {
+            turn.stored_tokens = 0;
         }
     }
     Ok(turns)

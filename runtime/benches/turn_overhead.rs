@@ -26,14 +26,14 @@ use automaton_runtime::agent::run::{Agent, RunEnd, RunOptions};
 use automaton_runtime::agent::{history, tokens};
 use automaton_runtime::config::parse_address;
 use automaton_runtime::home::Home;
-use automaton_runtime::inference::{self, ChatRequest, Inference, Message, Task, ToolCallRequest};
+use automaton_runtime::inference::{ChatRequest, Message, Task, ToolCallRequest};
 use automaton_runtime::init::{self, InitOptions};
+use automaton_runtime::run_cmd;
 use automaton_runtime::toolbox::{self, ProcessFacts};
 use automaton_runtime::{preflight, state};
 use automaton_test_support::{Reply, ScriptedModel};
 use automaton_tools::clock::{Clock, SystemClock};
 use automaton_tools::dispatch::{CallRequest, with_db};
-use automaton_tools::resilience::RetryPolicy;
 use automaton_tools::tool::Provenance;
 use std::error::Error;
 use std::ffi::OsString;
@@ -215,16 +215,8 @@ impl Scenario {
             ("OPENAI_BASE_URL".into(), model.base_url().into()),
             ("OPENAI_API_KEY".into(), "sk-bench".into()),
         ];
-        let endpoints = inference::endpoints(&config, &self.home, &env)?;
-        let inference = Inference::new(
-            &endpoints,
-            config.models.clone(),
-            config.inference.clone(),
-            config.treasury_policy.max_inference_daily_micro_usdc,
-            RetryPolicy::default(),
-            Arc::clone(&toolbox.db),
-            Arc::clone(&clock),
-        )?;
+        let inference =
+            run_cmd::inference_for(&config, &self.home, &env, &toolbox, Arc::clone(&clock))?;
         let agent = Agent {
             home: &self.home,
             config: &config,

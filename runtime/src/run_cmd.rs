@@ -3,6 +3,7 @@
 //! finish or cancel the running tool, persist the turn, set the state to sleeping and exit 0.
 
 use crate::agent::run::{Agent, RunEnd, RunOptions, RunReport};
+use crate::config::AutomatonConfig;
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::inference::{self, Inference};
@@ -74,20 +75,7 @@ pub async fn run(
             ),
         );
     }
-    let endpoints = inference::endpoints(&config, home, &facts.env)?;
-    let inference = Inference::new(
-        &endpoints,
-        config.models.clone(),
-        config.inference.clone(),
-        config.treasury_policy.max_inference_daily_micro_usdc,
-        RetryPolicy::default(),
-        Arc::clone(&toolbox.db),
-        Arc::clone(&clock),
-    )
-    .map_err(|message| Error::InvalidInput {
-        message,
-        hint: "check `providers` in automaton.json".to_owned(),
-    })?;
+    let inference = inference_for(&config, home, &facts.env, &toolbox, Arc::clone(&clock))?;
     let agent = Agent {
         home,
         config: &config,
@@ -154,6 +142,31 @@ pub async fn run(
             }
         }
     }
+}
+
+/// The inference router for `config`: endpoints from its providers (or the OpenAI
+/// environment in `env`), its models, budgets capped by the treasury policy, default retries.
+pub fn inference_for(
+    config: &AutomatonConfig,
+    home: &Home,
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
+    toolbox: &toolbox::Toolbox,
+    clock: Arc<dyn Clock>,
+) -> Result<Inference> {
+    let endpoints = inference::endpoints(config, home, env)?;
+    Inference::new(
+        &endpoints,
+        config.models.clone(),
+        config.inference.clone(),
+        config.treasury_policy.max_inference_daily_micro_usdc,
+        RetryPolicy::default(),
+        Arc::clone(&toolbox.db),
+        clock,
+    )
+    .map_err(|message| Error::InvalidInput {
+        message,
+        hint: "check `providers` in automaton.json".to_owned(),
+    })
 }
 
 /// Prints the summary.

@@ -5,7 +5,8 @@
 //! audit trail and receipts ([`audit`]), the sandbox basics ([`sandbox`]), the retry and
 //! circuit-breaker policy every HTTP client shares ([`resilience`]), and the plumbing
 //! every other crate shares: the one `state.db` ([`db`]), private-file handling
-//! ([`secure_fs`]), money in atomic units ([`money`]) and the injected [`clock`].
+//! ([`secure_fs`]), money in atomic units ([`money`]), the survival tier
+//! names ([`survival`]) and the injected [`clock`].
 
 pub mod audit;
 pub mod clock;
@@ -18,6 +19,7 @@ pub mod registry;
 pub mod resilience;
 pub mod sandbox;
 pub mod secure_fs;
+pub mod survival;
 pub mod tool;
 
 pub use error::{Error, Result};

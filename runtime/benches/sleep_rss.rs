@@ -7,6 +7,10 @@
 //! time (`utime + stime` of `/proc/PID/stat`) spent over a 10 s window of sleep. Ends it with
 //! SIGTERM and checks it exits cleanly. Target: sleeping RSS < 20 MB.
 //!
+//! The turns themselves run in a separate stretch process (`automaton stretch`) that exits
+//! when the agent sleeps, so what is measured is everything that stays resident between
+//! turns; a thinking stretch peaks around 60 MB (the tokenizer's vocabulary is most of it).
+//!
 //! Reproduce (the bench profile builds the binary with release settings):
 //!
 //! ```text

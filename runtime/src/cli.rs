@@ -34,6 +34,16 @@ pub enum Command {
         #[arg(long)]
         until_sleep: bool,
     },
+    /// One waking period of the agent in its own process; started by `automaton run`.
+    #[command(hide = true)]
+    Stretch {
+        /// Stop after this many turns.
+        #[arg(long, value_name = "N")]
+        max_turns: Option<u32>,
+        /// Why the agent wakes, put in front of the model.
+        #[arg(long, value_name = "TEXT")]
+        wake_reason: Option<String>,
+    },
     /// Create the home non-interactively (for agents and scripts); idempotent.
     #[command(
         after_help = "Example:\n  automaton init --name Atlas \\\n    --genesis-prompt \"Build and sell small web tools\" \\\n    --creator 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"

@@ -2,11 +2,11 @@
 //! tells a person or an agent the next action; `main` prints them as a line plus hint, or as
 //! `{"code","message","hint"}` in JSON mode.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Stable, machine-readable error codes of the CLI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// The arguments or a value given were wrong.
@@ -27,6 +27,8 @@ pub enum ErrorCode {
     NotATerminal,
     /// The home's git history could not be written.
     Git,
+    /// Another `automaton run` already runs this home.
+    Busy,
 }
 
 /// Errors of the automaton runtime.
@@ -81,6 +83,19 @@ pub enum Error {
     /// Writing the home's git history failed.
     #[error("git: {0}")]
     Git(#[from] git2::Error),
+    /// A failure the agent's stretch process reported, relayed unchanged.
+    #[error("{message}")]
+    Relayed {
+        /// Its code.
+        code: ErrorCode,
+        /// Its message.
+        message: String,
+        /// Its hint.
+        hint: String,
+    },
+    /// Another `automaton run` holds the home's run lock.
+    #[error("another `automaton run` is already running this home ({0})")]
+    Busy(PathBuf),
     /// A file in the home failed to parse.
     #[error("{file}: {message}")]
     HomeFile {
@@ -119,6 +134,8 @@ impl Error {
             Self::Io { .. } => ErrorCode::Io,
             Self::NotATerminal(_) => ErrorCode::NotATerminal,
             Self::Git(_) => ErrorCode::Git,
+            Self::Relayed { code, .. } => *code,
+            Self::Busy(_) => ErrorCode::Busy,
         }
     }
 
@@ -127,7 +144,9 @@ impl Error {
         match self {
             Self::InvalidInput { hint, .. }
             | Self::InvalidConfig { hint, .. }
-            | Self::HomeFile { hint, .. } => hint.clone(),
+            | Self::HomeFile { hint, .. }
+            | Self::Relayed { hint, .. } => hint.clone(),
+            Self::Busy(_) => "one automaton runs one home at a time: stop the other run (SIGTERM), or use another --home".to_owned(),
             Self::NotInitialized(_) => {
                 "run `automaton init --name NAME --genesis-prompt TEXT --creator 0x…` (or `automaton setup` on a terminal)".to_owned()
             }

@@ -40,6 +40,7 @@ state.db-*
 *.db-shm
 logs/
 workspace/
+run.lock
 .*.tmp
 ";
 

@@ -22,6 +22,7 @@ pub mod run_cmd;
 pub mod setup;
 pub mod state;
 pub mod status;
+pub mod stretch;
 pub mod toolbox;
 
 pub use error::{Error, Result};

@@ -10,7 +10,9 @@ use automaton_runtime::output::{OutputMode, print_error, print_json};
 use automaton_runtime::run_cmd::RunBounds;
 use automaton_runtime::setup::DetectedEnvironment;
 use automaton_runtime::toolbox::{self, ProcessFacts};
-use automaton_runtime::{config, doctor, inspect, logging, prompt_cmd, run_cmd, setup, status};
+use automaton_runtime::{
+    config, doctor, inspect, logging, prompt_cmd, run_cmd, setup, status, stretch,
+};
 use automaton_tools::clock::SystemClock;
 use automaton_treasury::Passphrase;
 use clap::Parser;
@@ -123,23 +125,8 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
             max_turns,
             until_sleep,
         } => {
-            let runtime = tokio::runtime::Runtime::new()
-                .map_err(Error::io("starting", "the async runtime"))?;
-            let summary = runtime.block_on(async {
-                let cancel = CancellationToken::new();
-                let signals = cancel.clone();
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .map_err(Error::io("listening for", "SIGTERM"))?;
-                let listener = tokio::spawn(async move {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = tokio::signal::ctrl_c() => {}
-                    }
-                    tracing::info!("shutdown requested");
-                    signals.cancel();
-                });
-                let result = run_cmd::run(
+            let summary = until_signal(|cancel| async move {
+                run_cmd::run(
                     home,
                     &process_facts(),
                     Arc::new(clock),
@@ -150,11 +137,27 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
                     cancel,
                     mode,
                 )
-                .await;
-                listener.abort();
-                result
+                .await
             })?;
             run_cmd::print(&summary, mode);
+        }
+        Command::Stretch {
+            max_turns,
+            wake_reason,
+        } => {
+            require_home(home)?;
+            let report = until_signal(|cancel| async move {
+                stretch::run_here(
+                    home,
+                    &process_facts(),
+                    Arc::new(clock),
+                    max_turns,
+                    wake_reason,
+                    &cancel,
+                )
+                .await
+            })?;
+            print_json(&report);
         }
         Command::Prompt => {
             let report = prompt_cmd::build(home, &process_facts(), Arc::new(clock))?;
@@ -215,6 +218,33 @@ fn usage_error(err: clap::Error) -> ExitCode {
     });
     eprintln!("{body}");
     ExitCode::from(2)
+}
+
+/// Runs `work` on a fresh async runtime with a token that SIGTERM or SIGINT cancels.
+fn until_signal<T, F, Fut>(work: F) -> Result<T>
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(Error::io("starting", "the async runtime"))?;
+    runtime.block_on(async {
+        let cancel = CancellationToken::new();
+        let signals = cancel.clone();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(Error::io("listening for", "SIGTERM"))?;
+        let listener = tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            tracing::info!("shutdown requested");
+            signals.cancel();
+        });
+        let result = work(cancel).await;
+        listener.abort();
+        result
+    })
 }
 
 fn require_home(home: &Home) -> Result<()> {

@@ -1,23 +1,36 @@
-//! `automaton run`: starts the agent and keeps it going — turns until it sleeps, rests until
-//! its sleep ends (or the process is told to stop), wakes and goes on. SIGTERM and SIGINT
-//! finish or cancel the running tool, persist the turn, set the state to sleeping and exit 0.
+//! `automaton run`: the long-lived process of an automaton. It holds the home's run lock,
+//! marks tool calls a previous process left unfinished, and each time the agent should think
+//! it starts a stretch ([`crate::stretch`]) — turns in a child process until the agent sleeps —
+//! then anchors the receipt chain and rests until the sleep ends or it is told to stop.
+//! SIGTERM and SIGINT reach the running stretch, which finishes or cancels its tool call and
+//! persists the turn; then this process exits 0.
 
-use crate::agent::run::{Agent, RunEnd, RunOptions, RunReport};
+use crate::agent::run::RunEnd;
 use crate::config::AutomatonConfig;
 use crate::error::{Error, Result};
-use crate::home::Home;
+use crate::home::{Home, PRIVATE_FILE_MODE};
 use crate::inference::{self, Inference};
 use crate::output::{OutputMode, print_json};
+use crate::stretch::{self, StretchExit};
 use crate::toolbox::{self, ProcessFacts};
-use crate::{anchor, preflight};
+use crate::{anchor, preflight, state};
 use automaton_tools::audit;
 use automaton_tools::clock::Clock;
-use automaton_tools::dispatch::with_db;
+use automaton_tools::db::StateDb;
 use automaton_tools::resilience::RetryPolicy;
 use serde::Serialize;
+use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// Stretches that may crash in a row before `run` gives up.
+pub const MAX_CONSECUTIVE_CRASHES: u32 = 5;
+/// The rest after the first crash; doubled after each further one.
+const CRASH_BACKOFF: Duration = Duration::from_secs(10);
+/// The rest when every provider failed or a budget refused.
+const INFERENCE_RETRY: Duration = Duration::from_secs(60);
 
 /// How the run is bounded.
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,9 +46,11 @@ pub struct RunBounds {
 pub struct RunSummary {
     /// Turns completed in this run.
     pub turns: u32,
-    /// Calls a previous run left unfinished, marked interrupted at start.
+    /// Stretches (waking periods, each its own process) started.
+    pub stretches: u32,
+    /// Calls a previous process left unfinished, marked interrupted.
     pub interrupted_calls: usize,
-    /// How the last stretch of turns ended.
+    /// How the last stretch ended.
     pub end: RunEnd,
 }
 
@@ -44,6 +59,33 @@ fn say(mode: OutputMode, line: &str) {
         println!("{line}");
     }
     tracing::info!("{line}");
+}
+
+/// The home's run lock: one `automaton run` per home. Released when dropped (or when the
+/// process dies, however it dies).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    /// Takes the lock, or says another run holds it.
+    pub fn acquire(home: &Home) -> Result<Self> {
+        let path = home.root().join("run.lock");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(PRIVATE_FILE_MODE)
+            .open(&path)
+            .map_err(Error::io("opening", &path))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::Busy(path)),
+            Err(errno) => Err(Error::io("locking", &path)(errno.into())),
+        }
+    }
 }
 
 /// Runs the agent until a bound, a shutdown or (unbounded) forever.
@@ -57,44 +99,77 @@ pub async fn run(
 ) -> Result<RunSummary> {
     let config = preflight::verify_home(home)?;
     toolbox::prepare_workspace(home)?;
-    let toolbox = toolbox::build(home, facts, Arc::clone(&clock))?;
-    let now = clock.now_ms();
-    let interrupted_calls = with_db(&toolbox.db, move |db| {
-        Ok(db.write(|tx| audit::mark_interrupted(tx, now))?)
-    })
-    .await
-    .map_err(|err| Error::InvalidInput {
-        message: err.to_string(),
-        hint: "run `automaton doctor`".to_owned(),
-    })?;
-    if interrupted_calls > 0 {
-        say(
-            mode,
-            &format!(
-                "{interrupted_calls} tool calls were cut off by the last stop; they are marked interrupted (see `automaton audit verify`)."
-            ),
-        );
-    }
-    let inference = inference_for(&config, home, &facts.env, &toolbox, Arc::clone(&clock))?;
-    let agent = Agent {
-        home,
-        config: &config,
-        toolbox: &toolbox,
-        inference: &inference,
-        clock: Arc::clone(&clock),
+    let _lock = RunLock::acquire(home)?;
+    let mut db = state::open(home)?;
+    let has_provider = !inference::endpoints(&config, home, &facts.env)?.is_empty();
+    let mut interrupted_calls = mark_interrupted(&mut db, clock.as_ref(), mode)?;
+    let mut summary = RunSummary {
+        turns: 0,
+        stretches: 0,
+        interrupted_calls: 0,
+        end: RunEnd::Shutdown,
     };
-    let mut turns = 0_u32;
     let mut wake = Some("the runtime started".to_owned());
+    let mut crashes = 0_u32;
     loop {
-        let options = RunOptions {
-            max_turns: bounds.max_turns.map(|max| max.saturating_sub(turns)),
-            ..RunOptions::default()
+        if !has_provider {
+            let hint = inference::InferenceFailure::NoProvider.hint();
+            say(
+                mode,
+                &format!("no inference provider is configured: {hint}"),
+            );
+            summary.end = RunEnd::NoProvider { hint };
+            if !(bounds.until_sleep || bounds.max_turns.is_some()) {
+                // Without a model the agent cannot think; the process stays up for the operator.
+                cancel.cancelled().await;
+            }
+            summary.interrupted_calls = interrupted_calls;
+            return Ok(summary);
+        }
+        if cancel.is_cancelled() {
+            summary.end = RunEnd::Shutdown;
+            break;
+        }
+        let remaining = bounds
+            .max_turns
+            .map(|max| max.saturating_sub(summary.turns));
+        summary.stretches += 1;
+        let exit =
+            stretch::spawn(&facts.exe, home, remaining, wake.take().as_deref(), &cancel).await?;
+        let end = match exit {
+            StretchExit::Reported(report) => {
+                crashes = 0;
+                summary.turns += report.turns;
+                report.end
+            }
+            StretchExit::Crashed {
+                status,
+                stderr_tail,
+            } => {
+                crashes += 1;
+                say(
+                    mode,
+                    &format!("the agent's stretch process died ({status}): {stderr_tail}"),
+                );
+                interrupted_calls += mark_interrupted(&mut db, clock.as_ref(), mode)?;
+                if crashes >= MAX_CONSECUTIVE_CRASHES {
+                    return Err(Error::InvalidInput {
+                        message: format!(
+                            "the agent's stretch process died {crashes} times in a row (last: {status}: {stderr_tail})"
+                        ),
+                        hint: "read logs/ in the home and run `automaton doctor`; `automaton run` starts it again".to_owned(),
+                    });
+                }
+                RunEnd::StretchCrashed {
+                    status,
+                    detail: stderr_tail,
+                }
+            }
         };
-        let RunReport { turns: done, end } = agent.run(&options, &cancel, wake.take()).await?;
-        turns += done;
-        anchor::record(home, &*toolbox.lock_db()?, &config.name, clock.now_ms())?;
-        let rest_until = match &end {
-            RunEnd::MaxTurns | RunEnd::Shutdown => None,
+        anchor::record(home, &db, &config.name, clock.now_ms())?;
+        summary.end = end;
+        let rest = match &summary.end {
+            RunEnd::MaxTurns | RunEnd::Shutdown | RunEnd::NoProvider { .. } => None,
             RunEnd::Slept { until_ms, why } => {
                 say(
                     mode,
@@ -102,35 +177,30 @@ pub async fn run(
                 );
                 Some((*until_ms, format!("your sleep ended ({why})")))
             }
-            RunEnd::NoProvider { hint } => {
-                say(
-                    mode,
-                    &format!("no inference provider is configured: {hint}"),
-                );
-                // Without a model the agent cannot think; it waits for the operator.
-                Some((i64::MAX, "the runtime restarted".to_owned()))
-            }
-            RunEnd::InferenceUnavailable { message, hint } => {
+            RunEnd::InferenceUnavailable {
+                message,
+                hint,
+                retry_at_ms,
+            } => {
                 say(mode, &format!("inference unavailable: {message} ({hint})"));
-                Some((
-                    clock.now_ms() + 60_000,
-                    "inference may be available again".to_owned(),
-                ))
+                Some(match retry_at_ms {
+                    Some(at) => (*at, "the inference budget has room again".to_owned()),
+                    None => (
+                        clock.now_ms() + millis(INFERENCE_RETRY),
+                        "inference may be available again".to_owned(),
+                    ),
+                })
             }
+            RunEnd::StretchCrashed { .. } => Some((
+                clock.now_ms() + millis(CRASH_BACKOFF * 2_u32.pow(crashes - 1)),
+                "your previous waking period ended in a crash; the runtime restarted it".to_owned(),
+            )),
         };
-        let Some((until_ms, reason)) = rest_until else {
-            return Ok(RunSummary {
-                turns,
-                interrupted_calls,
-                end,
-            });
+        let Some((until_ms, reason)) = rest else {
+            break;
         };
-        if bounds.until_sleep || bounds.max_turns.is_some_and(|max| turns >= max) {
-            return Ok(RunSummary {
-                turns,
-                interrupted_calls,
-                end,
-            });
+        if bounds.until_sleep || bounds.max_turns.is_some_and(|max| summary.turns >= max) {
+            break;
         }
         let wait = Duration::from_millis(
             u64::try_from(until_ms.saturating_sub(clock.now_ms())).unwrap_or(0),
@@ -138,10 +208,33 @@ pub async fn run(
         tokio::select! {
             () = tokio::time::sleep(wait.min(Duration::from_secs(365 * 86_400))) => wake = Some(reason),
             () = cancel.cancelled() => {
-                return Ok(RunSummary { turns, interrupted_calls, end: RunEnd::Shutdown });
+                summary.end = RunEnd::Shutdown;
+                break;
             }
         }
     }
+    summary.interrupted_calls = interrupted_calls;
+    Ok(summary)
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Marks calls left `running` by a process that is gone (only one run holds the home, and no
+/// stretch runs now) as interrupted, and says how many.
+fn mark_interrupted(db: &mut StateDb, clock: &dyn Clock, mode: OutputMode) -> Result<usize> {
+    let now = clock.now_ms();
+    let count = db.write(|tx| audit::mark_interrupted(tx, now))?;
+    if count > 0 {
+        say(
+            mode,
+            &format!(
+                "{count} tool calls were cut off by the last stop; they are marked interrupted (see `automaton audit verify`)."
+            ),
+        );
+    }
+    Ok(count)
 }
 
 /// The inference router for `config`: endpoints from its providers (or the OpenAI
@@ -173,6 +266,9 @@ pub fn inference_for(
 pub fn print(summary: &RunSummary, mode: OutputMode) {
     match mode {
         OutputMode::Json => print_json(summary),
-        OutputMode::Human => println!("run ended after {} turns: {:?}", summary.turns, summary.end),
+        OutputMode::Human => println!(
+            "run ended after {} turns in {} stretches: {:?}",
+            summary.turns, summary.stretches, summary.end
+        ),
     }
 }

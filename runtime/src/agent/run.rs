@@ -12,15 +12,17 @@ use super::tokens;
 use crate::config::AutomatonConfig;
 use crate::error::{Error, Result};
 use crate::home::Home;
-use crate::inference::{ChatRequest, Inference, InferenceFailure, Message, Task, ToolCallRequest};
+use crate::inference::{
+    BudgetRefusal, ChatRequest, Inference, InferenceFailure, Message, Task, ToolCallRequest,
+};
 use crate::toolbox::Toolbox;
 use crate::{preflight, state};
 use automaton_tools::audit::canonical::canonical_json;
 use automaton_tools::clock::Clock;
 use automaton_tools::dispatch::{CallRequest, with_db};
 use automaton_tools::tool::{Effect, Provenance};
-use rusqlite::params;
-use serde::Serialize;
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +34,8 @@ pub const REPEAT_WARNING: u32 = 3;
 pub const FORCED_SLEEP_MS: i64 = 10 * 60 * 1000;
 /// The answer reserved in the context window, in tokens.
 const ANSWER_RESERVE: usize = 4096;
+/// The kv key holding a budget refusal until the next turn tells the model about it.
+pub const REFUSAL_KEY: &str = "inference_refusal";
 
 /// Bounds of one run.
 #[derive(Debug, Clone)]
@@ -52,7 +56,7 @@ impl Default for RunOptions {
 }
 
 /// Why a run ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum RunEnd {
     /// The turn bound was reached.
@@ -77,11 +81,21 @@ pub enum RunEnd {
         message: String,
         /// What to do.
         hint: String,
+        /// When trying again can succeed, if known (a budget window that will have room).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_at_ms: Option<i64>,
+    },
+    /// The stretch process died without reporting (seen only by `automaton run`).
+    StretchCrashed {
+        /// Its exit status.
+        status: String,
+        /// The end of its stderr.
+        detail: String,
     },
 }
 
 /// What a run did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
     /// Turns completed.
     pub turns: u32,
@@ -159,7 +173,7 @@ impl<'a> Agent<'a> {
             | RunEnd::MaxTurns
             | RunEnd::Shutdown
             | RunEnd::NoProvider { .. } => "sleeping",
-            RunEnd::InferenceUnavailable { .. } => "waiting",
+            RunEnd::InferenceUnavailable { .. } | RunEnd::StretchCrashed { .. } => "waiting",
         })
         .await?;
         Ok(RunReport { turns, end })
@@ -203,16 +217,25 @@ impl<'a> Agent<'a> {
             "self"
         };
         let db = Arc::clone(&self.toolbox.db);
-        let (turn_id, prior_turns, history_turns, active_model) = {
+        let (turn_id, prior_turns, history_turns, active_model, refusal) = {
             let input = input.clone();
             with_db(&db, move |db| {
                 let prior: i64 = db.conn().query_row("SELECT COUNT(*) FROM turns", [], |r| r.get(0))?;
-                let turn_id = db.write(|tx| {
+                let (turn_id, refusal) = db.write(|tx| {
                     tx.execute(
                         "INSERT INTO turns (started_at, state, input_source, input) VALUES (?1, 'running', ?2, ?3)",
                         params![started_at, input_source, input],
                     )?;
-                    Ok::<_, rusqlite::Error>(tx.last_insert_rowid())
+                    let turn_id = tx.last_insert_rowid();
+                    // A refusal is told once: taken in the same transaction as the turn.
+                    let refusal: Option<String> = tx
+                        .query_row(
+                            "DELETE FROM kv WHERE key = ?1 RETURNING value",
+                            [REFUSAL_KEY],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    Ok::<_, rusqlite::Error>((turn_id, refusal))
                 })?;
                 let active_model: Option<String> = db
                     .conn()
@@ -226,11 +249,22 @@ impl<'a> Agent<'a> {
                     path: "state.db".into(),
                     detail: err.to_string(),
                 })?;
-                Ok((turn_id, prior, history, active_model))
+                Ok((turn_id, prior, history, active_model, refusal))
             })
             .await
             .map_err(fatal)?
         };
+        let mut notices = notices;
+        if let Some(refusal) =
+            refusal.and_then(|text| serde_json::from_str::<BudgetRefusal>(&text).ok())
+        {
+            notices.push(format!(
+                "your last inference call was not made: the {} budget refused it ({}). {}",
+                refusal.budget,
+                refusal.message,
+                refusal.hint()
+            ));
+        }
         self.set_state("running").await?;
 
         let constitution = std::fs::read_to_string(self.home.constitution())
@@ -248,6 +282,7 @@ impl<'a> Agent<'a> {
         let tool_tokens: usize = tools.iter().map(|t| tokens::count(&t.to_string())).sum();
         let input_tokens = tokens::count(&input) + 4;
         let mut attempts = 0;
+        let mut history_tokens;
         let completion = loop {
             let status = StatusFacts {
                 turns: prior_turns,
@@ -267,8 +302,9 @@ impl<'a> Agent<'a> {
             let fixed = layers.iter().map(|layer| layer.tokens + 2).sum::<usize>()
                 + tool_tokens
                 + input_tokens;
-            let (kept, dropped, history_tokens) =
+            let (kept, dropped, fitted_tokens) =
                 history::fit(history_turns.clone(), history_budget.saturating_sub(fixed));
+            history_tokens = fitted_tokens;
             let mut estimated = fixed + history_tokens;
             if !dropped.is_empty() {
                 let summary = format!("\n\n## Earlier turns (summarised)\n{}", dropped.join("\n"));
@@ -299,16 +335,34 @@ impl<'a> Agent<'a> {
                     tracing::warn!(error = %err, "context too long; compacting history");
                     history_budget /= 2;
                 }
+                // A call too expensive on its own is made smaller the same way, while there
+                // is history left to summarise.
+                Err(InferenceFailure::Budget(refusal))
+                    if refusal.budget == "per_call" && attempts < 3 && history_tokens > 0 =>
+                {
+                    attempts += 1;
+                    tracing::warn!(refusal = %refusal.message, "call over the per-call ceiling; compacting history");
+                    history_budget = history_tokens / 2;
+                }
                 Err(failure) => {
                     self.finish_turn(turn_id, "failed", "", 0, 0, 0, Vec::new())
                         .await?;
+                    if let InferenceFailure::Budget(refusal) = &failure {
+                        self.keep_refusal(refusal).await?;
+                    }
                     let end = match failure {
                         InferenceFailure::NoProvider => RunEnd::NoProvider {
                             hint: failure.hint(),
                         },
+                        InferenceFailure::Budget(refusal) => RunEnd::InferenceUnavailable {
+                            message: format!("inference budget: {}", refusal.message),
+                            hint: refusal.hint(),
+                            retry_at_ms: refusal.retry_at_ms,
+                        },
                         other => RunEnd::InferenceUnavailable {
                             message: other.to_string(),
                             hint: other.hint(),
+                            retry_at_ms: None,
                         },
                     };
                     return Ok(TurnOutcome::Stop(end));
@@ -420,6 +474,27 @@ impl<'a> Agent<'a> {
             )
         });
         Ok(TurnOutcome::Continue { notice })
+    }
+
+    /// Keeps a budget refusal for the next turn's context.
+    async fn keep_refusal(&self, refusal: &BudgetRefusal) -> Result<()> {
+        let now = self.clock.now_ms();
+        let text = serde_json::to_string(refusal).map_err(|err| Error::InvalidInput {
+            message: err.to_string(),
+            hint: "report this as a bug".to_owned(),
+        })?;
+        with_db(&self.toolbox.db, move |db| {
+            Ok(db.write(|tx| {
+                tx.execute(
+                    "INSERT INTO kv (key, value, updated_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    params![REFUSAL_KEY, text, now],
+                )
+            })?)
+        })
+        .await
+        .map(|_| ())
+        .map_err(fatal)
     }
 
     #[expect(clippy::too_many_arguments, reason = "one row's columns")]

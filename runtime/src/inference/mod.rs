@@ -9,7 +9,7 @@ pub mod router;
 
 pub use chat::{Completion, Message, ToolCallRequest, Usage};
 pub use provider::{InferenceError, Provider};
-pub use router::{ChatRequest, ChatResult, Inference, InferenceFailure, Task};
+pub use router::{BudgetRefusal, ChatRequest, ChatResult, Inference, InferenceFailure, Task};
 
 use crate::config::AutomatonConfig;
 use crate::error::{Error, Result};

@@ -77,8 +77,8 @@ pub enum InferenceFailure {
     #[error("no inference provider is configured")]
     NoProvider,
     /// The call would exceed a budget; it was not made.
-    #[error("inference budget: {0}")]
-    Budget(String),
+    #[error("inference budget: {}", .0.message)]
+    Budget(BudgetRefusal),
     /// The prompt does not fit; the caller compacts the history and asks again.
     #[error(transparent)]
     ContextLength(InferenceError),
@@ -97,9 +97,32 @@ impl InferenceFailure {
     pub fn hint(&self) -> String {
         match self {
             Self::NoProvider => "set OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server), or add `providers` to automaton.json".to_owned(),
-            Self::Budget(_) => "wait for the budget window to pass, or ask the creator to raise `inference` budgets in automaton.json".to_owned(),
+            Self::Budget(refusal) => refusal.hint(),
             Self::ContextLength(_) => "compact the history and try again".to_owned(),
             Self::AllFailed { .. } => "the providers are failing; the loop sleeps and retries later".to_owned(),
+        }
+    }
+}
+
+/// A call the budgets refused before it was made.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BudgetRefusal {
+    /// Which budget and by how much, in words.
+    pub message: String,
+    /// Which budget: `per_call`, `hour` or `day`.
+    pub budget: String,
+    /// When enough spend has left the window for the same call to fit (epoch ms); `None` when
+    /// waiting cannot help (the per-call ceiling, or a call larger than the whole cap).
+    pub retry_at_ms: Option<i64>,
+}
+
+impl BudgetRefusal {
+    /// What to do about it.
+    pub fn hint(&self) -> String {
+        match (self.budget.as_str(), self.retry_at_ms) {
+            ("per_call", _) => "make the call smaller: less history or a cheaper model (`switch_model`); the creator can raise `inference.perCallMaxMicroUsdc` in automaton.json".to_owned(),
+            (_, Some(at)) => format!("the same call fits again at {at} (epoch ms), when older spend leaves the {} window; the creator can raise the cap in automaton.json", self.budget),
+            (_, None) => format!("this call alone is larger than the {} cap; use a cheaper model (`switch_model`) or ask the creator to raise the cap in automaton.json", self.budget),
         }
     }
 }
@@ -260,28 +283,77 @@ impl Inference {
             ))
             .unwrap_or(Usdc(u64::MAX));
         if estimate > self.config.per_call_max_micro_usdc {
-            return Err(InferenceFailure::Budget(format!(
-                "this call could cost up to {estimate}, above the per-call ceiling of {}",
-                self.config.per_call_max_micro_usdc
-            )));
+            return Err(InferenceFailure::Budget(BudgetRefusal {
+                message: format!(
+                    "this call could cost up to {estimate}, above the per-call ceiling of {}",
+                    self.config.per_call_max_micro_usdc
+                ),
+                budget: "per_call".to_owned(),
+                retry_at_ms: None,
+            }));
         }
         let now = self.clock.now_ms();
         for (window, span, cap) in [
             ("hour", HOUR_MS, self.config.hourly_max_micro_usdc),
             ("day", 24 * HOUR_MS, self.daily_cap),
         ] {
-            let spent = self
-                .spent_since(now - span)
-                .await
-                .map_err(InferenceFailure::Budget)?;
+            let unreadable = |message: String| {
+                InferenceFailure::Budget(BudgetRefusal {
+                    message: format!(
+                        "the spend ledger could not be read ({message}), so no call is made"
+                    ),
+                    budget: window.to_owned(),
+                    retry_at_ms: Some(now + HOUR_MS / 60),
+                })
+            };
+            let spent = self.spent_since(now - span).await.map_err(unreadable)?;
             let after = spent.checked_add(estimate).unwrap_or(Usdc(u64::MAX));
             if after > cap {
-                return Err(InferenceFailure::Budget(format!(
-                    "{spent} spent on inference in the last {window}; this call could bring it to {after}, above the cap of {cap}"
-                )));
+                let retry_at_ms = if estimate > cap {
+                    None
+                } else {
+                    self.fits_again_at(now, span, after.saturating_sub(cap))
+                        .await
+                        .map_err(unreadable)?
+                };
+                return Err(InferenceFailure::Budget(BudgetRefusal {
+                    message: format!(
+                        "{spent} spent on inference in the last {window}; this call could bring it to {after}, above the cap of {cap}"
+                    ),
+                    budget: window.to_owned(),
+                    retry_at_ms,
+                }));
             }
         }
         Ok(())
+    }
+
+    /// When `excess` of the spend in the window `[now - span, now]` will have left it: the
+    /// oldest calls leave first, each `span` after it was made.
+    async fn fits_again_at(
+        &self,
+        now: i64,
+        span: i64,
+        excess: Usdc,
+    ) -> Result<Option<i64>, String> {
+        with_db(&self.db, move |db| {
+            let mut statement = db.conn().prepare_cached(
+                "SELECT created_at, cost_micro_usdc FROM inference_costs
+                 WHERE created_at >= ?1 AND cost_micro_usdc > 0 ORDER BY created_at",
+            )?;
+            let mut rows = statement.query([now - span])?;
+            let mut leaving = 0_u64;
+            while let Some(row) = rows.next()? {
+                let (at, cost): (i64, i64) = (row.get(0)?, row.get(1)?);
+                leaving = leaving.saturating_add(u64::try_from(cost).unwrap_or(0));
+                if leaving >= excess.atoms() {
+                    return Ok(Some(at + span + 1));
+                }
+            }
+            Ok(None)
+        })
+        .await
+        .map_err(|err| err.to_string())
     }
 
     #[expect(clippy::too_many_arguments, reason = "one row's columns")]

@@ -345,3 +345,170 @@ async fn switch_model_is_respected_on_the_next_turn_and_after_a_restart() {
     assert_eq!(models[1], "cheap-model");
     assert_eq!(models[2], "cheap-model", "the choice survives a restart");
 }
+
+/// Prices the default model and caps the hour, as a creator would in automaton.json.
+fn price_model_and_cap_hour(home: &TestHome, hourly_cap_micro_usdc: u64) {
+    let path = home.path("automaton.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["models"] = serde_json::json!([{
+        "name": "gpt-4o-mini",
+        "contextWindow": 128000,
+        "inputPricePerMillionMicroUsdc": 2_000_000,
+        "outputPricePerMillionMicroUsdc": 8_000_000,
+        "supportsTools": true
+    }]);
+    config["inference"]["maxTokensPerCall"] = 100.into();
+    config["inference"]["hourlyMaxMicroUsdc"] = hourly_cap_micro_usdc.into();
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn a_budget_refusal_stops_calls_and_reaches_the_next_context() {
+    let home = TestHome::new();
+    home.init();
+    price_model_and_cap_hour(&home, 250_000);
+    let model = model_for(&home).await;
+    // 120k prompt tokens at $2/M and 1k completion tokens at $8/M: $0.248 of a $0.25 hour.
+    model.push(write_call(1).with_usage(120_000, 1_000));
+    model.push(write_call(2));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "3", "--until-sleep"]).await;
+    assert!(ok, "{report}");
+    assert_eq!(report["turns"], 2, "{report}");
+    assert_eq!(report["end"]["reason"], "inference_unavailable", "{report}");
+    assert!(
+        report["end"]["message"].as_str().unwrap().contains("hour"),
+        "{report}"
+    );
+    let first_spend: i64 = {
+        let conn = rusqlite::Connection::open(home.path("state.db")).unwrap();
+        conn.query_row("SELECT MIN(created_at) FROM inference_costs", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    assert_eq!(
+        report["end"]["retry_at_ms"],
+        first_spend + 3_600_001,
+        "the run rests until the hour has room: {report}"
+    );
+    assert_eq!(model.requests().len(), 1, "the refused call was never sent");
+    assert_eq!(
+        count(&home, "SELECT COUNT(*) FROM turns WHERE state = 'failed'"),
+        1
+    );
+
+    // The creator raises the cap; the next turn's context says what happened.
+    price_model_and_cap_hour(&home, 25_000_000);
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "1"]).await;
+    assert!(ok, "{report}");
+    let requests = model.requests();
+    let system = requests[1].body["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("your last inference call was not made: the hour budget refused it"),
+        "{system}"
+    );
+    // Told once.
+    model.push(write_call(3));
+    let (ok, _) = run_agent(&home, &model, &["--max-turns", "1"]).await;
+    assert!(ok);
+    let requests = model.requests();
+    let system = requests[2].body["messages"][0]["content"].as_str().unwrap();
+    assert!(!system.contains("your last inference call was not made"));
+}
+
+/// Polls `probe` every 50 ms until it is true, failing after `limit`.
+async fn wait_until(what: &str, limit: std::time::Duration, mut probe: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !probe() {
+        assert!(started.elapsed() < limit, "timed out waiting until {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_crashed_stretch_is_restarted_and_a_second_run_is_refused() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    model.push(Reply::tool_call("c1", "exec", r#"{"command":"sleep 30"}"#));
+    model.set_fallback(Some(Reply::tool_call(
+        "s1",
+        "sleep",
+        r#"{"duration_seconds":600,"reason":"resting"}"#,
+    )));
+    let spawn_run = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_automaton"))
+            .arg("--home")
+            .arg(home.root())
+            .args(["run", "--json"])
+            .env("OPENAI_BASE_URL", model.base_url())
+            .env("OPENAI_API_KEY", "sk-test")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let run = spawn_run();
+    let pid = run.id().unwrap();
+    wait_until("the call runs", std::time::Duration::from_secs(20), || {
+        count(
+            &home,
+            "SELECT COUNT(*) FROM tool_calls WHERE status = 'running'",
+        ) == 1
+    })
+    .await;
+
+    // One run per home.
+    let second = spawn_run().wait_with_output().await.unwrap();
+    assert!(!second.status.success());
+    let error: serde_json::Value = serde_json::from_slice(&second.stderr).unwrap();
+    assert_eq!(error["code"], "BUSY", "{error}");
+    assert!(
+        error["hint"]
+            .as_str()
+            .unwrap()
+            .contains("one automaton runs one home")
+    );
+
+    // The stretch (the thinking child of `run`) dies hard in the middle of the call.
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let stretch: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(stretch).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    // `run` marks the call interrupted and starts a new stretch after its backoff.
+    wait_until(
+        "a new stretch asks the model",
+        std::time::Duration::from_secs(30),
+        || model.requests().len() >= 2,
+    )
+    .await;
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM tool_calls WHERE status = 'interrupted'"
+        ),
+        1
+    );
+    let request = &model.requests()[1];
+    let messages = request.body["messages"].as_array().unwrap();
+    let last = messages.last().unwrap()["content"].as_str().unwrap();
+    assert!(last.contains("ended in a crash"), "{last}");
+
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(20), run.wait_with_output())
+        .await
+        .expect("run stops promptly")
+        .unwrap();
+    assert!(out.status.success(), "exit 0 on SIGTERM");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["interrupted_calls"], 1, "{summary}");
+    assert_eq!(summary["stretches"], 2, "{summary}");
+}

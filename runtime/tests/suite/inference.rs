@@ -226,8 +226,24 @@ async fn a_call_over_budget_is_not_made() {
     // Each call costs 100k × $2/M + 1k × $8/M = $0.208.
     inference.chat(&request(&messages)).await.unwrap();
     let err = inference.chat(&request(&messages)).await.unwrap_err();
+    let first_spend_at: i64 = rig
+        .db
+        .lock()
+        .unwrap()
+        .conn()
+        .query_row("SELECT created_at FROM inference_costs", [], |r| r.get(0))
+        .unwrap();
     match &err {
-        InferenceFailure::Budget(reason) => assert!(reason.contains("hour"), "{reason}"),
+        InferenceFailure::Budget(refusal) => {
+            assert_eq!(refusal.budget, "hour");
+            assert!(refusal.message.contains("hour"), "{refusal:?}");
+            // The first call's spend leaves the hour window one hour after it was made.
+            assert_eq!(refusal.retry_at_ms, Some(first_spend_at + 3_600_001));
+            assert!(
+                err.hint()
+                    .contains(&(first_spend_at + 3_600_001).to_string())
+            );
+        }
         other => panic!("expected a budget refusal, got {other:?}"),
     }
     assert!(!err.hint().is_empty());
@@ -239,10 +255,13 @@ async fn a_call_over_budget_is_not_made() {
     // A single call estimated above the per-call ceiling is refused up front.
     let mut big = request(&messages);
     big.estimated_prompt_tokens = 1_000_000;
-    assert!(matches!(
-        inference.chat(&big).await,
-        Err(InferenceFailure::Budget(_))
-    ));
+    match inference.chat(&big).await {
+        Err(InferenceFailure::Budget(refusal)) => {
+            assert_eq!(refusal.budget, "per_call");
+            assert_eq!(refusal.retry_at_ms, None, "waiting cannot make it fit");
+        }
+        other => panic!("expected a per-call refusal, got {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -63,6 +63,40 @@ pub struct AutomatonConfig {
     /// Which model serves which task, and the inference budgets.
     #[serde(default)]
     pub inference: InferenceConfig,
+    /// The balance thresholds of the survival tiers.
+    #[serde(default)]
+    pub survival: SurvivalThresholds,
+}
+
+/// Where the survival tiers begin, in micro-USDC of credit balance. A balance above
+/// `highAboveMicroUsdc` is high, above `normalAboveMicroUsdc` normal, above
+/// `lowComputeAboveMicroUsdc` low compute, anything else critical; dead only after
+/// `deadAfterZeroMs` continuous at zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SurvivalThresholds {
+    /// Above this the tier is high (default $5).
+    pub high_above_micro_usdc: Usdc,
+    /// Above this the tier is normal (default $0.50).
+    pub normal_above_micro_usdc: Usdc,
+    /// Above this the tier is low compute; at or below it, critical (default $0.10).
+    pub low_compute_above_micro_usdc: Usdc,
+    /// How long the balance must stay at zero before the automaton is dead (default one hour).
+    pub dead_after_zero_ms: i64,
+    /// A cached balance older than this is reported stale (default 15 minutes).
+    pub stale_after_ms: i64,
+}
+
+impl Default for SurvivalThresholds {
+    fn default() -> Self {
+        Self {
+            high_above_micro_usdc: Usdc::dollars(5),
+            normal_above_micro_usdc: Usdc::cents(50),
+            low_compute_above_micro_usdc: Usdc::cents(10),
+            dead_after_zero_ms: 3_600_000,
+            stale_after_ms: 15 * 60_000,
+        }
+    }
 }
 
 /// A model the router may choose.
@@ -328,6 +362,31 @@ impl AutomatonConfig {
                 "use 1–64 printable characters, e.g. \"Atlas\"",
             )
         })?;
+        let survival = &self.survival;
+        if !(survival.high_above_micro_usdc > survival.normal_above_micro_usdc
+            && survival.normal_above_micro_usdc > survival.low_compute_above_micro_usdc)
+        {
+            return Err(invalid(
+                "survival",
+                format!(
+                    "thresholds must fall strictly: high {} > normal {} > low compute {}",
+                    survival.high_above_micro_usdc,
+                    survival.normal_above_micro_usdc,
+                    survival.low_compute_above_micro_usdc
+                ),
+                "e.g. highAboveMicroUsdc 5000000, normalAboveMicroUsdc 500000, lowComputeAboveMicroUsdc 100000",
+            ));
+        }
+        if survival.dead_after_zero_ms < 60_000 || survival.stale_after_ms < 1_000 {
+            return Err(invalid(
+                "survival.deadAfterZeroMs",
+                format!(
+                    "deadAfterZeroMs {} and staleAfterMs {} are too short",
+                    survival.dead_after_zero_ms, survival.stale_after_ms
+                ),
+                "deadAfterZeroMs is at least 60000 (default 3600000, one hour); staleAfterMs at least 1000",
+            ));
+        }
         if self.genesis_prompt.trim().is_empty() {
             return Err(invalid(
                 "genesisPrompt",

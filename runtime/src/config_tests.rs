@@ -228,3 +228,25 @@ fn schema_documents_every_key() {
     }
     assert!(props.contains_key("treasuryPolicy"));
 }
+
+#[test]
+fn survival_thresholds_must_fall_and_the_grace_cannot_be_trivial() {
+    let mut value = valid();
+    value["survival"] = serde_json::json!({
+        "highAboveMicroUsdc": 500000, "normalAboveMicroUsdc": 5000000,
+        "lowComputeAboveMicroUsdc": 100000, "deadAfterZeroMs": 3600000, "staleAfterMs": 900000
+    });
+    assert_eq!(key_of(parse(&value).unwrap_err()), "survival");
+    value["survival"]["highAboveMicroUsdc"] = 5_000_000.into();
+    value["survival"]["normalAboveMicroUsdc"] = 500_000.into();
+    value["survival"]["deadAfterZeroMs"] = 1_000.into();
+    assert_eq!(
+        key_of(parse(&value).unwrap_err()),
+        "survival.deadAfterZeroMs"
+    );
+    value["survival"]["deadAfterZeroMs"] = 3_600_000.into();
+    assert_eq!(
+        parse(&value).unwrap().survival,
+        crate::config::SurvivalThresholds::default()
+    );
+}

@@ -228,6 +228,7 @@ pub fn init(home: &Home, options: InitOptions, clock: &dyn Clock) -> Result<Init
         providers,
         models: Vec::new(),
         inference: Default::default(),
+        survival: Default::default(),
     };
     config.validate()?;
     write_new(

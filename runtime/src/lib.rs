@@ -23,6 +23,7 @@ pub mod setup;
 pub mod state;
 pub mod status;
 pub mod stretch;
+pub mod survival;
 pub mod toolbox;
 
 pub use error::{Error, Result};

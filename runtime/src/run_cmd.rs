@@ -13,11 +13,12 @@ use crate::inference::{self, Inference};
 use crate::output::{OutputMode, print_json};
 use crate::stretch::{self, StretchExit};
 use crate::toolbox::{self, ProcessFacts};
-use crate::{anchor, preflight, state};
+use crate::{anchor, preflight, state, survival};
 use automaton_tools::audit;
 use automaton_tools::clock::Clock;
 use automaton_tools::db::StateDb;
 use automaton_tools::resilience::RetryPolicy;
+use automaton_tools::survival::SurvivalTier;
 use serde::Serialize;
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
@@ -29,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 pub const MAX_CONSECUTIVE_CRASHES: u32 = 5;
 /// The rest after the first crash; doubled after each further one.
 const CRASH_BACKOFF: Duration = Duration::from_secs(10);
+/// How often a dead automaton looks at its standing again.
+const DEAD_RECHECK: Duration = Duration::from_secs(60);
 /// The rest when every provider failed or a budget refused.
 const INFERENCE_RETRY: Duration = Duration::from_secs(60);
 
@@ -111,6 +114,7 @@ pub async fn run(
     };
     let mut wake = Some("the runtime started".to_owned());
     let mut crashes = 0_u32;
+    let mut was_dead = false;
     loop {
         if !has_provider {
             let hint = inference::InferenceFailure::NoProvider.hint();
@@ -129,6 +133,39 @@ pub async fn run(
         if cancel.is_cancelled() {
             summary.end = RunEnd::Shutdown;
             break;
+        }
+        let standing = survival::current(&db, &config.survival, clock.now_ms())?;
+        if standing.tier == Some(SurvivalTier::Dead) {
+            if !was_dead {
+                say(
+                    mode,
+                    "the automaton is dead: its balance stayed at zero through the grace period; no turns until it is funded",
+                );
+                was_dead = true;
+            }
+            summary.end = RunEnd::Dead {
+                since_ms: standing.zero_since_ms.unwrap_or_else(|| clock.now_ms()),
+            };
+            if bounds.until_sleep || bounds.max_turns.is_some() {
+                break;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(DEAD_RECHECK) => continue,
+                () = cancel.cancelled() => {
+                    summary.end = RunEnd::Shutdown;
+                    break;
+                }
+            }
+        }
+        if was_dead {
+            was_dead = false;
+            let balance = standing.balance.as_ref().map_or_else(
+                || "unknown".to_owned(),
+                |cached| cached.balance_micro_usdc.to_string(),
+            );
+            wake = Some(format!(
+                "you were revived: funding arrived (balance {balance})"
+            ));
         }
         let remaining = bounds
             .max_turns
@@ -170,6 +207,8 @@ pub async fn run(
         summary.end = end;
         let rest = match &summary.end {
             RunEnd::MaxTurns | RunEnd::Shutdown | RunEnd::NoProvider { .. } => None,
+            // The loop's top waits for funding.
+            RunEnd::Dead { .. } => Some((clock.now_ms(), "the tier changed".to_owned())),
             RunEnd::Slept { until_ms, why } => {
                 say(
                     mode,

@@ -1,4 +1,5 @@
-//! The runtime's view of state.db: its own tables (`kv`, `turns`, `inference_costs`, `messages`), the list
+//! The runtime's view of state.db: its own tables (`kv`, `turns`, `inference_costs`, `messages`,
+//! `tier_changes`), the list
 //! of every crate's schema in migration order, and the queries `status` needs.
 
 use crate::error::{Error, Result};
@@ -27,6 +28,10 @@ pub const SCHEMA: CrateSchema = CrateSchema {
         Migration {
             version: 4,
             sql: include_str!("../migrations/0004_message_tokens.sql"),
+        },
+        Migration {
+            version: 5,
+            sql: include_str!("../migrations/0005_tier_changes.sql"),
         },
     ],
 };

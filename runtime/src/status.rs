@@ -43,6 +43,10 @@ pub struct StatusReport {
     pub model: String,
     /// Inference spent in the last 24 hours, micro-USDC.
     pub inference_spent_today_micro_usdc: u64,
+    /// The survival tier, the last balance read (with when and where), and whether it is stale.
+    pub survival: crate::survival::Standing,
+    /// When this report was taken, epoch ms.
+    pub as_of_ms: i64,
     /// The runtime's version.
     pub version: &'static str,
     /// The constitution check.
@@ -97,6 +101,7 @@ pub fn gather(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Resul
     let agent_state = state::kv_get(&db, "agent_state")?.unwrap_or_else(|| NEVER_RUN.to_owned());
     let turns = state::turn_count(&db)?;
     let spent_today = state::inference_spent_since(&db, now_ms - 86_400_000)?;
+    let standing = crate::survival::current(&db, &config.survival, now_ms)?;
     let unfinished_calls = automaton_tools::audit::running_calls(db.conn())?.len()
         + automaton_tools::audit::interrupted_calls(db.conn())?.len();
     let heartbeat = HeartbeatConfig::load(&home.heartbeat()).map_err(|err| Error::HomeFile {
@@ -129,6 +134,8 @@ pub fn gather(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Resul
             .or_else(|| config.models.first().map(|m| m.name.clone()))
             .unwrap_or_else(|| crate::inference::router::DEFAULT_MODEL.to_owned()),
         inference_spent_today_micro_usdc: spent_today.atoms(),
+        survival: standing,
+        as_of_ms: now_ms,
         version: env!("CARGO_PKG_VERSION"),
         constitution: ConstitutionStatus {
             intact: check.is_ok(),
@@ -184,6 +191,15 @@ pub fn print(report: &StatusReport, mode: OutputMode) {
             println!(
                 "Spent today:  {} on inference",
                 automaton_tools::money::Usdc(report.inference_spent_today_micro_usdc)
+            );
+            let (balance, tier) = crate::survival::describe(&report.survival, report.as_of_ms);
+            println!(
+                "Tier:         {}",
+                tier.unwrap_or_else(|| "unknown (no balance read yet)".to_owned())
+            );
+            println!(
+                "Balance:      {}",
+                balance.unwrap_or_else(|| "unknown (no credit source has answered yet)".to_owned())
             );
             println!("Constitution: {constitution}");
             println!(

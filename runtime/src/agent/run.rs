@@ -16,10 +16,11 @@ use crate::inference::{
     BudgetRefusal, ChatRequest, Inference, InferenceFailure, Message, Task, ToolCallRequest,
 };
 use crate::toolbox::Toolbox;
-use crate::{preflight, state};
+use crate::{preflight, state, survival};
 use automaton_tools::audit::canonical::canonical_json;
 use automaton_tools::clock::Clock;
 use automaton_tools::dispatch::{CallRequest, with_db};
+use automaton_tools::survival::SurvivalTier;
 use automaton_tools::tool::{Effect, Provenance};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -85,6 +86,12 @@ pub enum RunEnd {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_at_ms: Option<i64>,
     },
+    /// The automaton is dead: its balance stayed at zero through the grace period. The loop
+    /// stops; the heartbeat keeps broadcasting distress and funding revives it.
+    Dead {
+        /// Since when the balance has been zero, epoch ms.
+        since_ms: i64,
+    },
     /// The stretch process died without reporting (seen only by `automaton run`).
     StretchCrashed {
         /// Its exit status.
@@ -148,6 +155,9 @@ impl<'a> Agent<'a> {
             }
             // A mode bit is not immutability: check the pinned hash before every turn.
             preflight::verify_constitution(self.home, self.config)?;
+            if let Some(since_ms) = self.dead_since().await? {
+                break RunEnd::Dead { since_ms };
+            }
             if !self.inference.has_providers() {
                 break RunEnd::NoProvider {
                     hint: InferenceFailure::NoProvider.hint(),
@@ -173,10 +183,24 @@ impl<'a> Agent<'a> {
             | RunEnd::MaxTurns
             | RunEnd::Shutdown
             | RunEnd::NoProvider { .. } => "sleeping",
+            RunEnd::Dead { .. } => "dead",
             RunEnd::InferenceUnavailable { .. } | RunEnd::StretchCrashed { .. } => "waiting",
         })
         .await?;
         Ok(RunReport { turns, end })
+    }
+
+    /// Since when the automaton has been dead, if it is.
+    async fn dead_since(&self) -> Result<Option<i64>> {
+        let thresholds = self.config.survival.clone();
+        let now = self.clock.now_ms();
+        let standing = with_db(&self.toolbox.db, move |db| {
+            Ok(survival::current(db, &thresholds, now)?)
+        })
+        .await
+        .map_err(fatal)?;
+        Ok((standing.tier == Some(SurvivalTier::Dead))
+            .then(|| standing.zero_since_ms.unwrap_or(now)))
     }
 
     async fn set_state(&self, value: &'static str) -> Result<()> {
@@ -217,9 +241,11 @@ impl<'a> Agent<'a> {
             "self"
         };
         let db = Arc::clone(&self.toolbox.db);
-        let (turn_id, prior_turns, history_turns, active_model, refusal) = {
+        let thresholds = self.config.survival.clone();
+        let (turn_id, prior_turns, history_turns, active_model, refusal, standing) = {
             let input = input.clone();
             with_db(&db, move |db| {
+                let standing = survival::current(db, &thresholds, started_at)?;
                 let prior: i64 = db.conn().query_row("SELECT COUNT(*) FROM turns", [], |r| r.get(0))?;
                 let (turn_id, refusal) = db.write(|tx| {
                     tx.execute(
@@ -249,7 +275,7 @@ impl<'a> Agent<'a> {
                     path: "state.db".into(),
                     detail: err.to_string(),
                 })?;
-                Ok((turn_id, prior, history, active_model, refusal))
+                Ok((turn_id, prior, history, active_model, refusal, standing))
             })
             .await
             .map_err(fatal)?
@@ -272,9 +298,11 @@ impl<'a> Agent<'a> {
         let soul = std::fs::read_to_string(self.home.soul()).unwrap_or_default();
         let specs = self.toolbox.dispatcher.registry().specs();
         let tools: Vec<serde_json::Value> = specs.iter().map(|s| s.to_openai_function()).collect();
-        let model = self
-            .inference
-            .choose_model(Task::AgentTurn, false, active_model.as_deref());
+        let low_compute = standing.low_compute();
+        let model =
+            self.inference
+                .choose_model(Task::AgentTurn, low_compute, active_model.as_deref());
+        let (balance, tier) = survival::describe(&standing, started_at);
         let mut history_budget = usize::try_from(model.context_window)
             .unwrap_or(usize::MAX)
             .saturating_sub(ANSWER_RESERVE);
@@ -286,6 +314,8 @@ impl<'a> Agent<'a> {
         let completion = loop {
             let status = StatusFacts {
                 turns: prior_turns,
+                balance: balance.clone(),
+                tier: tier.clone(),
                 wake_reason: wake_reason.clone(),
                 notices: notices.clone(),
                 ..StatusFacts::default()
@@ -321,7 +351,7 @@ impl<'a> Agent<'a> {
             });
             let request = ChatRequest {
                 task: Task::AgentTurn,
-                low_compute: false,
+                low_compute,
                 model_override: active_model.as_deref(),
                 messages: &messages,
                 tools: &tools,

@@ -512,3 +512,80 @@ async fn a_crashed_stretch_is_restarted_and_a_second_run_is_refused() {
     assert_eq!(summary["interrupted_calls"], 1, "{summary}");
     assert_eq!(summary["stretches"], 2, "{summary}");
 }
+
+/// Records a balance reading the way the heartbeat's credit check does.
+fn read_balance(home: &TestHome, micro_usdc: u64, at_ms: i64) {
+    let mut db = automaton_tools::db::StateDb::open(
+        &home.path("state.db"),
+        automaton_runtime::state::ALL_SCHEMAS,
+    )
+    .unwrap();
+    automaton_runtime::survival::observe(
+        &mut db,
+        &automaton_runtime::config::SurvivalThresholds::default(),
+        Ok(automaton_tools::money::Usdc(micro_usdc)),
+        "test",
+        at_ms,
+    )
+    .unwrap();
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test]
+async fn tiers_change_the_model_the_prompt_and_whether_the_loop_runs() {
+    let home = TestHome::new();
+    home.init();
+    let path = home.path("automaton.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["inference"]["model"] = "big-model".into();
+    config["inference"]["lowComputeModel"] = "cheap-model".into();
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let model = model_for(&home).await;
+
+    // $0.30: low compute — the cheaper model, and the model is told.
+    read_balance(&home, 300_000, now_ms());
+    model.push(write_call(1));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "1"]).await;
+    assert!(ok, "{report}");
+    let request = &model.requests()[0];
+    assert_eq!(request.body["model"], "cheap-model");
+    let system = request.body["messages"][0]["content"].as_str().unwrap();
+    assert!(system.contains("Survival tier: low_compute"), "{system}");
+    assert!(system.contains("Balance: $0.30"), "{system}");
+
+    // An hour at zero: dead — no stretch, no model call, the state says so.
+    read_balance(&home, 0, now_ms() - 61 * 60_000);
+    read_balance(&home, 0, now_ms());
+    let (ok, report) = run_agent(&home, &model, &["--until-sleep"]).await;
+    assert!(ok, "{report}");
+    assert_eq!(report["end"]["reason"], "dead", "{report}");
+    assert_eq!(report["stretches"], 0, "{report}");
+    assert_eq!(model.requests().len(), 1);
+    let status = json(&home.run(&["status", "--json"]));
+    assert_eq!(status["survival"]["tier"], "dead", "{status}");
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM tier_changes WHERE to_tier = 'dead'"
+        ),
+        1
+    );
+
+    // Funded: revived, the creator's model again.
+    read_balance(&home, 20_000_000, now_ms());
+    model.push(write_call(2));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "1"]).await;
+    assert!(ok, "{report}");
+    assert_eq!(model.requests()[1].body["model"], "big-model");
+    assert_eq!(
+        json(&home.run(&["status", "--json"]))["survival"]["tier"],
+        "high"
+    );
+}

@@ -1,4 +1,5 @@
-//! The error type of `automaton-heartbeat`: why a `heartbeat.yml` or a schedule was refused.
+//! The error type of `automaton-heartbeat`: why a `heartbeat.yml` or a schedule was refused,
+//! and why the scheduler or the wake-event queue could not do what was asked.
 //!
 //! Every variant says what is wrong; [`Error::hint`] says what to do about it, so the CLI, the
 //! `modify_heartbeat` tool and the logs can all show the fix next to the fault.
@@ -89,9 +90,106 @@ pub enum Error {
         /// The value as written.
         value: u32,
     },
+    /// An entry names a task this runtime has not registered.
+    #[error("heartbeat.yml entry {entry:?}: no heartbeat task named {task:?} is registered")]
+    UnknownTask {
+        /// The entry's name.
+        entry: String,
+        /// The task as written.
+        task: String,
+        /// The tasks that are registered, sorted.
+        known: Vec<String>,
+    },
+    /// Two tasks were registered under one name.
+    #[error("a heartbeat task named {task:?} is already registered")]
+    DuplicateTask {
+        /// The shared name.
+        task: String,
+    },
+    /// No schedule has that name in `heartbeat_schedules`.
+    #[error("no heartbeat schedule is named {name:?}")]
+    UnknownSchedule {
+        /// The name asked for.
+        name: String,
+        /// The schedules that exist, sorted.
+        known: Vec<String>,
+    },
+    /// A run of the schedule is in flight (its lease is held and has not expired).
+    #[error(
+        "heartbeat schedule {name:?} is running now (lease held by {owner:?} until {lease_expires_at})"
+    )]
+    ScheduleBusy {
+        /// The schedule.
+        name: String,
+        /// Who holds the lease.
+        owner: String,
+        /// When the lease expires, epoch ms.
+        lease_expires_at: i64,
+    },
+    /// A run of the schedule is already recorded for this exact instant.
+    #[error("heartbeat schedule {name:?} already has a run recorded for {scheduled_for}")]
+    RunExists {
+        /// The schedule.
+        name: String,
+        /// The instant, epoch ms.
+        scheduled_for: i64,
+    },
+    /// A wake event's cause, reason or source breaks a rule.
+    #[error("wake event {field} is invalid: {reason}")]
+    InvalidWake {
+        /// Which field: `cause`, `reason` or `source`.
+        field: &'static str,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// A stored row could not be read back (a value outside its domain or malformed JSON).
+    #[error("state.db table {table}, row {key:?}: {detail}")]
+    CorruptRow {
+        /// The table.
+        table: &'static str,
+        /// The row's key.
+        key: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// SQLite refused an operation on the heartbeat's tables.
+    #[error("state.db: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A blocking database task did not finish (it panicked or the runtime is shutting down).
+    #[error("the heartbeat's database task did not finish: {detail}")]
+    DatabaseTask {
+        /// What tokio said.
+        detail: String,
+    },
 }
 
 impl Error {
+    /// Whether the failure is the database's (the same request may succeed later) rather
+    /// than the request's or the file's (it will fail the same way until they change).
+    pub fn is_storage(&self) -> bool {
+        match self {
+            Self::Sqlite(_) | Self::DatabaseTask { .. } => true,
+            Self::Io { .. }
+            | Self::Yaml { .. }
+            | Self::Serialize { .. }
+            | Self::Entry { .. }
+            | Self::EntryShape { .. }
+            | Self::InvalidName { .. }
+            | Self::DuplicateName { .. }
+            | Self::InvalidTask { .. }
+            | Self::InvalidSchedule { .. }
+            | Self::DefaultIntervalTooShort { .. }
+            | Self::LowComputeMultiplierOutOfRange { .. }
+            | Self::UnknownTask { .. }
+            | Self::DuplicateTask { .. }
+            | Self::UnknownSchedule { .. }
+            | Self::ScheduleBusy { .. }
+            | Self::RunExists { .. }
+            | Self::InvalidWake { .. }
+            | Self::CorruptRow { .. } => false,
+        }
+    }
+
     /// The next action for whoever sees this error.
     pub fn hint(&self) -> String {
         match self {
@@ -129,7 +227,45 @@ impl Error {
             Self::LowComputeMultiplierOutOfRange { .. } => {
                 "set lowComputeMultiplier between 1 and 100 (4 is the default)".to_owned()
             }
+            Self::UnknownTask { known, .. } => {
+                format!("set the entry's `task` to one of: {}", list_or_none(known))
+            }
+            Self::DuplicateTask { .. } => {
+                "this is a bug in the automaton: each heartbeat task is registered once".to_owned()
+            }
+            Self::UnknownSchedule { known, .. } => format!(
+                "use one of the schedule names in `automaton heartbeat list`: {}",
+                list_or_none(known)
+            ),
+            Self::ScheduleBusy { .. } => {
+                "wait for the running run to finish (see `automaton heartbeat list`), then retry"
+                    .to_owned()
+            }
+            Self::RunExists { .. } => {
+                "retry in a moment; each run of a schedule needs its own instant".to_owned()
+            }
+            Self::InvalidWake { .. } => "use a cause of 1 to 64 characters from a-z, 0-9, `_`, \
+                 `.`, `:` and `-` (e.g. `credits_low`), and a non-empty reason and source"
+                .to_owned(),
+            Self::CorruptRow { .. } => "the row was edited outside the automaton; fix or delete \
+                 it, or re-sync heartbeat.yml by saving it again"
+                .to_owned(),
+            Self::Sqlite(_) => "check that the home is writable and no other process holds \
+                 state.db for long; run `automaton doctor`"
+                .to_owned(),
+            Self::DatabaseTask { .. } => {
+                "the runtime is shutting down or hit a bug; restart it and check its log".to_owned()
+            }
         }
+    }
+}
+
+/// `names` joined for a hint, or a note that there are none.
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "(none)".to_owned()
+    } else {
+        names.join(", ")
     }
 }
 

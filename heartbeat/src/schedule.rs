@@ -1,5 +1,6 @@
 //! Cron schedules: the one place that turns what a person writes in `heartbeat.yml` into the
-//! form the `cron` crate evaluates, so the config check and the scheduler agree.
+//! form the `cron` crate evaluates, so the config check and the scheduler agree, and the
+//! arithmetic the scheduler does with it ([`CronSchedule`]) on epoch-millisecond instants.
 //!
 //! People write standard 5-field cron (`minute hour day-of-month month day-of-week`, Sunday is
 //! 0 or 7). The `cron` crate wants seconds first (6 or 7 fields) and numbers Sunday 1 through
@@ -14,7 +15,100 @@
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
+
 use crate::error::{Error, Result};
+
+/// A checked schedule, ready for arithmetic on epoch-millisecond instants.
+///
+/// Expressions are evaluated in UTC, and fire on whole seconds: every instant this returns is
+/// a multiple of 1000 ms.
+#[derive(Debug, Clone)]
+pub struct CronSchedule {
+    normalized: String,
+    schedule: cron::Schedule,
+}
+
+impl CronSchedule {
+    /// Checks `written` (as in `heartbeat.yml`) and prepares it; see [`normalize_schedule`].
+    pub fn parse(written: &str) -> Result<Self> {
+        let normalized = normalize_schedule(written)?;
+        Self::from_normalized(&normalized)
+    }
+
+    /// Prepares an expression already in the `cron` crate's form (as stored in state.db).
+    pub fn from_normalized(normalized: &str) -> Result<Self> {
+        let schedule =
+            cron::Schedule::from_str(normalized).map_err(|error| Error::InvalidSchedule {
+                schedule: normalized.to_owned(),
+                reason: error
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            })?;
+        Ok(Self {
+            normalized: normalized.to_owned(),
+            schedule,
+        })
+    }
+
+    /// The expression in the `cron` crate's 6/7-field form.
+    pub fn normalized(&self) -> &str {
+        &self.normalized
+    }
+
+    /// The first firing strictly after `at_ms`, or `None` when there is none (a 7-field
+    /// expression past its last year, or beyond the representable range).
+    pub fn next_after(&self, at_ms: i64) -> Option<i64> {
+        // Firings fall on whole seconds, so flooring to the second loses nothing: the first
+        // firing after the floor is also the first one after `at_ms`.
+        let after = whole_second(at_ms.div_euclid(1000))?;
+        self.schedule
+            .after(&after)
+            .next()
+            .map(|fire| fire.timestamp_millis())
+    }
+
+    /// The first firing at or after `at_ms`.
+    pub fn first_at_or_after(&self, at_ms: i64) -> Option<i64> {
+        self.next_after(at_ms.checked_sub(1)?)
+    }
+
+    /// The latest firing at or before `at_ms`, or `None` when there is none.
+    pub fn latest_at_or_before(&self, at_ms: i64) -> Option<i64> {
+        // The crate's backward search is strictly before its start, and a start on a whole
+        // second is taken as-is, so start one second past the floor of `at_ms`.
+        let before = whole_second(at_ms.div_euclid(1000).checked_add(1)?)?;
+        self.schedule
+            .after(&before)
+            .next_back()
+            .map(|fire| fire.timestamp_millis())
+    }
+
+    /// How many firings fall in `[from_ms, until_ms)`, counting at most `cap`.
+    pub fn count_between(&self, from_ms: i64, until_ms: i64, cap: u32) -> u32 {
+        let Some(start) = from_ms
+            .checked_sub(1)
+            .and_then(|ms| whole_second(ms.div_euclid(1000)))
+        else {
+            return 0;
+        };
+        let counted = self
+            .schedule
+            .after(&start)
+            .take_while(|fire| fire.timestamp_millis() < until_ms)
+            .take(cap as usize)
+            .count();
+        u32::try_from(counted).unwrap_or(cap)
+    }
+}
+
+/// The UTC instant at `seconds` past the epoch, if chrono can represent it.
+fn whole_second(seconds: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(seconds, 0)
+}
 
 /// Checks `schedule` and returns it in the `cron` crate's 6/7-field form.
 ///

@@ -69,6 +69,9 @@ pub enum Command {
     /// Check the audit record.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Show or run the heartbeat's schedules.
+    #[command(subcommand)]
+    Heartbeat(HeartbeatCommand),
     /// Print the system prompt the agent would see now, with tokens per layer.
     #[command(after_help = "Example:\n  automaton prompt --json")]
     Prompt,
@@ -103,6 +106,20 @@ pub enum AuditCommand {
     /// Walk the receipt chain; exit 1 naming the first broken link.
     #[command(after_help = "Example:\n  automaton audit verify --json")]
     Verify,
+}
+
+/// `automaton heartbeat …`
+#[derive(Debug, Subcommand)]
+pub enum HeartbeatCommand {
+    /// Every schedule with its next run, last result and whether it is enabled.
+    #[command(after_help = "Example:\n  automaton heartbeat list --json")]
+    List,
+    /// Run one schedule's task now (recorded as a manual run in heartbeat_runs).
+    #[command(after_help = "Example:\n  automaton heartbeat run health_check")]
+    Run {
+        /// The schedule's name, as `heartbeat list` shows it.
+        name: String,
+    },
 }
 
 /// `automaton config …`

@@ -9,6 +9,8 @@ pub mod config;
 pub mod constitution;
 pub mod doctor;
 pub mod error;
+pub mod heartbeat_host;
+pub mod heartbeat_tasks;
 pub mod home;
 pub mod home_git;
 pub mod inference;

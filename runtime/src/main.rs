@@ -1,7 +1,9 @@
 //! The `automaton` binary. The only place that reads the process environment: it resolves
 //! the home, installs logging, dispatches the command and turns errors into an exit status.
 
-use automaton_runtime::cli::{AuditCommand, Cli, Command, ConfigCommand, InitArgs, PolicyCommand};
+use automaton_runtime::cli::{
+    AuditCommand, Cli, Command, ConfigCommand, HeartbeatCommand, InitArgs, PolicyCommand,
+};
 use automaton_runtime::config::parse_address;
 use automaton_runtime::error::{Error, Result};
 use automaton_runtime::home::Home;
@@ -11,7 +13,7 @@ use automaton_runtime::run_cmd::RunBounds;
 use automaton_runtime::setup::DetectedEnvironment;
 use automaton_runtime::toolbox::{self, ProcessFacts};
 use automaton_runtime::{
-    config, doctor, inspect, logging, prompt_cmd, run_cmd, setup, status, stretch,
+    config, doctor, heartbeat_host, inspect, logging, prompt_cmd, run_cmd, setup, status, stretch,
 };
 use automaton_tools::clock::SystemClock;
 use automaton_treasury::Passphrase;
@@ -158,6 +160,28 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
                 .await
             })?;
             print_json(&report);
+        }
+        Command::Heartbeat(command) => {
+            require_home(home)?;
+            let outcome = until_signal(|_cancel| async move {
+                let host = heartbeat_host::for_cli(home, &process_facts(), Arc::new(clock))?;
+                match command {
+                    HeartbeatCommand::List => {
+                        heartbeat_host::print_list(&host.list(home).await?, mode);
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    HeartbeatCommand::Run { name } => {
+                        let report = host.run_now(home, &name).await?;
+                        print_json(&report);
+                        Ok(if report.status == automaton_heartbeat::RunStatus::Ok {
+                            ExitCode::SUCCESS
+                        } else {
+                            ExitCode::FAILURE
+                        })
+                    }
+                }
+            })?;
+            return Ok(outcome);
         }
         Command::Prompt => {
             let report = prompt_cmd::build(home, &process_facts(), Arc::new(clock))?;

@@ -8,21 +8,25 @@
 use crate::agent::run::RunEnd;
 use crate::config::AutomatonConfig;
 use crate::error::{Error, Result};
+use crate::heartbeat_host::{self, HeartbeatHost};
 use crate::home::{Home, PRIVATE_FILE_MODE};
 use crate::inference::{self, Inference};
 use crate::output::{OutputMode, print_json};
 use crate::stretch::{self, StretchExit};
 use crate::toolbox::{self, ProcessFacts};
 use crate::{anchor, preflight, state, survival};
+use automaton_heartbeat::Woken;
 use automaton_tools::audit;
 use automaton_tools::clock::Clock;
 use automaton_tools::db::StateDb;
+use automaton_tools::dispatch::SharedDb;
 use automaton_tools::resilience::RetryPolicy;
 use automaton_tools::survival::SurvivalTier;
 use serde::Serialize;
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +34,9 @@ use tokio_util::sync::CancellationToken;
 pub const MAX_CONSECUTIVE_CRASHES: u32 = 5;
 /// The rest after the first crash; doubled after each further one.
 const CRASH_BACKOFF: Duration = Duration::from_secs(10);
+/// How often a resting `run` looks for wake events raised by another process (events raised
+/// in this process wake it at once).
+const WAKE_POLL: Duration = Duration::from_secs(3);
 /// How often a dead automaton looks at its standing again.
 const DEAD_RECHECK: Duration = Duration::from_secs(60);
 /// The rest when every provider failed or a budget refused.
@@ -103,9 +110,119 @@ pub async fn run(
     let config = preflight::verify_home(home)?;
     toolbox::prepare_workspace(home)?;
     let _lock = RunLock::acquire(home)?;
-    let mut db = state::open(home)?;
-    let has_provider = !inference::endpoints(&config, home, &facts.env)?.is_empty();
-    let mut interrupted_calls = mark_interrupted(&mut db, clock.as_ref(), mode)?;
+    let db: SharedDb = Arc::new(Mutex::new(state::open(home)?));
+    let endpoints = inference::endpoints(&config, home, &facts.env)?;
+    let has_provider = !endpoints.is_empty();
+    let mut interrupted_calls = mark_interrupted(&db, clock.as_ref(), mode)?;
+    let config = Arc::new(config);
+    let heartbeat = heartbeat_host::build(
+        home,
+        Arc::clone(&config),
+        Arc::clone(&db),
+        endpoints,
+        Arc::clone(&clock),
+        "run",
+    )?;
+    let beat = CancellationToken::new();
+    let driver = tokio::spawn(heartbeat.scheduler.clone().run(
+        beat.clone(),
+        heartbeat.tier.clone(),
+        home.heartbeat(),
+    ));
+    let shared = Shared {
+        home,
+        facts,
+        clock: &clock,
+        cancel: &cancel,
+        mode,
+        config: &config,
+        db: &db,
+        heartbeat: &heartbeat,
+    };
+    let result = supervise(&shared, bounds, has_provider, &mut interrupted_calls).await;
+    // The heartbeat stops last: runs in flight are cancelled and recorded.
+    beat.cancel();
+    if let Err(err) = driver.await {
+        tracing::error!(error = %err, "the heartbeat driver ended abnormally");
+    }
+    let mut summary = result?;
+    summary.interrupted_calls = interrupted_calls;
+    Ok(summary)
+}
+
+/// What the supervising loop borrows.
+struct Shared<'a> {
+    home: &'a Home,
+    facts: &'a ProcessFacts,
+    clock: &'a Arc<dyn Clock>,
+    cancel: &'a CancellationToken,
+    mode: OutputMode,
+    config: &'a AutomatonConfig,
+    db: &'a SharedDb,
+    heartbeat: &'a HeartbeatHost,
+}
+
+/// Why the rest between stretches ended.
+enum RestEnd {
+    /// The time was up.
+    Elapsed,
+    /// A wake event was taken; its reason.
+    Woken(String),
+    /// Shutdown.
+    Cancelled,
+}
+
+/// Rests until `until_ms`, a wake event (consumed here, exactly once) or cancellation.
+async fn rest(
+    heartbeat: &HeartbeatHost,
+    clock: &Arc<dyn Clock>,
+    until_ms: i64,
+    cancel: &CancellationToken,
+) -> Result<RestEnd> {
+    let wait =
+        Duration::from_millis(u64::try_from(until_ms.saturating_sub(clock.now_ms())).unwrap_or(0));
+    let deadline = tokio::time::sleep(wait.min(Duration::from_secs(365 * 86_400)));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut deadline => return Ok(RestEnd::Elapsed),
+            () = cancel.cancelled() => return Ok(RestEnd::Cancelled),
+            woken = heartbeat.wake.wait(cancel, WAKE_POLL) => {
+                match woken.map_err(|err| heartbeat_host::heartbeat_error(&err))? {
+                    Woken::Cancelled => return Ok(RestEnd::Cancelled),
+                    Woken::Pending => {
+                        let taken = heartbeat
+                            .wake
+                            .take_next("agent")
+                            .await
+                            .map_err(|err| heartbeat_host::heartbeat_error(&err))?;
+                        // Another consumer may have taken it first; keep resting then.
+                        if let Some(event) = taken {
+                            return Ok(RestEnd::Woken(event.reason));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn supervise(
+    shared: &Shared<'_>,
+    bounds: RunBounds,
+    has_provider: bool,
+    interrupted_calls: &mut usize,
+) -> Result<RunSummary> {
+    let Shared {
+        home,
+        facts,
+        clock,
+        cancel,
+        mode,
+        config,
+        db,
+        heartbeat,
+    } = *shared;
     let mut summary = RunSummary {
         turns: 0,
         stretches: 0,
@@ -124,17 +241,17 @@ pub async fn run(
             );
             summary.end = RunEnd::NoProvider { hint };
             if !(bounds.until_sleep || bounds.max_turns.is_some()) {
-                // Without a model the agent cannot think; the process stays up for the operator.
+                // Without a model the agent cannot think; the heartbeat keeps beating for the
+                // operator until the process is stopped.
                 cancel.cancelled().await;
             }
-            summary.interrupted_calls = interrupted_calls;
             return Ok(summary);
         }
         if cancel.is_cancelled() {
             summary.end = RunEnd::Shutdown;
             break;
         }
-        let standing = survival::current(&db, &config.survival, clock.now_ms())?;
+        let standing = survival::current(&*lock(db)?, &config.survival, clock.now_ms())?;
         if standing.tier == Some(SurvivalTier::Dead) {
             if !was_dead {
                 say(
@@ -149,12 +266,20 @@ pub async fn run(
             if bounds.until_sleep || bounds.max_turns.is_some() {
                 break;
             }
-            tokio::select! {
-                () = tokio::time::sleep(DEAD_RECHECK) => continue,
-                () = cancel.cancelled() => {
+            // Funding arrives as a tier change the heartbeat's credit check wakes us for.
+            match rest(
+                heartbeat,
+                clock,
+                clock.now_ms() + millis(DEAD_RECHECK),
+                cancel,
+            )
+            .await?
+            {
+                RestEnd::Cancelled => {
                     summary.end = RunEnd::Shutdown;
                     break;
                 }
+                RestEnd::Elapsed | RestEnd::Woken(_) => continue,
             }
         }
         if was_dead {
@@ -172,7 +297,7 @@ pub async fn run(
             .map(|max| max.saturating_sub(summary.turns));
         summary.stretches += 1;
         let exit =
-            stretch::spawn(&facts.exe, home, remaining, wake.take().as_deref(), &cancel).await?;
+            stretch::spawn(&facts.exe, home, remaining, wake.take().as_deref(), cancel).await?;
         let end = match exit {
             StretchExit::Reported(report) => {
                 crashes = 0;
@@ -188,7 +313,7 @@ pub async fn run(
                     mode,
                     &format!("the agent's stretch process died ({status}): {stderr_tail}"),
                 );
-                interrupted_calls += mark_interrupted(&mut db, clock.as_ref(), mode)?;
+                *interrupted_calls += mark_interrupted(db, clock.as_ref(), mode)?;
                 if crashes >= MAX_CONSECUTIVE_CRASHES {
                     return Err(Error::InvalidInput {
                         message: format!(
@@ -203,9 +328,9 @@ pub async fn run(
                 }
             }
         };
-        anchor::record(home, &db, &config.name, clock.now_ms())?;
+        anchor::record(home, &*lock(db)?, &config.name, clock.now_ms())?;
         summary.end = end;
-        let rest = match &summary.end {
+        let rest_until = match &summary.end {
             RunEnd::MaxTurns | RunEnd::Shutdown | RunEnd::NoProvider { .. } => None,
             // The loop's top waits for funding.
             RunEnd::Dead { .. } => Some((clock.now_ms(), "the tier changed".to_owned())),
@@ -235,25 +360,29 @@ pub async fn run(
                 "your previous waking period ended in a crash; the runtime restarted it".to_owned(),
             )),
         };
-        let Some((until_ms, reason)) = rest else {
+        let Some((until_ms, reason)) = rest_until else {
             break;
         };
         if bounds.until_sleep || bounds.max_turns.is_some_and(|max| summary.turns >= max) {
             break;
         }
-        let wait = Duration::from_millis(
-            u64::try_from(until_ms.saturating_sub(clock.now_ms())).unwrap_or(0),
-        );
-        tokio::select! {
-            () = tokio::time::sleep(wait.min(Duration::from_secs(365 * 86_400))) => wake = Some(reason),
-            () = cancel.cancelled() => {
+        match rest(heartbeat, clock, until_ms, cancel).await? {
+            RestEnd::Elapsed => wake = Some(reason),
+            RestEnd::Woken(event) => wake = Some(event),
+            RestEnd::Cancelled => {
                 summary.end = RunEnd::Shutdown;
                 break;
             }
         }
     }
-    summary.interrupted_calls = interrupted_calls;
     Ok(summary)
+}
+
+fn lock(db: &SharedDb) -> Result<std::sync::MutexGuard<'_, StateDb>> {
+    db.lock().map_err(|_| Error::InvalidInput {
+        message: "state.db's lock was poisoned by a crashed task".to_owned(),
+        hint: "run `automaton run` again".to_owned(),
+    })
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -262,9 +391,9 @@ fn millis(duration: Duration) -> i64 {
 
 /// Marks calls left `running` by a process that is gone (only one run holds the home, and no
 /// stretch runs now) as interrupted, and says how many.
-fn mark_interrupted(db: &mut StateDb, clock: &dyn Clock, mode: OutputMode) -> Result<usize> {
+fn mark_interrupted(db: &SharedDb, clock: &dyn Clock, mode: OutputMode) -> Result<usize> {
     let now = clock.now_ms();
-    let count = db.write(|tx| audit::mark_interrupted(tx, now))?;
+    let count = lock(db)?.write(|tx| audit::mark_interrupted(tx, now))?;
     if count > 0 {
         say(
             mode,

@@ -37,7 +37,11 @@ pub const SCHEMA: CrateSchema = CrateSchema {
 };
 
 /// Every crate's schema, in the order their migrations run.
-pub const ALL_SCHEMAS: &[CrateSchema] = &[automaton_tools::db::SCHEMA, SCHEMA];
+pub const ALL_SCHEMAS: &[CrateSchema] = &[
+    automaton_tools::db::SCHEMA,
+    SCHEMA,
+    automaton_heartbeat::SCHEMA,
+];
 
 /// Opens the home's state.db, creating it with mode 0600 first if it does not exist, and
 /// applying pending migrations.

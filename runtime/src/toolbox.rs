@@ -8,6 +8,7 @@ use crate::agent::switch_model::SwitchModelTool;
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::state;
+use automaton_heartbeat::tools::HeartbeatEditor;
 use automaton_tools::clock::Clock;
 use automaton_tools::dispatch::{Dispatcher, SharedDb};
 use automaton_tools::policy::PolicyEngine;
@@ -85,8 +86,10 @@ pub fn prepare_workspace(home: &Home) -> Result<()> {
 
 /// Builds the registry, the policy engine and the dispatcher for `home`.
 pub fn build(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result<Toolbox> {
-    let models = crate::config::AutomatonConfig::load(&home.config())
-        .map(|config| config.models.into_iter().map(|m| m.name).collect())
+    let config = crate::config::AutomatonConfig::load(&home.config()).ok();
+    let models = config
+        .as_ref()
+        .map(|config| config.models.iter().map(|m| m.name.clone()).collect())
         .unwrap_or_default();
     let workdir = workspace(home);
     let db: SharedDb = Arc::new(Mutex::new(state::open(home)?));
@@ -109,6 +112,26 @@ pub fn build(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result
             message,
             hint: "this is a bug in the automaton's tool registration".to_owned(),
         })?;
+    // modify_heartbeat syncs the schedule table with the task names this runtime knows, so it
+    // needs the configuration; commands that inspect a home with a broken config go without.
+    if let Some(config) = config {
+        let endpoints = crate::inference::endpoints(&config, home, &facts.env).unwrap_or_default();
+        let host = crate::heartbeat_host::build(
+            home,
+            Arc::new(config),
+            Arc::clone(&db),
+            endpoints,
+            Arc::clone(&clock),
+            "stretch",
+        )?;
+        let editor = Arc::new(HeartbeatEditor::new(home.heartbeat(), host.scheduler));
+        automaton_heartbeat::tools::register(&mut registry, editor).map_err(|message| {
+            Error::InvalidInput {
+                message,
+                hint: "this is a bug in the automaton's tool registration".to_owned(),
+            }
+        })?;
+    }
     // One protected set for both gates: the path gate judges tool subjects with it, the
     // command gate every path a shell command touches.
     let paths = ProtectedPaths::for_home(home.root(), &facts.user_home, &facts.exe);

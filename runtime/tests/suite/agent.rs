@@ -589,3 +589,118 @@ async fn tiers_change_the_model_the_prompt_and_whether_the_loop_runs() {
         "high"
     );
 }
+
+#[tokio::test]
+async fn a_wake_event_from_another_process_wakes_a_sleeping_run() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    model.set_fallback(Some(Reply::tool_call(
+        "s1",
+        "sleep",
+        r#"{"duration_seconds":600,"reason":"nothing to do"}"#,
+    )));
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_automaton"))
+        .arg("--home")
+        .arg(home.root())
+        .args(["run", "--json"])
+        .env("OPENAI_BASE_URL", model.base_url())
+        .env("OPENAI_API_KEY", "sk-test")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = run.id().unwrap();
+    wait_until(
+        "the agent sleeps",
+        std::time::Duration::from_secs(20),
+        || {
+            model.requests().len() == 1
+                && count(
+                    &home,
+                    "SELECT COUNT(*) FROM kv WHERE key = 'agent_state' AND value = 'sleeping'",
+                ) == 1
+        },
+    )
+    .await;
+
+    // Another process (here, the test) raises an event through the same table.
+    let db = automaton_tools::db::StateDb::open(
+        &home.path("state.db"),
+        automaton_runtime::state::ALL_SCHEMAS,
+    )
+    .unwrap();
+    let wake = automaton_heartbeat::WakeEvents::new(
+        std::sync::Arc::new(std::sync::Mutex::new(db)),
+        std::sync::Arc::new(automaton_tools::clock::SystemClock),
+    );
+    wake.raise(
+        automaton_heartbeat::WakeRequest::new("inbox", "a customer wrote to you"),
+        "test",
+    )
+    .await
+    .unwrap();
+    wait_until(
+        "the run wakes for the event",
+        std::time::Duration::from_secs(15),
+        || model.requests().len() >= 2,
+    )
+    .await;
+    let request = &model.requests()[1];
+    let system = request.body["messages"][0]["content"].as_str().unwrap();
+    assert!(system.contains("a customer wrote to you"), "{system}");
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM wake_events WHERE consumed_by = 'agent'"
+        ),
+        1,
+        "consumed exactly once"
+    );
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(20), run.wait_with_output())
+        .await
+        .expect("run stops promptly")
+        .unwrap();
+    assert!(out.status.success());
+}
+
+#[tokio::test]
+async fn the_agent_changes_what_its_heartbeat_runs_with_modify_heartbeat() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    model.push(Reply::tool_call(
+        "h1",
+        "modify_heartbeat",
+        r#"{"action":"disable","name":"report_metrics"}"#,
+    ));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "1"]).await;
+    assert!(ok, "{report}");
+    let yaml = std::fs::read_to_string(home.path("heartbeat.yml")).unwrap();
+    let config = automaton_heartbeat::HeartbeatConfig::parse(&yaml).unwrap();
+    let entry = config
+        .entries
+        .iter()
+        .find(|entry| entry.name == "report_metrics")
+        .unwrap();
+    assert!(!entry.enabled, "{yaml}");
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM heartbeat_schedules WHERE name = 'report_metrics' AND enabled = 0"
+        ),
+        1,
+        "the table the scheduler runs from changed with the file"
+    );
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM tool_calls WHERE name = 'modify_heartbeat' AND status = 'succeeded'"
+        ),
+        1
+    );
+}

@@ -3,6 +3,7 @@
 mod agent;
 mod cli;
 mod doctor;
+mod heartbeat;
 mod inference;
 mod init;
 mod prompt;

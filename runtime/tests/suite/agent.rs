@@ -39,6 +39,35 @@ async fn run_agent(
     (out.status.success(), report)
 }
 
+/// Starts an unbounded `automaton run --json` against `model`, stdout and stderr piped.
+fn spawn_run(home: &TestHome, model: &ScriptedModel) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_automaton"))
+        .arg("--home")
+        .arg(home.root())
+        .args(["run", "--json"])
+        .env("OPENAI_BASE_URL", model.base_url())
+        .env("OPENAI_API_KEY", "sk-test")
+        .env_remove("AUTOMATON_HOME")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends SIGTERM to `run` and waits (at most `limit`) for it to exit.
+async fn terminate(run: tokio::process::Child, limit: std::time::Duration) -> std::process::Output {
+    let pid = run.id().unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    tokio::time::timeout(limit, run.wait_with_output())
+        .await
+        .expect("run stops promptly after SIGTERM")
+        .unwrap()
+}
+
 fn count(home: &TestHome, sql: &str) -> i64 {
     let conn = rusqlite::Connection::open(home.path("state.db")).unwrap();
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
@@ -209,16 +238,7 @@ async fn sigterm_during_a_tool_call_leaves_a_consistent_record() {
     home.init();
     let model = model_for(&home).await;
     model.push(Reply::tool_call("c1", "exec", r#"{"command":"sleep 30"}"#));
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_automaton"))
-        .arg("--home")
-        .arg(home.root())
-        .args(["run", "--json"])
-        .env("OPENAI_BASE_URL", model.base_url())
-        .env("OPENAI_API_KEY", "sk-test")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap();
+    let child = spawn_run(&home, &model);
     // Wait until the tool call is running.
     let db = home.path("state.db");
     let started = std::time::Instant::now();
@@ -241,15 +261,7 @@ async fn sigterm_during_a_tool_call_leaves_a_consistent_record() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid as i32).unwrap(),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait_with_output())
-        .await
-        .expect("the runtime stops promptly")
-        .unwrap();
+    let out = terminate(child, std::time::Duration::from_secs(10)).await;
     assert!(out.status.success(), "exit 0 on SIGTERM");
     assert_eq!(
         count(
@@ -437,19 +449,7 @@ async fn a_crashed_stretch_is_restarted_and_a_second_run_is_refused() {
         "sleep",
         r#"{"duration_seconds":600,"reason":"resting"}"#,
     )));
-    let spawn_run = || {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_automaton"))
-            .arg("--home")
-            .arg(home.root())
-            .args(["run", "--json"])
-            .env("OPENAI_BASE_URL", model.base_url())
-            .env("OPENAI_API_KEY", "sk-test")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let run = spawn_run();
+    let run = spawn_run(&home, &model);
     let pid = run.id().unwrap();
     wait_until("the call runs", std::time::Duration::from_secs(20), || {
         count(
@@ -460,7 +460,7 @@ async fn a_crashed_stretch_is_restarted_and_a_second_run_is_refused() {
     .await;
 
     // One run per home.
-    let second = spawn_run().wait_with_output().await.unwrap();
+    let second = spawn_run(&home, &model).wait_with_output().await.unwrap();
     assert!(!second.status.success());
     let error: serde_json::Value = serde_json::from_slice(&second.stderr).unwrap();
     assert_eq!(error["code"], "BUSY", "{error}");
@@ -498,15 +498,7 @@ async fn a_crashed_stretch_is_restarted_and_a_second_run_is_refused() {
     let last = messages.last().unwrap()["content"].as_str().unwrap();
     assert!(last.contains("ended in a crash"), "{last}");
 
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid as i32).unwrap(),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(20), run.wait_with_output())
-        .await
-        .expect("run stops promptly")
-        .unwrap();
+    let out = terminate(run, std::time::Duration::from_secs(20)).await;
     assert!(out.status.success(), "exit 0 on SIGTERM");
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["interrupted_calls"], 1, "{summary}");
@@ -600,16 +592,7 @@ async fn a_wake_event_from_another_process_wakes_a_sleeping_run() {
         "sleep",
         r#"{"duration_seconds":600,"reason":"nothing to do"}"#,
     )));
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_automaton"))
-        .arg("--home")
-        .arg(home.root())
-        .args(["run", "--json"])
-        .env("OPENAI_BASE_URL", model.base_url())
-        .env("OPENAI_API_KEY", "sk-test")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = run.id().unwrap();
+    let run = spawn_run(&home, &model);
     wait_until(
         "the agent sleeps",
         std::time::Duration::from_secs(20),
@@ -656,15 +639,7 @@ async fn a_wake_event_from_another_process_wakes_a_sleeping_run() {
         1,
         "consumed exactly once"
     );
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid as i32).unwrap(),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(20), run.wait_with_output())
-        .await
-        .expect("run stops promptly")
-        .unwrap();
+    let out = terminate(run, std::time::Duration::from_secs(20)).await;
     assert!(out.status.success());
 }
 

@@ -553,7 +553,9 @@ async fn tiers_change_the_model_the_prompt_and_whether_the_loop_runs() {
     assert!(system.contains("Balance: $0.30"), "{system}");
 
     // An hour at zero: dead — no stretch, no model call, the state says so.
-    read_balance(&home, 0, now_ms() - 61 * 60_000);
+    for minutes_ago in [61, 41, 21, 1] {
+        read_balance(&home, 0, now_ms() - minutes_ago * 60_000);
+    }
     read_balance(&home, 0, now_ms());
     let (ok, report) = run_agent(&home, &model, &["--until-sleep"]).await;
     assert!(ok, "{report}");

@@ -40,9 +40,13 @@ pub enum Command {
         /// Stop after this many turns.
         #[arg(long, value_name = "N")]
         max_turns: Option<u32>,
-        /// Why the agent wakes, put in front of the model.
-        #[arg(long, value_name = "TEXT")]
-        wake_reason: Option<String>,
+        /// Read why the agent wakes (put in front of the model) from stdin.
+        #[arg(long)]
+        wake_stdin: bool,
+        /// The pid of the `automaton run` that starts this stretch; the stretch gets SIGTERM
+        /// when that process dies.
+        #[arg(long, value_name = "PID")]
+        parent_pid: Option<u32>,
     },
     /// Create the home non-interactively (for agents and scripts); idempotent.
     #[command(

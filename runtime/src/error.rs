@@ -96,6 +96,11 @@ pub enum Error {
     /// Another `automaton run` holds the home's run lock.
     #[error("another `automaton run` is already running this home ({0})")]
     Busy(PathBuf),
+    /// A stretch started by an earlier run still holds the stretch lock.
+    #[error(
+        "a stretch of the agent started by an earlier `automaton run` is still finishing ({0})"
+    )]
+    StretchRunning(PathBuf),
     /// A file in the home failed to parse.
     #[error("{file}: {message}")]
     HomeFile {
@@ -135,7 +140,7 @@ impl Error {
             Self::NotATerminal(_) => ErrorCode::NotATerminal,
             Self::Git(_) => ErrorCode::Git,
             Self::Relayed { code, .. } => *code,
-            Self::Busy(_) => ErrorCode::Busy,
+            Self::Busy(_) | Self::StretchRunning(_) => ErrorCode::Busy,
         }
     }
 
@@ -147,6 +152,7 @@ impl Error {
             | Self::HomeFile { hint, .. }
             | Self::Relayed { hint, .. } => hint.clone(),
             Self::Busy(_) => "one automaton runs one home at a time: stop the other run (SIGTERM), or use another --home".to_owned(),
+            Self::StretchRunning(_) => "its run is gone and it was told to stop; it exits once its tool call is done (at most a minute): wait and start `automaton run` again (`pgrep -af 'automaton.* stretch'` shows it)".to_owned(),
             Self::NotInitialized(_) => {
                 "run `automaton init --name NAME --genesis-prompt TEXT --creator 0x…` (or `automaton setup` on a terminal)".to_owned()
             }

@@ -145,9 +145,21 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
         }
         Command::Stretch {
             max_turns,
-            wake_reason,
+            wake_stdin,
+            parent_pid,
         } => {
+            if let Some(parent_pid) = parent_pid {
+                stretch::bind_to_parent(parent_pid)?;
+            }
             require_home(home)?;
+            let wake_reason = if wake_stdin {
+                let mut reason = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut reason)
+                    .map_err(Error::io("reading the wake reason from", "stdin"))?;
+                Some(reason).filter(|reason| !reason.trim().is_empty())
+            } else {
+                None
+            };
             let report = until_signal(|cancel| async move {
                 stretch::run_here(
                     home,
@@ -163,7 +175,7 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
         }
         Command::Heartbeat(command) => {
             require_home(home)?;
-            let outcome = until_signal(|_cancel| async move {
+            let outcome = until_signal(|cancel| async move {
                 let host = heartbeat_host::for_cli(home, &process_facts(), Arc::new(clock))?;
                 match command {
                     HeartbeatCommand::List => {
@@ -171,7 +183,13 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
                         Ok(ExitCode::SUCCESS)
                     }
                     HeartbeatCommand::Run { name } => {
-                        let report = host.run_now(home, &name).await?;
+                        let report = tokio::select! {
+                            report = host.run_now(home, &name) => report?,
+                            () = cancel.cancelled() => return Err(Error::InvalidInput {
+                                message: format!("`heartbeat run {name}` was interrupted before the task finished"),
+                                hint: "its run is recorded as failed when the lease lapses; run it again, or see `automaton heartbeat list`".to_owned(),
+                            }),
+                        };
                         print_json(&report);
                         Ok(if report.status == automaton_heartbeat::RunStatus::Ok {
                             ExitCode::SUCCESS
@@ -252,7 +270,7 @@ where
 {
     let runtime =
         tokio::runtime::Runtime::new().map_err(Error::io("starting", "the async runtime"))?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let cancel = CancellationToken::new();
         let signals = cancel.clone();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -268,8 +286,14 @@ where
         let result = work(cancel).await;
         listener.abort();
         result
-    })
+    });
+    // A blocking task still running (a git fetch, a slow disk) must not hold the exit.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    result
 }
+
+/// How long exiting waits for blocking work still in flight.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn require_home(home: &Home) -> Result<()> {
     if home.is_initialized() {

@@ -91,9 +91,10 @@ pub struct Error {
     /// The last lines of the build or app log, when a gate failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log_tail: Vec<String>,
-    /// The relevant state (e.g. the existing project on a conflict).
+    /// The relevant state (e.g. the existing project on a conflict); boxed to keep the
+    /// error small on the happy path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<serde_json::Value>,
+    pub state: Option<Box<serde_json::Value>>,
 }
 
 impl Error {
@@ -123,7 +124,7 @@ impl Error {
 
     /// Attaches the relevant state.
     pub fn with_state(mut self, state: serde_json::Value) -> Self {
-        self.state = Some(state);
+        self.state = Some(Box::new(state));
         self
     }
 }

@@ -129,6 +129,12 @@ impl Error {
     }
 }
 
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::new(ErrorCode::InternalError, format!("platform.db: {err}"))
+    }
+}
+
 /// Results of platform calls.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

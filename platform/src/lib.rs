@@ -1,9 +1,14 @@
 //! `automaton-platform`: the Conway platform the agent deploys to (seed 000): its error
-//! model, the packing of a deploy's source, and the detection of how to build and start it.
-//! The `Platform` trait, its local and HTTP backends and the agent's tools build on these.
+//! model and wire types, the one [`Platform`] trait over its verbs, the packing of a deploy's
+//! source, the detection of how to build and start it, and [`local::LocalPlatform`], the
+//! backend that hosts on this machine.
 
+pub mod api;
 pub mod detect;
 pub mod error;
+pub mod local;
+pub mod model;
 pub mod source;
 
+pub use api::Platform;
 pub use error::{Error, ErrorCode, Result};

@@ -1,0 +1,37 @@
+//! The one trait over seed 000's verbs. Its backends: [`crate::local::LocalPlatform`], which
+//! really hosts on this machine, and the HTTP client of a Conway gateway. Tools and the CLI
+//! hold a `dyn Platform` and never know which one answers.
+
+use crate::error::Result;
+use crate::model::{CreatedProject, DeletedProject, ProjectState, ProjectSummary};
+use automaton_tools::tool::BoxFuture;
+
+/// The Conway platform's verbs.
+///
+/// Mutating verbs take an optional `idempotency_key`: the same key with the same request
+/// returns the first answer again without doing anything twice; the same key with a different
+/// request is a `CONFLICT`. Keys are kept 24 hours.
+pub trait Platform: Send + Sync {
+    /// `createProject`: creates the project, or returns the existing one with
+    /// `created: false`.
+    fn create_project<'a>(
+        &'a self,
+        name: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<CreatedProject>>;
+
+    /// `getProject`: the full state tree (services, env names, recent events).
+    fn get_project<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<ProjectState>>;
+
+    /// `listProjects`.
+    fn list_projects(&self) -> BoxFuture<'_, Result<Vec<ProjectSummary>>>;
+
+    /// `deleteProject`: stops and removes everything in it. Refused without `confirm`;
+    /// deleting a project that does not exist succeeds with `deleted: false`.
+    fn delete_project<'a>(
+        &'a self,
+        name: &'a str,
+        confirm: bool,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<DeletedProject>>;
+}

@@ -3,8 +3,13 @@
 //! hold a `dyn Platform` and never know which one answers.
 
 use crate::error::Result;
-use crate::model::{CreatedProject, DeletedProject, ProjectState, ProjectSummary};
+use crate::model::{
+    CreatedProject, DeletedProject, DeployAccepted, Operation, OperationEvent, ProjectState,
+    ProjectSummary,
+};
 use automaton_tools::tool::BoxFuture;
+use std::path::Path;
+use std::time::Duration;
 
 /// The Conway platform's verbs.
 ///
@@ -34,4 +39,42 @@ pub trait Platform: Send + Sync {
         confirm: bool,
         idempotency_key: Option<&'a str>,
     ) -> BoxFuture<'a, Result<DeletedProject>>;
+
+    /// `createDeploy`: deploys the packed source at `archive` (see [`crate::source::pack`]) to
+    /// the service (created on first deploy). Answers at once; the work is an operation.
+    fn deploy<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        archive: &'a Path,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<DeployAccepted>>;
+
+    /// `getOperation`.
+    fn get_operation<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Operation>>;
+
+    /// The operation's events after `after_seq` (0 replays from the start).
+    fn operation_events<'a>(
+        &'a self,
+        id: &'a str,
+        after_seq: i64,
+    ) -> BoxFuture<'a, Result<Vec<OperationEvent>>>;
+
+    /// Polls the operation until it ends or `timeout` passes (then returns it as it stands).
+    fn wait_operation<'a>(
+        &'a self,
+        id: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Operation>> {
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let operation = self.get_operation(id).await?;
+                if operation.status.is_done() || tokio::time::Instant::now() >= deadline {
+                    return Ok(operation);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    }
 }

@@ -184,6 +184,164 @@ pub struct ProjectState {
     pub recent_events: Vec<ProjectEvent>,
 }
 
+/// Where a long operation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationStatus {
+    /// Accepted, not started.
+    Queued,
+    /// In progress.
+    Running,
+    /// Done, with a `result`.
+    Succeeded,
+    /// Done, with an `error`.
+    Failed,
+}
+
+impl OperationStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Queued, Self::Running, Self::Succeeded, Self::Failed]
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
+
+    /// Whether the operation has ended.
+    pub fn is_done(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+/// A deploy's phases (seed 000): `queued → building → pushing → rolling_out → healthy`, or
+/// `failed` / `rolled_back`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Waiting to start.
+    Queued,
+    /// Unpacking and building the release.
+    Building,
+    /// Storing the built release.
+    Pushing,
+    /// Starting the release and gating on its health.
+    RollingOut,
+    /// The release serves.
+    Healthy,
+    /// It failed; nothing changed for the running release.
+    Failed,
+    /// It failed its health gate and the previous release serves again.
+    RolledBack,
+}
+
+impl Phase {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Building => "building",
+            Self::Pushing => "pushing",
+            Self::RollingOut => "rolling_out",
+            Self::Healthy => "healthy",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled_back",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Queued,
+            Self::Building,
+            Self::Pushing,
+            Self::RollingOut,
+            Self::Healthy,
+            Self::Failed,
+            Self::RolledBack,
+        ]
+        .into_iter()
+        .find(|phase| phase.as_str() == text)
+    }
+}
+
+/// A long operation (a deploy), as `getOperation` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    /// Its id (`op_…`).
+    pub id: String,
+    /// What it does (`deploy`).
+    pub kind: String,
+    /// The project.
+    pub project: String,
+    /// The service, if one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Where it stands.
+    pub status: OperationStatus,
+    /// Its current (or final) phase.
+    pub phase: Phase,
+    /// What it produced, when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Error>,
+    /// When it was accepted, epoch ms.
+    pub created_at_ms: i64,
+    /// When it ended, epoch ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<i64>,
+}
+
+/// One event of an operation's stream: a `log` line, a `phase` change, or `done` (carrying the
+/// same `result`/`error` as the operation). The stream replays from `seq` 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperationEvent {
+    /// Its place in the stream, from 1.
+    pub seq: i64,
+    /// `log`, `phase` or `done`.
+    pub kind: String,
+    /// The payload.
+    pub data: serde_json::Value,
+    /// When, epoch ms.
+    pub at_ms: i64,
+}
+
+/// `createDeploy`'s immediate answer (HTTP 202).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployAccepted {
+    /// The operation to poll or stream.
+    pub operation_id: String,
+    /// Where its event stream is served.
+    pub stream_url: String,
+    /// The project.
+    pub project: String,
+    /// The service.
+    pub service: String,
+}
+
+/// What a successful deploy produced (the operation's `result`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployResult {
+    /// The release now serving.
+    pub release: String,
+    /// The live URL.
+    pub url: String,
+    /// How the release was built and started.
+    pub provider: crate::detect::Provider,
+    /// Milliseconds from acceptance to healthy.
+    pub duration_ms: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,16 +3,28 @@
 //! verb is one `BEGIN IMMEDIATE` transaction that also records the project event and, when
 //! the caller gave one, the idempotency key with its answer.
 
+mod deploy;
+mod instance;
+mod static_site;
 mod store;
+
+pub use deploy::LOG_TAIL_LINES;
 
 use crate::api::Platform;
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::{CreatedProject, DeletedProject, ProjectState, ProjectSummary, validate_name};
+use crate::model::{
+    CreatedProject, DeletedProject, Operation, OperationEvent, ProjectState, ProjectSummary,
+    ServiceStatus, validate_name,
+};
 use automaton_tools::clock::Clock;
 use automaton_tools::db::{CrateSchema, Migration, StateDb};
 use automaton_tools::tool::BoxFuture;
+use instance::{Instance, InstanceState, LogTail};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 /// The local platform's tables, in its own `platform.db`.
 pub const SCHEMA: CrateSchema = CrateSchema {
@@ -29,10 +41,35 @@ pub struct LocalPlatform {
     inner: Arc<Inner>,
 }
 
+/// Limits of the local platform.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// How long a release has to accept connections on `$PORT`.
+    pub health_timeout: Duration,
+    /// How long a build may run (seed 000: 30 minutes).
+    pub build_timeout: Duration,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        Self {
+            health_timeout: Duration::from_secs(30),
+            build_timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+type ServiceKey = (String, String);
+
 struct Inner {
     data_dir: PathBuf,
     db: Mutex<StateDb>,
     clock: Arc<dyn Clock>,
+    options: LocalOptions,
+    /// The instances serving each service.
+    running: tokio::sync::Mutex<HashMap<ServiceKey, Vec<Instance>>>,
+    /// Each service's newest log lines, across its releases.
+    tails: Mutex<HashMap<ServiceKey, Arc<LogTail>>>,
 }
 
 impl std::fmt::Debug for LocalPlatform {
@@ -46,6 +83,15 @@ impl std::fmt::Debug for LocalPlatform {
 impl LocalPlatform {
     /// Opens (creating, mode 0700) the data directory and its `platform.db`.
     pub fn open(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Self> {
+        Self::open_with(data_dir, clock, LocalOptions::default())
+    }
+
+    /// [`Self::open`] with other limits.
+    pub fn open_with(
+        data_dir: &Path,
+        clock: Arc<dyn Clock>,
+        options: LocalOptions,
+    ) -> Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -70,6 +116,9 @@ impl LocalPlatform {
                 data_dir: data_dir.to_owned(),
                 db: Mutex::new(db),
                 clock,
+                options,
+                running: tokio::sync::Mutex::default(),
+                tails: Mutex::default(),
             }),
         })
     }
@@ -77,6 +126,202 @@ impl LocalPlatform {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.inner.data_dir
+    }
+
+    /// Brings the platform back after a start: operations a previous process left unfinished
+    /// are failed (nothing of them took effect) and every service that should run is started
+    /// again on its current release. Returns the services started.
+    pub async fn resume(&self) -> Result<Vec<String>> {
+        let serving = self
+            .on_db(|db, now| {
+                db.write(|tx| store::fail_abandoned_operations(tx, now))?;
+                let rows = db
+                    .conn()
+                    .prepare(
+                        "SELECT s.project, s.name, s.current_release, r.plan_json FROM services s
+                         JOIN releases r ON r.project = s.project AND r.service = s.name AND r.id = s.current_release
+                         WHERE s.status IN ('active', 'crash_loop') AND s.replicas > 0",
+                    )?
+                    .query_map([], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await?;
+        let mut started = Vec::new();
+        for (project, service, release, plan) in serving {
+            let Some(plan) =
+                plan.and_then(|text| serde_json::from_str::<crate::detect::BuildPlan>(&text).ok())
+            else {
+                continue;
+            };
+            let dir = deploy::release_dir(self.data_dir(), &project, &service, &release);
+            let candidate = self
+                .start_candidate(&project, &service, &release, &dir, &plan.start)
+                .await?;
+            // It serves again whatever the gate says: the supervisor keeps restarting it, and
+            // a failed gate is recorded for whoever looks.
+            candidate.adopted.store(true, Ordering::SeqCst);
+            if let Err(error) = self.health_gate(&candidate).await {
+                let (p, s, message) = (project.clone(), service.clone(), error.message);
+                self.on_db(move |db, now| {
+                    db.write(|tx| {
+                        store::record_event(
+                            tx,
+                            &p,
+                            "service.unhealthy",
+                            Some(&s),
+                            &format!("after the platform restarted: {message}"),
+                            now,
+                        )
+                    })
+                })
+                .await?;
+            }
+            self.swap_instances(&project, &service, vec![candidate.instance])
+                .await;
+            started.push(format!("{service}-{project}"));
+        }
+        Ok(started)
+    }
+
+    /// The release the service serves now, if any.
+    async fn serving_release(&self, project: &str, service: &str) -> Option<String> {
+        let running = self.inner.running.lock().await;
+        running
+            .get(&(project.to_owned(), service.to_owned()))
+            .and_then(|instances| instances.first())
+            .map(|instance| instance.release.clone())
+    }
+
+    /// Makes `instances` the service's, stopping the ones they replace.
+    async fn swap_instances(&self, project: &str, service: &str, instances: Vec<Instance>) {
+        let old = {
+            let mut running = self.inner.running.lock().await;
+            running.insert((project.to_owned(), service.to_owned()), instances)
+        };
+        for instance in old.into_iter().flatten() {
+            instance.stop().await;
+        }
+    }
+
+    /// Stops every instance this platform runs (their state stays: [`Self::resume`] starts
+    /// them again).
+    pub async fn shutdown(&self) {
+        let all: Vec<Instance> = {
+            let mut running = self.inner.running.lock().await;
+            running
+                .drain()
+                .flat_map(|(_, instances)| instances)
+                .collect()
+        };
+        for instance in all {
+            instance.stop().await;
+        }
+    }
+
+    /// Stops every instance of the project's services.
+    async fn stop_project(&self, project: &str) {
+        let stopped: Vec<Instance> = {
+            let mut running = self.inner.running.lock().await;
+            let keys: Vec<ServiceKey> = running
+                .keys()
+                .filter(|(p, _)| p == project)
+                .cloned()
+                .collect();
+            keys.into_iter()
+                .filter_map(|key| running.remove(&key))
+                .flatten()
+                .collect()
+        };
+        for instance in stopped {
+            instance.stop().await;
+        }
+    }
+
+    /// The service's log tail.
+    fn tail(&self, project: &str, service: &str) -> Arc<LogTail> {
+        let mut tails = self
+            .inner
+            .tails
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(
+            tails
+                .entry((project.to_owned(), service.to_owned()))
+                .or_default(),
+        )
+    }
+
+    /// What happens when an instance of `release` exits: nothing while it is only a
+    /// candidate; once it serves, a `service.crashed` event, and `crash_loop` status when
+    /// the crashes pile up.
+    fn on_exit(
+        &self,
+        project: &str,
+        service: &str,
+        release: &str,
+        adopted: Arc<AtomicBool>,
+    ) -> instance::ExitHook {
+        let platform = self.clone();
+        let (project, service, release) =
+            (project.to_owned(), service.to_owned(), release.to_owned());
+        Arc::new(move |state: &InstanceState| {
+            if !adopted.load(Ordering::SeqCst) {
+                return;
+            }
+            let (platform, project, service, release, state) = (
+                platform.clone(),
+                project.clone(),
+                service.clone(),
+                release.clone(),
+                state.clone(),
+            );
+            tokio::spawn(async move {
+                let written = platform
+                    .on_db(move |db, now| {
+                        db.write(|tx| {
+                            let message = format!(
+                                "{release} exited ({}); restart {}; last line: {}",
+                                state.last_exit.as_deref().unwrap_or("unknown"),
+                                state.exits,
+                                state.last_error_line.as_deref().unwrap_or("(none)")
+                            );
+                            if state.crash_loop {
+                                store::set_service_status(
+                                    tx,
+                                    &project,
+                                    &service,
+                                    ServiceStatus::CrashLoop,
+                                    now,
+                                )?;
+                                store::record_event(
+                                    tx,
+                                    &project,
+                                    "service.crash_loop",
+                                    Some(&service),
+                                    &message,
+                                    now,
+                                )
+                            } else {
+                                store::record_event(
+                                    tx,
+                                    &project,
+                                    "service.crashed",
+                                    Some(&service),
+                                    &message,
+                                    now,
+                                )
+                            }
+                        })
+                    })
+                    .await;
+                if let Err(err) = written {
+                    tracing::warn!(error = %err, "recording a crash failed");
+                }
+            });
+        })
     }
 
     /// Runs `work` with the database on the blocking pool.
@@ -145,6 +390,39 @@ impl Platform for LocalPlatform {
         Box::pin(async move { self.on_db(|db, _| store::list_projects(db.conn())).await })
     }
 
+    fn deploy<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        archive: &'a Path,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::DeployAccepted>> {
+        Box::pin(self.accept_deploy(project, service, archive, idempotency_key))
+    }
+
+    fn get_operation<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Operation>> {
+        Box::pin(async move {
+            let id = id.to_owned();
+            self.on_db(move |db, _| store::operation(db.conn(), &id))
+                .await
+        })
+    }
+
+    fn operation_events<'a>(
+        &'a self,
+        id: &'a str,
+        after_seq: i64,
+    ) -> BoxFuture<'a, Result<Vec<OperationEvent>>> {
+        Box::pin(async move {
+            let id = id.to_owned();
+            self.on_db(move |db, _| {
+                store::operation(db.conn(), &id)?;
+                store::operation_events(db.conn(), &id, after_seq)
+            })
+            .await
+        })
+    }
+
     fn delete_project<'a>(
         &'a self,
         name: &'a str,
@@ -159,20 +437,31 @@ impl Platform for LocalPlatform {
                 )
                 .with_hint("deleting stops every service and removes its releases and env for good; pass confirm=true (`--confirm`) to go ahead"));
             }
-            let name = name.to_owned();
+            let owned = name.to_owned();
             let key = idempotency_key.map(str::to_owned);
-            self.on_db(move |db, now| {
-                db.write(|tx| {
-                    let request = serde_json::json!({ "name": name, "confirm": true });
-                    store::idempotent(tx, key.as_deref(), "deleteProject", &request, now, || {
-                        store::delete_project(tx, &name)
+            let deleted = self
+                .on_db(move |db, now| {
+                    db.write(|tx| {
+                        let name = owned;
+                        let request = serde_json::json!({ "name": name, "confirm": true });
+                        store::idempotent(
+                            tx,
+                            key.as_deref(),
+                            "deleteProject",
+                            &request,
+                            now,
+                            || store::delete_project(tx, &name),
+                        )
                     })
                 })
-            })
-            .await
+                .await?;
+            self.stop_project(name).await;
+            Ok(deleted)
         })
     }
 }
 
+#[cfg(test)]
+mod deploy_tests;
 #[cfg(test)]
 mod tests;

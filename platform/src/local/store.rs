@@ -3,7 +3,8 @@
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{
-    DeletedProject, ProjectEvent, ProjectState, ProjectSummary, ServiceState, ServiceStatus,
+    DeletedProject, Operation, OperationEvent, OperationStatus, Phase, ProjectEvent, ProjectState,
+    ProjectSummary, ServiceState, ServiceStatus,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -232,4 +233,310 @@ pub fn delete_project(conn: &Connection, name: &str) -> Result<DeletedProject> {
         deleted,
         removed_services,
     })
+}
+
+/// Whether the project exists.
+pub fn project_exists(conn: &Connection, name: &str) -> Result<bool> {
+    Ok(conn
+        .query_row("SELECT 1 FROM projects WHERE name = ?1", [name], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Creates the service row if it does not exist (status `stopped`).
+pub fn ensure_service(conn: &Connection, project: &str, service: &str, now: i64) -> Result<()> {
+    conn.execute(
+        "INSERT INTO services (project, name, status, created_at, updated_at) VALUES (?1, ?2, 'stopped', ?3, ?3)
+         ON CONFLICT (project, name) DO NOTHING",
+        params![project, service, now],
+    )?;
+    Ok(())
+}
+
+/// Sets a service's status.
+pub fn set_service_status(
+    conn: &Connection,
+    project: &str,
+    service: &str,
+    status: ServiceStatus,
+    now: i64,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE services SET status = ?3, updated_at = ?4 WHERE project = ?1 AND name = ?2",
+        params![project, service, status.as_str(), now],
+    )?;
+    Ok(())
+}
+
+/// The service's current release and status, if the service exists.
+pub fn service_release(
+    conn: &Connection,
+    project: &str,
+    service: &str,
+) -> Result<Option<(Option<String>, ServiceStatus, u32)>> {
+    let row: Option<(Option<String>, String, u32)> = conn
+        .query_row(
+            "SELECT current_release, status, replicas FROM services WHERE project = ?1 AND name = ?2",
+            params![project, service],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    Ok(row.map(|(release, status, replicas)| {
+        (
+            release,
+            ServiceStatus::parse(&status).unwrap_or(ServiceStatus::Stopped),
+            replicas,
+        )
+    }))
+}
+
+/// The operation still in flight for the service, if any.
+pub fn operation_in_flight(
+    conn: &Connection,
+    project: &str,
+    service: &str,
+) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT id FROM operations WHERE project = ?1 AND service = ?2 AND status IN ('queued', 'running')",
+            params![project, service],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Inserts a queued operation.
+pub fn insert_operation(
+    conn: &Connection,
+    id: &str,
+    kind: &str,
+    project: &str,
+    service: &str,
+    now: i64,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO operations (id, kind, project, service, status, phase, created_at) VALUES (?1, ?2, ?3, ?4, 'queued', 'queued', ?5)",
+        params![id, kind, project, service, now],
+    )?;
+    push_event(
+        conn,
+        id,
+        "phase",
+        &serde_json::json!({"phase": "queued"}),
+        now,
+    )
+}
+
+/// Appends an event to the operation's stream.
+pub fn push_event(
+    conn: &Connection,
+    operation: &str,
+    kind: &str,
+    data: &serde_json::Value,
+    now: i64,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO operation_events (operation, seq, kind, data_json, at)
+         VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM operation_events WHERE operation = ?1), ?2, ?3, ?4)",
+        params![operation, kind, data.to_string(), now],
+    )?;
+    Ok(())
+}
+
+/// Moves the operation to `phase` (running) and records the change in its stream.
+pub fn set_phase(conn: &Connection, operation: &str, phase: Phase, now: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE operations SET phase = ?2, status = 'running' WHERE id = ?1",
+        params![operation, phase.as_str()],
+    )?;
+    push_event(
+        conn,
+        operation,
+        "phase",
+        &serde_json::json!({"phase": phase.as_str()}),
+        now,
+    )
+}
+
+/// Ends the operation with a result or an error, and closes its stream with `done`.
+pub fn finish_operation(
+    conn: &Connection,
+    operation: &str,
+    phase: Phase,
+    outcome: &std::result::Result<serde_json::Value, Error>,
+    now: i64,
+) -> Result<()> {
+    let (status, result, error) = match outcome {
+        Ok(result) => (OperationStatus::Succeeded, Some(result.to_string()), None),
+        Err(error) => (
+            OperationStatus::Failed,
+            None,
+            Some(serde_json::to_string(error).unwrap_or_default()),
+        ),
+    };
+    conn.execute(
+        "UPDATE operations SET status = ?2, phase = ?3, result_json = ?4, error_json = ?5, finished_at = ?6 WHERE id = ?1",
+        params![operation, status.as_str(), phase.as_str(), result, error, now],
+    )?;
+    push_event(
+        conn,
+        operation,
+        "phase",
+        &serde_json::json!({"phase": phase.as_str()}),
+        now,
+    )?;
+    let done = match outcome {
+        Ok(result) => serde_json::json!({"status": status.as_str(), "result": result}),
+        Err(error) => serde_json::json!({"status": status.as_str(), "error": error}),
+    };
+    push_event(conn, operation, "done", &done, now)
+}
+
+/// The operation, or `NOT_FOUND`.
+pub fn operation(conn: &Connection, id: &str) -> Result<Operation> {
+    let row = conn
+        .query_row(
+            "SELECT kind, project, service, status, phase, result_json, error_json, created_at, finished_at FROM operations WHERE id = ?1",
+            [id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, Option<i64>>(8)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((kind, project, service, status, phase, result, error, created_at_ms, finished_at_ms)) =
+        row
+    else {
+        return Err(
+            Error::new(ErrorCode::NotFound, format!("no operation `{id}`")).with_hint(
+                "use the operation_id a deploy returned; operations go with their project",
+            ),
+        );
+    };
+    Ok(Operation {
+        id: id.to_owned(),
+        kind,
+        project,
+        service,
+        status: OperationStatus::parse(&status).unwrap_or(OperationStatus::Failed),
+        phase: Phase::parse(&phase).unwrap_or(Phase::Failed),
+        result: result.and_then(|text| serde_json::from_str(&text).ok()),
+        error: error.and_then(|text| serde_json::from_str(&text).ok()),
+        created_at_ms,
+        finished_at_ms,
+    })
+}
+
+/// The operation's events after `after_seq`, in order.
+pub fn operation_events(
+    conn: &Connection,
+    id: &str,
+    after_seq: i64,
+) -> Result<Vec<OperationEvent>> {
+    let events = conn
+        .prepare_cached(
+            "SELECT seq, kind, data_json, at FROM operation_events WHERE operation = ?1 AND seq > ?2 ORDER BY seq",
+        )?
+        .query_map(params![id, after_seq], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(events
+        .into_iter()
+        .map(|(seq, kind, data, at_ms)| OperationEvent {
+            seq,
+            kind,
+            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+            at_ms,
+        })
+        .collect())
+}
+
+/// Records a built release, ready to start, with its plan.
+pub fn record_release(
+    conn: &Connection,
+    (project, service): (&str, &str),
+    id: &str,
+    sha256: &str,
+    plan_json: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO releases (id, project, service, sha256, plan_json, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 'ready', ?6)
+         ON CONFLICT (project, service, id) DO UPDATE SET plan_json = excluded.plan_json, status = 'ready'",
+        params![id, project, service, sha256, plan_json, now],
+    )?;
+    Ok(())
+}
+
+/// Marks a release that failed its health gate.
+pub fn mark_release_failed(
+    conn: &Connection,
+    project: &str,
+    service: &str,
+    id: &str,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE releases SET status = 'failed' WHERE project = ?1 AND service = ?2 AND id = ?3",
+        params![project, service, id],
+    )?;
+    Ok(())
+}
+
+/// Points the service at `release`, keeping the one it ran as the rollback target.
+pub fn promote_release(
+    conn: &Connection,
+    project: &str,
+    service: &str,
+    release: &str,
+    now: i64,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE services SET
+             previous_release = CASE WHEN current_release IS NOT NULL AND current_release != ?3 THEN current_release ELSE previous_release END,
+             current_release = ?3, status = 'active', updated_at = ?4
+         WHERE project = ?1 AND name = ?2",
+        params![project, service, release, now],
+    )?;
+    Ok(())
+}
+
+/// The env of a project, names and values, for starting its processes (never for a read).
+pub fn env_values(conn: &Connection, project: &str) -> Result<Vec<(String, String)>> {
+    Ok(conn
+        .prepare_cached("SELECT name, value FROM env WHERE project = ?1 ORDER BY name")?
+        .query_map([project], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Operations a previous platform process left unfinished: failed, so a caller polling them
+/// learns to deploy again.
+pub fn fail_abandoned_operations(conn: &Connection, now: i64) -> Result<usize> {
+    let ids = conn
+        .prepare("SELECT id FROM operations WHERE status IN ('queued', 'running')")?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for id in &ids {
+        let error = Error::new(
+            ErrorCode::InternalError,
+            "the platform restarted while this operation ran; nothing of it took effect",
+        )
+        .with_hint("deploy again");
+        finish_operation(conn, id, Phase::Failed, &Err(error), now)?;
+    }
+    conn.execute(
+        "UPDATE services SET status = CASE WHEN current_release IS NULL THEN 'failed' ELSE 'active' END, updated_at = ?1
+         WHERE status IN ('queued', 'building', 'deploying')",
+        [now],
+    )?;
+    Ok(ids.len())
 }

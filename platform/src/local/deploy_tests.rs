@@ -1,0 +1,380 @@
+//! Deploys of real apps on the local platform: a static site and a small Python HTTP server
+//! reading `$PORT`, fetched over real sockets; a broken app rolled back with its log tail
+//! while the old release keeps serving; a failing build; a crash loop; a restart of the
+//! platform bringing services back.
+
+use super::*;
+use crate::model::{OperationStatus, Phase};
+use automaton_tools::clock::SystemClock;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn platform(dir: &Path) -> LocalPlatform {
+    LocalPlatform::open_with(
+        &dir.join("platform"),
+        Arc::new(SystemClock),
+        LocalOptions {
+            health_timeout: Duration::from_secs(10),
+            build_timeout: Duration::from_secs(60),
+        },
+    )
+    .unwrap()
+}
+
+/// Writes `files` into a fresh source directory and packs it.
+fn packed(work: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let src = work.join(name);
+    for (file, content) in files {
+        let path = src.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    crate::source::pack(
+        &src,
+        &work.join(format!("{name}.tgz")),
+        crate::source::MAX_SOURCE_BYTES,
+    )
+    .unwrap()
+    .path
+}
+
+/// A Python server answering every GET with `body`, on `$PORT`.
+fn python_app(body: &str) -> String {
+    format!(
+        r#"import os, http.server
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"{body}"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+print("listening on", os.environ["PORT"], flush=True)
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"#
+    )
+}
+
+/// `GET url` over a plain socket: (status, body).
+async fn get(url: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+async fn deploy(
+    platform: &LocalPlatform,
+    service: &str,
+    archive: &Path,
+) -> crate::model::Operation {
+    let accepted = platform
+        .deploy("shop", service, archive, None)
+        .await
+        .unwrap();
+    let operation = platform
+        .wait_operation(&accepted.operation_id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(operation.status.is_done(), "{operation:?}");
+    operation
+}
+
+fn url(operation: &crate::model::Operation) -> String {
+    operation.result.as_ref().unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_static_site_and_a_python_server_go_live_and_a_redeploy_moves_the_release() {
+    let work = tempfile::tempdir().unwrap();
+    let platform = platform(work.path());
+    platform.create_project("shop", None).await.unwrap();
+
+    let site = packed(
+        work.path(),
+        "site",
+        &[
+            ("index.html", "<h1>shop</h1>"),
+            ("about/index.html", "about us"),
+        ],
+    );
+    let operation = deploy(&platform, "site", &site).await;
+    assert_eq!(
+        operation.status,
+        OperationStatus::Succeeded,
+        "{operation:?}"
+    );
+    assert_eq!(operation.phase, Phase::Healthy);
+    let site_url = url(&operation);
+    assert_eq!(get(&site_url).await, (200, "<h1>shop</h1>".to_owned()));
+    assert_eq!(get(&format!("{site_url}about/")).await.1, "about us");
+    assert_eq!(
+        get(&format!("{site_url}%2e%2e/%2e%2e/etc/passwd")).await.0,
+        400
+    );
+
+    let v1 = packed(work.path(), "v1", &[("main.py", &python_app("hello v1"))]);
+    let first = deploy(&platform, "api", &v1).await;
+    assert_eq!(first.status, OperationStatus::Succeeded, "{first:?}");
+    assert_eq!(get(&url(&first)).await, (200, "hello v1".to_owned()));
+    // The stream replays every phase in order, ending with done.
+    let events = platform.operation_events(&first.id, 0).await.unwrap();
+    let phases: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == "phase")
+        .map(|e| e.data["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        ["queued", "building", "pushing", "rolling_out", "healthy"]
+    );
+    assert_eq!(events.last().unwrap().kind, "done");
+    assert_eq!(
+        events.last().unwrap().data["result"],
+        first.result.clone().unwrap()
+    );
+
+    let v2 = packed(work.path(), "v2", &[("main.py", &python_app("hello v2"))]);
+    let second = deploy(&platform, "api", &v2).await;
+    assert_eq!(get(&url(&second)).await, (200, "hello v2".to_owned()));
+    let state = platform.get_project("shop").await.unwrap();
+    let api = state.services.iter().find(|s| s.name == "api").unwrap();
+    assert_eq!(api.status, ServiceStatus::Active);
+    assert_eq!(
+        api.current_release.as_deref(),
+        second.result.as_ref().unwrap()["release"].as_str()
+    );
+    assert_eq!(
+        api.previous_release.as_deref(),
+        first.result.as_ref().unwrap()["release"].as_str()
+    );
+    // The old instance was stopped once the new one served.
+    assert!(
+        tokio::net::TcpStream::connect(
+            url(&first)
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+        )
+        .await
+        .is_err()
+    );
+
+    // The same source again is the same release, reused without a rebuild.
+    let again = deploy(&platform, "api", &v2).await;
+    assert_eq!(
+        again.result.as_ref().unwrap()["release"],
+        second.result.as_ref().unwrap()["release"]
+    );
+    let events = platform.operation_events(&again.id, 0).await.unwrap();
+    assert!(events.iter().any(|e| {
+        e.data["line"]
+            .as_str()
+            .is_some_and(|l| l.contains("already built"))
+    }));
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_broken_release_is_rolled_back_with_its_log_tail_while_the_old_one_serves() {
+    let work = tempfile::tempdir().unwrap();
+    let platform = platform(work.path());
+    platform.create_project("shop", None).await.unwrap();
+    let good = packed(
+        work.path(),
+        "good",
+        &[("main.py", &python_app("still here"))],
+    );
+    let serving = deploy(&platform, "api", &good).await;
+    let broken = packed(
+        work.path(),
+        "broken",
+        &[(
+            "main.py",
+            "import sys\nprint('Error: cannot find module express', file=sys.stderr)\nsys.exit(3)\n",
+        )],
+    );
+    let failed = deploy(&platform, "api", &broken).await;
+    assert_eq!(failed.status, OperationStatus::Failed);
+    assert_eq!(failed.phase, Phase::RolledBack);
+    let error = failed.error.unwrap();
+    assert_eq!(error.code, ErrorCode::HealthCheckFailed, "{error:?}");
+    assert!(
+        error
+            .log_tail
+            .iter()
+            .any(|l| l.contains("cannot find module express")),
+        "{error:?}"
+    );
+    assert!(error.hint.contains("keeps serving"), "{error:?}");
+    assert_eq!(
+        error.state.as_ref().unwrap()["serving_release"],
+        serving.result.as_ref().unwrap()["release"]
+    );
+    assert_eq!(get(&url(&serving)).await, (200, "still here".to_owned()));
+    let state = platform.get_project("shop").await.unwrap();
+    assert_eq!(state.services[0].status, ServiceStatus::Active);
+    assert!(
+        state
+            .recent_events
+            .iter()
+            .any(|e| e.kind == "deploy.failed")
+    );
+
+    // A first deploy that never listens just fails.
+    let silent = packed(
+        work.path(),
+        "silent",
+        &[("main.py", "import time\ntime.sleep(60)\n")],
+    );
+    let platform_fast = LocalPlatform::open_with(
+        &work.path().join("other"),
+        Arc::new(SystemClock),
+        LocalOptions {
+            health_timeout: Duration::from_secs(1),
+            build_timeout: Duration::from_secs(60),
+        },
+    )
+    .unwrap();
+    platform_fast.create_project("shop", None).await.unwrap();
+    let never = deploy(&platform_fast, "worker", &silent).await;
+    assert_eq!(never.phase, Phase::Failed);
+    assert_eq!(never.error.unwrap().code, ErrorCode::HealthCheckFailed);
+    let state = platform_fast.get_project("shop").await.unwrap();
+    assert_eq!(state.services[0].status, ServiceStatus::Failed);
+    platform.shutdown().await;
+    platform_fast.shutdown().await;
+}
+
+#[tokio::test]
+async fn build_failures_and_undetectable_sources_say_what_to_fix() {
+    let work = tempfile::tempdir().unwrap();
+    let platform = platform(work.path());
+    platform.create_project("shop", None).await.unwrap();
+    let failing = packed(
+        work.path(),
+        "failing",
+        &[(
+            "conway.toml",
+            "build = \"echo compiling; echo 'error: missing semicolon' >&2; exit 2\"\nstart = \"true\"\n",
+        )],
+    );
+    let operation = deploy(&platform, "api", &failing).await;
+    let error = operation.error.unwrap();
+    assert_eq!(error.code, ErrorCode::BuildCommandFailed, "{error:?}");
+    assert!(
+        error
+            .log_tail
+            .iter()
+            .any(|l| l.contains("missing semicolon")),
+        "{error:?}"
+    );
+    let events = platform.operation_events(&operation.id, 0).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.data["line"] == "compiling"),
+        "build lines are streamed"
+    );
+
+    let nothing = packed(work.path(), "nothing", &[("README.md", "hi")]);
+    let error = deploy(&platform, "api", &nothing).await.error.unwrap();
+    assert_eq!(error.code, ErrorCode::NoProviderDetected);
+    assert!(error.hint.contains("Procfile"));
+
+    let err = platform
+        .deploy("nope", "api", &nothing, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound);
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_crashing_app_is_restarted_then_reported_as_a_crash_loop() {
+    let work = tempfile::tempdir().unwrap();
+    let platform = platform(work.path());
+    platform.create_project("shop", None).await.unwrap();
+    let flaky = packed(
+        work.path(),
+        "flaky",
+        &[(
+            "main.py",
+            "import os, socket, time, sys\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('127.0.0.1', int(os.environ['PORT'])))\ns.listen()\ntime.sleep(0.3)\nprint('panic: out of cheese', flush=True)\nsys.exit(1)\n",
+        )],
+    );
+    let operation = deploy(&platform, "api", &flaky).await;
+    assert_eq!(
+        operation.status,
+        OperationStatus::Succeeded,
+        "{operation:?}"
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let state = platform.get_project("shop").await.unwrap();
+        if state.services[0].status == ServiceStatus::CrashLoop {
+            let event = state
+                .recent_events
+                .iter()
+                .rev()
+                .find(|e| e.kind == "service.crash_loop")
+                .unwrap();
+            assert!(event.message.contains("out of cheese"), "{event:?}");
+            assert!(
+                state
+                    .recent_events
+                    .iter()
+                    .any(|e| e.kind == "service.crashed")
+            );
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{state:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restarted_platform_brings_its_services_back() {
+    let work = tempfile::tempdir().unwrap();
+    let platform = platform(work.path());
+    platform.create_project("shop", None).await.unwrap();
+    let app = packed(
+        work.path(),
+        "app",
+        &[("main.py", &python_app("back again"))],
+    );
+    deploy(&platform, "api", &app).await;
+    platform.shutdown().await;
+    drop(platform);
+
+    let reopened = platform_at(work.path());
+    assert_eq!(reopened.resume().await.unwrap(), ["api-shop"]);
+    let port = reopened.inner.running.lock().await[&("shop".to_owned(), "api".to_owned())][0].port;
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{port}/")).await,
+        (200, "back again".to_owned())
+    );
+    reopened.shutdown().await;
+}
+
+fn platform_at(dir: &Path) -> LocalPlatform {
+    platform(dir)
+}

@@ -4,8 +4,8 @@
 
 use crate::error::Result;
 use crate::model::{
-    CreatedProject, DeletedProject, DeployAccepted, Operation, OperationEvent, ProjectState,
-    ProjectSummary,
+    CreatedProject, DeletedProject, DeployAccepted, EnvChange, Operation, OperationEvent,
+    ProjectState, ProjectSummary, ServiceDetail, ServiceLogs, ServiceState,
 };
 use automaton_tools::tool::BoxFuture;
 use std::path::Path;
@@ -59,6 +59,63 @@ pub trait Platform: Send + Sync {
         id: &'a str,
         after_seq: i64,
     ) -> BoxFuture<'a, Result<Vec<OperationEvent>>>;
+
+    /// `listServices`.
+    fn list_services<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<Vec<ServiceState>>>;
+
+    /// The service with its health, releases and URLs, and its last `log_lines` lines.
+    fn get_service<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        log_lines: usize,
+    ) -> BoxFuture<'a, Result<ServiceDetail>>;
+
+    /// `rollbackService`: back to the previous release, or `to_release`; no rebuild.
+    fn rollback<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        to_release: Option<&'a str>,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ServiceDetail>>;
+
+    /// `restartService`: fresh instances of the current release.
+    fn restart<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ServiceDetail>>;
+
+    /// `scaleService`: run `replicas` instances (0 stops the service).
+    fn scale<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        replicas: u32,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ServiceDetail>>;
+
+    /// `setEnv`: merges into the project env and restarts its running services; answers
+    /// with names only.
+    fn set_env<'a>(
+        &'a self,
+        project: &'a str,
+        vars: &'a [(String, String)],
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<EnvChange>>;
+
+    /// `listEnv`: names only; no read ever returns a value.
+    fn list_env<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<Vec<String>>>;
+
+    /// The service's last runtime lines and its latest build's lines.
+    fn logs<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        lines: usize,
+    ) -> BoxFuture<'a, Result<ServiceLogs>>;
 
     /// Polls the operation until it ends or `timeout` passes (then returns it as it stands).
     fn wait_operation<'a>(

@@ -116,6 +116,13 @@ impl Error {
         self
     }
 
+    /// Marks the failure retryable though its code usually is not (a quota that frees
+    /// itself, like builds in flight).
+    pub fn retryable_anyway(mut self) -> Self {
+        self.retryable = true;
+        self
+    }
+
     /// Attaches the log tail of a failed gate.
     pub fn with_log_tail(mut self, lines: Vec<String>) -> Self {
         self.log_tail = lines;

@@ -342,6 +342,84 @@ pub struct DeployResult {
     pub duration_ms: i64,
 }
 
+/// A service's health (seed 002's structured health).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `healthy`, `unhealthy` or `stopped`.
+    pub status: String,
+    /// Why it is unhealthy (`crash_loop`, `restarting`), when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Restarts since the release started serving.
+    pub restart_count: u32,
+    /// The app's last line before its last exit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_line: Option<String>,
+    /// What to try, when the last line suggests something.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
+}
+
+/// One release of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseInfo {
+    /// Its id (`rel_…`).
+    pub id: String,
+    /// `ready` or `failed` (its health gate).
+    pub status: String,
+    /// When it was first built, epoch ms.
+    pub created_at_ms: i64,
+}
+
+/// `get_service`: the service with its health, releases, URLs and (on request) log tail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceDetail {
+    /// The project.
+    pub project: String,
+    /// The service.
+    pub name: String,
+    /// Its status.
+    pub status: ServiceStatus,
+    /// The live URL, when it serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Each replica's own address.
+    pub direct_urls: Vec<String>,
+    /// Replicas wanted.
+    pub replicas: u32,
+    /// The release it runs.
+    pub current_release: Option<String>,
+    /// The default rollback target.
+    pub previous_release: Option<String>,
+    /// Its health.
+    pub health: Health,
+    /// Its releases, newest first.
+    pub releases: Vec<ReleaseInfo>,
+    /// The last lines the app wrote (only when asked for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
+}
+
+/// `set_env`'s answer: names only, never values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvChange {
+    /// The names set.
+    pub set: Vec<String>,
+    /// Every env name of the project now.
+    pub env_names: Vec<String>,
+    /// The services restarted to see the change.
+    pub restarted_services: Vec<String>,
+}
+
+/// A service's logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceLogs {
+    /// The last runtime lines, oldest first, each prefixed with its release.
+    pub runtime: Vec<String>,
+    /// The last build lines of the latest deploy.
+    pub build: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

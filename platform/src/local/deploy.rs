@@ -21,12 +21,16 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::model::{DeployAccepted, DeployResult, Phase, ServiceStatus, validate_name};
 use crate::source;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// The lines of a failed build or app inlined in its error (seed 002).
 pub const LOG_TAIL_LINES: usize = 30;
+/// The most services a project may have.
+pub const MAX_SERVICES: u32 = 10;
+/// The most deploys a project may have in flight at once.
+pub const MAX_BUILDS_IN_FLIGHT: u32 = 2;
 /// The marker a fully built release directory carries.
 const BUILT_MARKER: &str = ".conway-release.json";
 
@@ -75,6 +79,26 @@ impl LocalPlatform {
                             )
                             .with_hint("wait for it to finish (poll the operation), then deploy again")
                             .with_state(serde_json::json!({"operation_id": running})));
+                        }
+                        let services = store::project_state(tx, &project_name)?.services;
+                        if !services.iter().any(|s| s.name == service_name)
+                            && services.len() >= MAX_SERVICES as usize
+                        {
+                            return Err(Error::new(
+                                ErrorCode::QuotaExceeded,
+                                format!("project {project_name} already has {MAX_SERVICES} services, its limit"),
+                            )
+                            .with_hint("deploy to an existing service, or delete one you no longer need")
+                            .with_state(serde_json::json!({"services": services.iter().map(|s| s.name.clone()).collect::<Vec<_>>()})));
+                        }
+                        let building = store::builds_in_flight(tx, &project_name)?;
+                        if building >= MAX_BUILDS_IN_FLIGHT {
+                            return Err(Error::new(
+                                ErrorCode::QuotaExceeded,
+                                format!("project {project_name} already has {building} deploys in flight, its limit"),
+                            )
+                            .with_hint("wait for one to finish (poll its operation), then deploy again")
+                            .retryable_anyway());
                         }
                         store::ensure_service(tx, &project_name, &service_name, now)?;
                         store::insert_operation(tx, &op, "deploy", &project_name, &service_name, now)?;
@@ -221,43 +245,41 @@ impl LocalPlatform {
         )
         .await
         .map_err(failed)?;
+        let lock = self.service_lock(project, service);
+        let held = lock.lock().await;
         let serving_before = self.serving_release(project, service).await;
-        let candidate = self
-            .start_candidate(project, service, &release, &release_dir, &plan.start)
-            .await
-            .map_err(failed)?;
-        if let Err(error) = self.health_gate(&candidate).await {
-            let tail = self.tail(project, service).last(LOG_TAIL_LINES);
-            candidate.instance.stop().await;
-            let (r, p, s) = (release.clone(), project.to_owned(), service.to_owned());
-            let _ = self
-                .on_db(move |db, _| db.write(|tx| store::mark_release_failed(tx, &p, &s, &r)))
-                .await;
-            let phase = if serving_before.is_some() {
-                Phase::RolledBack
-            } else {
-                Phase::Failed
-            };
-            let mut error = error.with_log_tail(tail);
-            if let Some(serving) = serving_before {
-                error = error
-                    .with_hint(format!(
-                        "the app must listen on 0.0.0.0:$PORT (or 127.0.0.1:$PORT); read log_tail, fix it and deploy again — {serving} keeps serving meanwhile"
-                    ))
-                    .with_state(serde_json::json!({"serving_release": serving, "failed_release": release}));
-            } else {
-                error = error.with_state(serde_json::json!({"failed_release": release}));
+        let launched = self
+            .launch(project, service, &release, &release_dir, &plan.start)
+            .await;
+        let instances = match launched {
+            Ok(instances) => instances,
+            Err(error) => {
+                let (r, p, s) = (release.clone(), project.to_owned(), service.to_owned());
+                let _ = self
+                    .on_db(move |db, _| db.write(|tx| store::mark_release_failed(tx, &p, &s, &r)))
+                    .await;
+                let phase = if serving_before.is_some() {
+                    Phase::RolledBack
+                } else {
+                    Phase::Failed
+                };
+                let error = match serving_before {
+                    Some(serving) => error
+                        .with_hint(format!(
+                            "the app must listen on 0.0.0.0:$PORT (or 127.0.0.1:$PORT); read log_tail, fix it and deploy again — {serving} keeps serving meanwhile"
+                        ))
+                        .with_state(serde_json::json!({"serving_release": serving, "failed_release": release})),
+                    None => error.with_state(serde_json::json!({"failed_release": release})),
+                };
+                return Err((phase, error));
             }
-            return Err((phase, error));
-        }
-        let url = format!("http://127.0.0.1:{}/", candidate.instance.port);
+        };
         let (p, s, r) = (project.to_owned(), service.to_owned(), release.clone());
         self.on_db(move |db, now| db.write(|tx| store::promote_release(tx, &p, &s, &r, now)))
             .await
             .map_err(failed)?;
-        candidate.adopted.store(true, Ordering::SeqCst);
-        self.swap_instances(project, service, vec![candidate.instance])
-            .await;
+        let url = self.adopt(project, service, instances).await;
+        drop(held);
         Ok((release, url, plan))
     }
 

@@ -378,3 +378,189 @@ async fn a_restarted_platform_brings_its_services_back() {
 fn platform_at(dir: &Path) -> LocalPlatform {
     platform(dir)
 }
+
+/// A Python server answering with the value of env var `name`.
+fn env_app(name: &str) -> String {
+    python_app("X").replace(
+        "body = b\"X\"",
+        &format!("body = os.environ.get(\"{name}\", \"unset\").encode()"),
+    )
+}
+
+#[tokio::test]
+async fn rollback_restart_scale_and_env_change_what_runs_without_losing_service() {
+    let work = tempfile::tempdir().unwrap();
+    let platform = platform(work.path());
+    platform.create_project("shop", None).await.unwrap();
+    let v1 = packed(work.path(), "v1", &[("main.py", &env_app("GREETING"))]);
+    let first = deploy(&platform, "api", &v1).await;
+    assert_eq!(get(&url(&first)).await.1, "unset");
+    let v2 = packed(work.path(), "v2", &[("main.py", &python_app("v2"))]);
+    let second = deploy(&platform, "api", &v2).await;
+    let release = |op: &crate::model::Operation| {
+        op.result.as_ref().unwrap()["release"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    // Rollback is a pointer swap to a built release: no rebuild, well under a second.
+    let started = std::time::Instant::now();
+    let back = platform.rollback("shop", "api", None, None).await.unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "rollback took {took:?}");
+    assert_eq!(back.current_release, Some(release(&first)));
+    assert_eq!(back.previous_release, Some(release(&second)));
+    assert_eq!(get(back.url.as_ref().unwrap()).await.1, "unset");
+    // Forward again by name; then an unknown name and a no-op say what exists.
+    let forward = platform
+        .rollback("shop", "api", Some(&release(&second)), None)
+        .await
+        .unwrap();
+    assert_eq!(get(forward.url.as_ref().unwrap()).await.1, "v2");
+    let err = platform
+        .rollback("shop", "api", Some("rel_nope"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound);
+    assert_eq!(
+        err.state.unwrap()["ready_releases"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let err = platform
+        .rollback("shop", "api", Some(&release(&second)), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Conflict);
+    platform.rollback("shop", "api", None, None).await.unwrap();
+
+    // Env: merged, the running service restarted and sees it; no read returns the value.
+    let change = platform
+        .set_env(
+            "shop",
+            &[("GREETING".to_owned(), "s3cr3t-hello".to_owned())],
+            Some("env-1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(change.restarted_services, ["api"]);
+    assert_eq!(change.env_names, ["GREETING"]);
+    let detail = platform.get_service("shop", "api", 50).await.unwrap();
+    assert_eq!(get(detail.url.as_ref().unwrap()).await.1, "s3cr3t-hello");
+    let replay = platform
+        .set_env(
+            "shop",
+            &[("GREETING".to_owned(), "s3cr3t-hello".to_owned())],
+            Some("env-1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replay, change, "a replay restarts nothing");
+    let reads = [
+        serde_json::to_string(&platform.get_project("shop").await.unwrap()).unwrap(),
+        serde_json::to_string(&platform.list_env("shop").await.unwrap()).unwrap(),
+        serde_json::to_string(&detail).unwrap(),
+        serde_json::to_string(&platform.logs("shop", "api", 100).await.unwrap()).unwrap(),
+        serde_json::to_string(&change).unwrap(),
+    ];
+    for read in reads {
+        assert!(!read.contains("s3cr3t"), "{read}");
+    }
+    let err = platform
+        .set_env("shop", &[("PORT".to_owned(), "1".to_owned())], None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidInput);
+
+    // Scale: two replicas, each serving; over the limit is a quota error; zero stops it.
+    let scaled = platform.scale("shop", "api", 2, None).await.unwrap();
+    assert_eq!(scaled.direct_urls.len(), 2);
+    for url in &scaled.direct_urls {
+        assert_eq!(get(url).await.1, "s3cr3t-hello");
+    }
+    let err = platform
+        .scale("shop", "api", MAX_REPLICAS + 1, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::QuotaExceeded);
+    let restarted = platform.restart("shop", "api", None).await.unwrap();
+    assert_eq!(restarted.direct_urls.len(), 2);
+    assert_ne!(restarted.direct_urls, scaled.direct_urls, "fresh instances");
+    let stopped = platform.scale("shop", "api", 0, None).await.unwrap();
+    assert_eq!(stopped.status, ServiceStatus::Stopped);
+    assert_eq!(stopped.health.status, "stopped");
+    assert!(stopped.direct_urls.is_empty());
+
+    let services = platform.list_services("shop").await.unwrap();
+    assert_eq!(services.len(), 1);
+    let err = platform.get_service("shop", "apj", 0).await.unwrap_err();
+    assert!(err.hint.contains("did you mean `api`"), "{err:?}");
+    let events: Vec<String> = platform
+        .get_project("shop")
+        .await
+        .unwrap()
+        .recent_events
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    for kind in [
+        "service.rolled_back",
+        "env.set",
+        "service.scaled",
+        "service.restarted",
+    ] {
+        assert!(events.iter().any(|e| e == kind), "{kind}: {events:?}");
+    }
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_crash_loop_shows_in_get_service_with_a_suggestion() {
+    let work = tempfile::tempdir().unwrap();
+    let platform = platform(work.path());
+    platform.create_project("shop", None).await.unwrap();
+    let flaky = packed(
+        work.path(),
+        "flaky",
+        &[(
+            "main.py",
+            "import os, socket, time, sys\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('127.0.0.1', int(os.environ['PORT'])))\ns.listen()\ntime.sleep(0.3)\nprint(\"ModuleNotFoundError: No module named 'flask'\", flush=True)\nsys.exit(1)\n",
+        )],
+    );
+    deploy(&platform, "api", &flaky).await;
+    let started = std::time::Instant::now();
+    let detail = loop {
+        let detail = platform.get_service("shop", "api", 10).await.unwrap();
+        if detail.health.reason.as_deref() == Some("crash_loop") {
+            break detail;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{detail:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(detail.health.status, "unhealthy");
+    assert!(detail.health.restart_count >= 3);
+    assert!(
+        detail
+            .health
+            .suggestion
+            .as_deref()
+            .unwrap()
+            .contains("'flask' to requirements.txt")
+    );
+    assert!(
+        detail
+            .log_tail
+            .iter()
+            .any(|l| l.contains("No module named"))
+    );
+    let logs = platform.logs("shop", "api", 20).await.unwrap();
+    assert!(
+        logs.runtime
+            .iter()
+            .any(|l| l.contains("No module named") && l.starts_with("rel_"))
+    );
+    platform.shutdown().await;
+}

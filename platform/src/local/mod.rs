@@ -5,16 +5,18 @@
 
 mod deploy;
 mod instance;
+mod services;
 mod static_site;
 mod store;
 
-pub use deploy::LOG_TAIL_LINES;
+pub use deploy::{LOG_TAIL_LINES, MAX_BUILDS_IN_FLIGHT, MAX_SERVICES};
+pub use services::MAX_REPLICAS;
 
 use crate::api::Platform;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{
-    CreatedProject, DeletedProject, Operation, OperationEvent, ProjectState, ProjectSummary,
-    ServiceStatus, validate_name,
+    CreatedProject, DeletedProject, EnvChange, Operation, OperationEvent, ProjectState,
+    ProjectSummary, ServiceDetail, ServiceLogs, ServiceState, ServiceStatus, validate_name,
 };
 use automaton_tools::clock::Clock;
 use automaton_tools::db::{CrateSchema, Migration, StateDb};
@@ -70,6 +72,8 @@ struct Inner {
     running: tokio::sync::Mutex<HashMap<ServiceKey, Vec<Instance>>>,
     /// Each service's newest log lines, across its releases.
     tails: Mutex<HashMap<ServiceKey, Arc<LogTail>>>,
+    /// One change (deploy rollout, rollback, restart, scale) per service at a time.
+    service_locks: Mutex<HashMap<ServiceKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for LocalPlatform {
@@ -119,6 +123,7 @@ impl LocalPlatform {
                 options,
                 running: tokio::sync::Mutex::default(),
                 tails: Mutex::default(),
+                service_locks: Mutex::default(),
             }),
         })
     }
@@ -458,6 +463,70 @@ impl Platform for LocalPlatform {
             self.stop_project(name).await;
             Ok(deleted)
         })
+    }
+
+    fn list_services<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<Vec<ServiceState>>> {
+        Box::pin(self.list_services_in(project))
+    }
+
+    fn get_service<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        log_lines: usize,
+    ) -> BoxFuture<'a, Result<ServiceDetail>> {
+        Box::pin(self.service_detail(project, service, log_lines.min(500)))
+    }
+
+    fn rollback<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        to_release: Option<&'a str>,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ServiceDetail>> {
+        Box::pin(self.rollback_service(project, service, to_release, idempotency_key))
+    }
+
+    fn restart<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ServiceDetail>> {
+        Box::pin(self.restart_service(project, service, idempotency_key))
+    }
+
+    fn scale<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        replicas: u32,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ServiceDetail>> {
+        Box::pin(self.scale_service(project, service, replicas, idempotency_key))
+    }
+
+    fn set_env<'a>(
+        &'a self,
+        project: &'a str,
+        vars: &'a [(String, String)],
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<EnvChange>> {
+        Box::pin(self.set_project_env(project, vars, idempotency_key))
+    }
+
+    fn list_env<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<Vec<String>>> {
+        Box::pin(self.list_project_env(project))
+    }
+
+    fn logs<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        lines: usize,
+    ) -> BoxFuture<'a, Result<ServiceLogs>> {
+        Box::pin(self.service_logs(project, service, lines))
     }
 }
 

@@ -34,6 +34,27 @@ where
     let Some(key) = key else {
         return work();
     };
+    if let Some(answer) = replayed(conn, key, verb, request, now)? {
+        return Ok(answer);
+    }
+    let answer = work()?;
+    remember(conn, key, verb, request, &answer, now)?;
+    Ok(answer)
+}
+
+fn request_hash(verb: &str, request: &serde_json::Value) -> String {
+    hex::encode(Sha256::digest(format!("{verb}\n{request}").as_bytes()))
+}
+
+/// The stored answer for `key` when it was used for this very request; a `CONFLICT` when it
+/// was used for another; `None` when it is new.
+pub fn replayed<T: DeserializeOwned>(
+    conn: &Connection,
+    key: &str,
+    verb: &str,
+    request: &serde_json::Value,
+    now: i64,
+) -> Result<Option<T>> {
     if key.is_empty() || key.len() > 200 {
         return Err(Error::new(
             ErrorCode::InvalidInput,
@@ -45,7 +66,6 @@ where
         "DELETE FROM idempotency_keys WHERE created_at < ?1",
         [now - IDEMPOTENCY_TTL_MS],
     )?;
-    let request_sha256 = hex::encode(Sha256::digest(format!("{verb}\n{request}").as_bytes()));
     let seen: Option<(String, String, String, i64)> = conn
         .query_row(
             "SELECT verb, request_sha256, response_json, created_at FROM idempotency_keys WHERE key = ?1",
@@ -53,34 +73,46 @@ where
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
         )
         .optional()?;
-    if let Some((seen_verb, seen_sha256, response, created_at)) = seen {
-        if seen_sha256 == request_sha256 {
-            return serde_json::from_str(&response).map_err(|err| {
-                Error::new(
-                    ErrorCode::InternalError,
-                    format!("a stored answer does not parse: {err}"),
-                )
-            });
-        }
-        return Err(Error::new(
-            ErrorCode::Conflict,
-            format!("the idempotency_key `{key}` was already used for a different {seen_verb} request"),
-        )
-        .with_hint("use a new idempotency_key for a different request; reuse a key only to retry the very same request")
-        .with_state(serde_json::json!({ "verb": seen_verb, "first_used_at_ms": created_at })));
+    let Some((seen_verb, seen_sha256, response, created_at)) = seen else {
+        return Ok(None);
+    };
+    if seen_sha256 == request_hash(verb, request) {
+        return serde_json::from_str(&response).map(Some).map_err(|err| {
+            Error::new(
+                ErrorCode::InternalError,
+                format!("a stored answer does not parse: {err}"),
+            )
+        });
     }
-    let answer = work()?;
-    let response = serde_json::to_string(&answer).map_err(|err| {
+    Err(Error::new(
+        ErrorCode::Conflict,
+        format!("the idempotency_key `{key}` was already used for a different {seen_verb} request"),
+    )
+    .with_hint("use a new idempotency_key for a different request; reuse a key only to retry the very same request")
+    .with_state(serde_json::json!({ "verb": seen_verb, "first_used_at_ms": created_at })))
+}
+
+/// Stores `answer` as the response to `key`'s request.
+pub fn remember<T: Serialize>(
+    conn: &Connection,
+    key: &str,
+    verb: &str,
+    request: &serde_json::Value,
+    answer: &T,
+    now: i64,
+) -> Result<()> {
+    let response = serde_json::to_string(answer).map_err(|err| {
         Error::new(
             ErrorCode::InternalError,
             format!("an answer does not serialise: {err}"),
         )
     })?;
     conn.execute(
-        "INSERT INTO idempotency_keys (key, verb, request_sha256, response_json, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![key, verb, request_sha256, response, now],
+        "INSERT INTO idempotency_keys (key, verb, request_sha256, response_json, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (key) DO NOTHING",
+        params![key, verb, request_hash(verb, request), response, now],
     )?;
-    Ok(answer)
+    Ok(())
 }
 
 /// Inserts the project; false when it already exists.
@@ -539,4 +571,145 @@ pub fn fail_abandoned_operations(conn: &Connection, now: i64) -> Result<usize> {
         [now],
     )?;
     Ok(ids.len())
+}
+
+/// The service's row, or `NOT_FOUND` naming the project's services.
+pub fn require_service(conn: &Connection, project: &str, service: &str) -> Result<ServiceState> {
+    let state = project_state(conn, project)?;
+    let names: Vec<String> = state.services.iter().map(|s| s.name.clone()).collect();
+    state
+        .services
+        .into_iter()
+        .find(|s| s.name == service)
+        .ok_or_else(|| {
+            let closest = names
+                .iter()
+                .map(|candidate| (strsim::jaro_winkler(service, candidate), candidate))
+                .filter(|(score, _)| *score > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, candidate)| candidate.clone());
+            let hint = match closest {
+                Some(candidate) => format!("did you mean `{candidate}`? list_services shows them all"),
+                None => "deploy it first (a first deploy creates the service), or pick one of the project's services".to_owned(),
+            };
+            Error::new(ErrorCode::NotFound, format!("no service `{service}` in project `{project}`"))
+                .with_hint(hint)
+                .with_state(serde_json::json!({ "services": names }))
+        })
+}
+
+/// The service's releases, newest first.
+pub fn releases(
+    conn: &Connection,
+    project: &str,
+    service: &str,
+) -> Result<Vec<crate::model::ReleaseInfo>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, status, created_at FROM releases WHERE project = ?1 AND service = ?2 ORDER BY created_at DESC, id",
+        )?
+        .query_map(params![project, service], |r| {
+            Ok(crate::model::ReleaseInfo {
+                id: r.get(0)?,
+                status: r.get(1)?,
+                created_at_ms: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// The build plan of a ready release.
+pub fn release_plan(
+    conn: &Connection,
+    project: &str,
+    service: &str,
+    release: &str,
+) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT plan_json FROM releases WHERE project = ?1 AND service = ?2 AND id = ?3 AND status = 'ready'",
+            params![project, service, release],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .optional()?
+        .flatten())
+}
+
+/// Sets the wanted replica count.
+pub fn set_replicas(
+    conn: &Connection,
+    project: &str,
+    service: &str,
+    replicas: u32,
+    now: i64,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE services SET replicas = ?3, updated_at = ?4 WHERE project = ?1 AND name = ?2",
+        params![project, service, replicas, now],
+    )?;
+    Ok(())
+}
+
+/// Merges `vars` into the project env.
+pub fn merge_env(
+    conn: &Connection,
+    project: &str,
+    vars: &[(String, String)],
+    now: i64,
+) -> Result<()> {
+    for (name, value) in vars {
+        conn.execute(
+            "INSERT INTO env (project, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (project, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            params![project, name, value, now],
+        )?;
+    }
+    Ok(())
+}
+
+/// The names of the project's env.
+pub fn env_names(conn: &Connection, project: &str) -> Result<Vec<String>> {
+    Ok(conn
+        .prepare_cached("SELECT name FROM env WHERE project = ?1 ORDER BY name")?
+        .query_map([project], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Counts the project's deploys in flight.
+pub fn builds_in_flight(conn: &Connection, project: &str) -> Result<u32> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM operations WHERE project = ?1 AND kind = 'deploy' AND status IN ('queued', 'running')",
+        [project],
+        |r| r.get(0),
+    )?)
+}
+
+/// The log lines of the service's latest deploy.
+pub fn latest_build_lines(
+    conn: &Connection,
+    project: &str,
+    service: &str,
+    lines: usize,
+) -> Result<Vec<String>> {
+    let latest: Option<String> = conn
+        .query_row(
+            "SELECT id FROM operations WHERE project = ?1 AND service = ?2 AND kind = 'deploy' ORDER BY created_at DESC LIMIT 1",
+            params![project, service],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(operation) = latest else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<String> = conn
+        .prepare_cached(
+            "SELECT data_json FROM operation_events WHERE operation = ?1 AND kind = 'log' ORDER BY seq DESC LIMIT ?2",
+        )?
+        .query_map(params![operation, i64::try_from(lines).unwrap_or(i64::MAX)], |r| r.get::<_, String>(0))?
+        .filter_map(|row| row.ok())
+        .filter_map(|json| serde_json::from_str::<serde_json::Value>(&json).ok())
+        .filter_map(|value| value["line"].as_str().map(str::to_owned))
+        .collect();
+    out.reverse();
+    Ok(out)
 }

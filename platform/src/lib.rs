@@ -6,9 +6,16 @@
 pub mod api;
 pub mod detect;
 pub mod error;
+pub mod gateway;
+pub mod http;
 pub mod local;
 pub mod model;
 pub mod source;
 
+#[cfg(test)]
+mod http_tests;
+
 pub use api::Platform;
 pub use error::{Error, ErrorCode, Result};
+pub use http::HttpPlatform;
+pub use local::LocalPlatform;

@@ -31,10 +31,16 @@ use std::time::Duration;
 /// The local platform's tables, in its own `platform.db`.
 pub const SCHEMA: CrateSchema = CrateSchema {
     crate_name: "platform",
-    migrations: &[Migration {
-        version: 1,
-        sql: include_str!("../../migrations/0001_platform.sql"),
-    }],
+    migrations: &[
+        Migration {
+            version: 1,
+            sql: include_str!("../../migrations/0001_platform.sql"),
+        },
+        Migration {
+            version: 2,
+            sql: include_str!("../../migrations/0002_gateway_tokens.sql"),
+        },
+    ],
 };
 
 /// The platform hosting on this machine.
@@ -329,6 +335,46 @@ impl LocalPlatform {
         })
     }
 
+    /// Makes the first admin token if there is none; its secret, shown only this once.
+    pub async fn ensure_admin_token(&self) -> Result<Option<String>> {
+        self.on_db(|db, now| {
+            db.write(|tx| {
+                let existing: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM gateway_tokens WHERE admin = 1 AND revoked_at IS NULL",
+                    [],
+                    |r| r.get(0),
+                )?;
+                if existing > 0 {
+                    return Ok(None);
+                }
+                let secret = format!("cwy_{}", uuid::Uuid::new_v4().simple());
+                let id = format!("tok_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+                tx.execute(
+                    "INSERT INTO gateway_tokens (id, secret_sha256, admin, created_at) VALUES (?1, ?2, 1, ?3)",
+                    rusqlite::params![id, token_hash(&secret), now],
+                )?;
+                Ok(Some(secret))
+            })
+        })
+        .await
+    }
+
+    /// Whether `secret` is a live token.
+    pub async fn authenticate(&self, secret: &str) -> Result<bool> {
+        let hash = token_hash(secret);
+        self.on_db(move |db, _| {
+            Ok(db
+                .conn()
+                .query_row(
+                    "SELECT 1 FROM gateway_tokens WHERE secret_sha256 = ?1 AND revoked_at IS NULL",
+                    [hash],
+                    |_| Ok(()),
+                )
+                .is_ok())
+        })
+        .await
+    }
+
     /// Runs `work` with the database on the blocking pool.
     async fn on_db<T, F>(&self, work: F) -> Result<T>
     where
@@ -532,5 +578,10 @@ impl Platform for LocalPlatform {
 
 #[cfg(test)]
 mod deploy_tests;
+/// The stored form of a token secret.
+fn token_hash(secret: &str) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests;

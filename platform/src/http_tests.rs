@@ -1,0 +1,348 @@
+//! `HttpPlatform` against the real gateway (`gateway::serve` over a `LocalPlatform` on a
+//! loopback port): the same scenarios as the local platform's, through HTTP, errors included.
+
+use crate::api::Platform;
+use crate::error::ErrorCode;
+use crate::http::HttpPlatform;
+use crate::local::{LocalOptions, LocalPlatform};
+use crate::model::{OperationStatus, Phase};
+use automaton_tools::clock::SystemClock;
+use automaton_tools::resilience::RetryPolicy;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+struct Gateway {
+    _dir: tempfile::TempDir,
+    work: PathBuf,
+    local: LocalPlatform,
+    url: String,
+    token: String,
+    stop: CancellationToken,
+}
+
+impl Gateway {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalPlatform::open_with(
+            &dir.path().join("platform"),
+            Arc::new(SystemClock),
+            LocalOptions {
+                health_timeout: Duration::from_secs(10),
+                build_timeout: Duration::from_secs(60),
+            },
+        )
+        .unwrap();
+        let token = local.ensure_admin_token().await.unwrap().unwrap();
+        assert_eq!(local.ensure_admin_token().await.unwrap(), None, "made once");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        tokio::spawn(crate::gateway::serve(local.clone(), listener, stop.clone()));
+        let work = dir.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        Self {
+            _dir: dir,
+            work,
+            local,
+            url,
+            token,
+            stop,
+        }
+    }
+
+    fn client(&self) -> HttpPlatform {
+        HttpPlatform::with_retry(&self.url, &self.token, fast_retry()).unwrap()
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.local.shutdown().await;
+    }
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 2,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(20),
+        ..RetryPolicy::default()
+    }
+}
+
+fn packed(work: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let src = work.join(name);
+    for (file, content) in files {
+        let path = src.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    crate::source::pack(
+        &src,
+        &work.join(format!("{name}.tgz")),
+        crate::source::MAX_SOURCE_BYTES,
+    )
+    .unwrap()
+    .path
+}
+
+fn python_app(expression: &str) -> String {
+    format!(
+        "import os, http.server\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        body = ({expression}).encode()\n        self.send_response(200)\n        self.send_header('Content-Length', str(len(body)))\n        self.end_headers()\n        self.wfile.write(body)\n    def log_message(self, *a):\n        pass\nhttp.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n"
+    )
+}
+
+async fn get(url: &str) -> String {
+    let authority = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    stream
+        .write_all(
+            format!("GET / HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_http_client_deploys_inspects_and_changes_services_through_the_gateway() {
+    let gateway = Gateway::start().await;
+    let client = gateway.client();
+    let created = client.create_project("shop", None).await.unwrap();
+    assert!(created.created);
+    assert!(!client.create_project("shop", None).await.unwrap().created);
+
+    let v1 = packed(
+        &gateway.work,
+        "v1",
+        &[("main.py", &python_app("os.environ.get('GREETING', 'v1')"))],
+    );
+    let accepted = client.deploy("shop", "api", &v1, None).await.unwrap();
+    assert_eq!(
+        accepted.stream_url,
+        format!("/v1/operations/{}/stream", accepted.operation_id)
+    );
+    let operation = client
+        .wait_operation(&accepted.operation_id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        operation.status,
+        OperationStatus::Succeeded,
+        "{operation:?}"
+    );
+    let url = operation.result.as_ref().unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(get(&url).await, "v1");
+    // The SSE stream replays the whole operation, in order, with when each thing happened.
+    let events = client
+        .operation_events(&accepted.operation_id, 0)
+        .await
+        .unwrap();
+    let phases: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == "phase")
+        .map(|e| e.data["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        ["queued", "building", "pushing", "rolling_out", "healthy"]
+    );
+    assert_eq!(events.last().unwrap().kind, "done");
+    assert_eq!(
+        events.last().unwrap().data["result"],
+        operation.result.clone().unwrap()
+    );
+    assert!(events.iter().all(|e| e.at_ms > 0));
+    let later = client
+        .operation_events(&accepted.operation_id, events[2].seq)
+        .await
+        .unwrap();
+    assert_eq!(
+        later.first().unwrap().seq,
+        events[3].seq,
+        "Last-Event-ID resumes after it"
+    );
+
+    // A broken release: HEALTH_CHECK_FAILED with the log tail, rolled back, v1 serves on.
+    let broken = packed(
+        &gateway.work,
+        "broken",
+        &[("main.py", "raise SystemExit('boom: no database')\n")],
+    );
+    let accepted = client.deploy("shop", "api", &broken, None).await.unwrap();
+    let failed = client
+        .wait_operation(&accepted.operation_id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(failed.phase, Phase::RolledBack);
+    let error = failed.error.unwrap();
+    assert_eq!(error.code, ErrorCode::HealthCheckFailed);
+    assert!(
+        error
+            .log_tail
+            .iter()
+            .any(|l| l.contains("boom: no database")),
+        "{error:?}"
+    );
+    assert_eq!(get(&url).await, "v1");
+
+    // Env through HTTP: the app sees it, no read shows it.
+    let change = client
+        .set_env(
+            "shop",
+            &[("GREETING".to_owned(), "hush-hush".to_owned())],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(change.restarted_services, ["api"]);
+    assert_eq!(client.list_env("shop").await.unwrap(), ["GREETING"]);
+    let detail = client.get_service("shop", "api", 20).await.unwrap();
+    assert_eq!(get(detail.url.as_ref().unwrap()).await, "hush-hush");
+    let project = client.get_project("shop").await.unwrap();
+    assert!(
+        !serde_json::to_string(&project)
+            .unwrap()
+            .contains("hush-hush")
+    );
+    assert!(
+        !serde_json::to_string(&detail)
+            .unwrap()
+            .contains("hush-hush")
+    );
+
+    let scaled = client.scale("shop", "api", 2, None).await.unwrap();
+    assert_eq!(scaled.direct_urls.len(), 2);
+    let restarted = client.restart("shop", "api", None).await.unwrap();
+    assert_eq!(restarted.health.status, "healthy");
+    assert_eq!(client.list_services("shop").await.unwrap().len(), 1);
+    let logs = client.logs("shop", "api", 50).await.unwrap();
+    assert!(
+        logs.build.iter().any(|l| l.contains("unpacked")),
+        "{logs:?}"
+    );
+    let err = client
+        .rollback("shop", "api", Some("rel_missing"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound);
+
+    let err = client
+        .delete_project("shop", false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidInput);
+    let deleted = client.delete_project("shop", true, None).await.unwrap();
+    assert_eq!(deleted.removed_services, ["api"]);
+    assert!(client.list_projects().await.unwrap().is_empty());
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn the_gateway_refuses_missing_tokens_and_answers_errors_in_the_seed_s_shape() {
+    let gateway = Gateway::start().await;
+    let anonymous = reqwest::Client::new();
+    let response = anonymous
+        .get(format!("{}/v1/projects", gateway.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(body["code"], "UNAUTHENTICATED");
+    assert!(body["hint"].as_str().unwrap().contains("Bearer"));
+    let wrong = HttpPlatform::with_retry(&gateway.url, "cwy_wrong", fast_retry()).unwrap();
+    assert_eq!(
+        wrong.list_projects().await.unwrap_err().code,
+        ErrorCode::Unauthenticated
+    );
+
+    let client = gateway.client();
+    let err = client.get_project("nope").await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound);
+    assert!(err.hint.contains("no projects yet"), "{err:?}");
+
+    // Idempotency keys through HTTP.
+    let first = client.create_project("shop", Some("key-1")).await.unwrap();
+    assert_eq!(
+        client.create_project("shop", Some("key-1")).await.unwrap(),
+        first
+    );
+    let err = client
+        .create_project("blog", Some("key-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Conflict);
+
+    // Malformed bodies, unknown paths, the OpenAPI document.
+    let authed = |request: reqwest::RequestBuilder| request.bearer_auth(&gateway.token);
+    let response = authed(anonymous.post(format!("{}/v1/projects", gateway.url)))
+        .body("{\"nmae\": 1}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(body["code"], "INVALID_INPUT");
+    assert!(
+        body["hint"].as_str().unwrap().contains("\"name\""),
+        "{body}"
+    );
+    let response = authed(anonymous.get(format!("{}/v2/things", gateway.url)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert!(body["hint"].as_str().unwrap().contains("openapi"));
+    let spec = anonymous
+        .get(format!("{}/v1/openapi.yaml", gateway.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spec.status(), 200);
+    let spec = spec.text().await.unwrap();
+    for operation in [
+        "createProject",
+        "createDeploy",
+        "rollbackService",
+        "setEnv",
+        "streamOperation",
+    ] {
+        assert!(spec.contains(operation), "{operation}");
+    }
+    let empty = authed(anonymous.post(format!(
+        "{}/v1/projects/shop/services/api/deploys",
+        gateway.url
+    )))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(empty.status(), 400);
+    gateway.stop().await;
+
+    // Nothing listening: a retryable error that says how to start the platform.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let gone = HttpPlatform::with_retry(&closed, "cwy_x", fast_retry()).unwrap();
+    let err = gone.list_projects().await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::InternalError);
+    assert!(err.retryable);
+    assert!(err.hint.contains("automaton platform serve"), "{err:?}");
+    assert!(HttpPlatform::new("ftp://x", "t").is_err());
+    assert_eq!(
+        HttpPlatform::new("http://x", " ").unwrap_err().code,
+        ErrorCode::Unauthenticated
+    );
+}

@@ -13,7 +13,8 @@ use automaton_runtime::run_cmd::RunBounds;
 use automaton_runtime::setup::DetectedEnvironment;
 use automaton_runtime::toolbox::{self, ProcessFacts};
 use automaton_runtime::{
-    config, doctor, heartbeat_host, inspect, logging, prompt_cmd, run_cmd, setup, status, stretch,
+    config, doctor, heartbeat_host, inspect, logging, platform_cmd, prompt_cmd, run_cmd, setup,
+    status, stretch,
 };
 use automaton_tools::clock::SystemClock;
 use automaton_treasury::Passphrase;
@@ -200,6 +201,17 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
                 }
             })?;
             return Ok(outcome);
+        }
+        Command::Platform(command) => {
+            let facts = process_facts();
+            let connector = platform_cmd::Connector::new(
+                facts.env.clone(),
+                facts.user_home.clone(),
+                facts.exe.clone(),
+            );
+            return until_signal(|cancel| async move {
+                platform_cmd::run_cli(command, &connector, mode, cancel).await
+            });
         }
         Command::Prompt => {
             let report = prompt_cmd::build(home, &process_facts(), Arc::new(clock))?;

@@ -94,6 +94,11 @@ impl HomeLock {
         Self::try_acquire(&path)?.ok_or(Error::StretchRunning(path))
     }
 
+    /// The lock at `path`, or the error `busy` makes when another process holds it.
+    pub fn at(path: &std::path::Path, busy: impl FnOnce() -> Error) -> Result<Self> {
+        Self::try_acquire(path)?.ok_or_else(busy)
+    }
+
     /// Takes the lock at `path`, or `None` when another process holds it.
     fn try_acquire(path: &std::path::Path) -> Result<Option<Self>> {
         let file = std::fs::OpenOptions::new()

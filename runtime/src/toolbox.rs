@@ -94,13 +94,23 @@ pub fn build(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result
     let workdir = workspace(home);
     let db: SharedDb = Arc::new(Mutex::new(state::open(home)?));
     let sandbox = Arc::new(Sandbox::new(
-        workdir,
+        workdir.clone(),
         sandbox::scrub_env(facts.env.iter().cloned()),
         Arc::clone(&db),
     ));
     let mut registry = Registry::new();
     let sleep = SleepSlot::default();
+    let platform_access: Arc<dyn automaton_platform::tools::PlatformAccess> =
+        Arc::new(crate::platform_cmd::ToolAccess::new(
+            crate::platform_cmd::Connector::new(
+                facts.env.clone(),
+                facts.user_home.clone(),
+                facts.exe.clone(),
+            ),
+            workdir.clone(),
+        ));
     sandbox::register(&mut registry, sandbox)
+        .and_then(|()| automaton_platform::tools::register(&mut registry, &platform_access))
         .and_then(|()| registry.register(SleepTool(sleep.clone())))
         .and_then(|()| {
             registry.register(SwitchModelTool {

@@ -359,6 +359,27 @@ impl LocalPlatform {
         .await
     }
 
+    /// Revokes every admin token and makes a new one (when the only copy of the secret was
+    /// lost); its secret.
+    pub async fn rotate_admin_token(&self) -> Result<String> {
+        self.on_db(|db, now| {
+            db.write(|tx| {
+                tx.execute(
+                    "UPDATE gateway_tokens SET revoked_at = ?1 WHERE admin = 1 AND revoked_at IS NULL",
+                    [now],
+                )?;
+                let secret = format!("cwy_{}", uuid::Uuid::new_v4().simple());
+                let id = format!("tok_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+                tx.execute(
+                    "INSERT INTO gateway_tokens (id, secret_sha256, admin, created_at) VALUES (?1, ?2, 1, ?3)",
+                    rusqlite::params![id, token_hash(&secret), now],
+                )?;
+                Ok(secret)
+            })
+        })
+        .await
+    }
+
     /// Whether `secret` is a live token.
     pub async fn authenticate(&self, secret: &str) -> Result<bool> {
         let hash = token_hash(secret);

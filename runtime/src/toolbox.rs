@@ -144,7 +144,11 @@ pub fn build(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result
     }
     // One protected set for both gates: the path gate judges tool subjects with it, the
     // command gate every path a shell command touches.
-    let paths = ProtectedPaths::for_home(home.root(), &facts.user_home, &facts.exe);
+    let paths = ProtectedPaths::for_home(home.root(), &facts.user_home, &facts.exe)
+        .with_private_tree(
+            &crate::platform_cmd::data_dir(&facts.env, &facts.user_home),
+            "the local platform's data (its admin token, state and releases) changes only through the platform tools",
+        );
     let engine = PolicyEngine::new(
         vec![
             Box::new(AuthorityGate),

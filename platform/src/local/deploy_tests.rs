@@ -564,3 +564,55 @@ async fn a_crash_loop_shows_in_get_service_with_a_suggestion() {
     );
     platform.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_build_past_its_limit_is_stopped_with_timeout() {
+    let work = tempfile::tempdir().unwrap();
+    let platform = LocalPlatform::open_with(
+        &work.path().join("platform"),
+        Arc::new(SystemClock),
+        LocalOptions {
+            health_timeout: Duration::from_secs(5),
+            build_timeout: Duration::from_millis(500),
+        },
+    )
+    .unwrap();
+    platform.create_project("shop", None).await.unwrap();
+    let slow = packed(
+        work.path(),
+        "slow",
+        &[(
+            "conway.toml",
+            "build = \"echo starting the long build; sleep 30\"\nstart = \"true\"\n",
+        )],
+    );
+    let started = std::time::Instant::now();
+    let operation = deploy(&platform, "api", &slow).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the build was stopped, not waited for"
+    );
+    let error = operation.error.unwrap();
+    assert_eq!(error.code, ErrorCode::Timeout, "{error:?}");
+    assert!(error.retryable);
+    assert!(
+        error
+            .log_tail
+            .iter()
+            .any(|l| l.contains("starting the long build")),
+        "{error:?}"
+    );
+    assert!(
+        pgrep_sleep_30().is_empty(),
+        "the build's whole process group was killed"
+    );
+    platform.shutdown().await;
+}
+
+fn pgrep_sleep_30() -> String {
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", "^sleep 30$"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

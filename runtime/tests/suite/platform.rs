@@ -166,6 +166,48 @@ fn the_platform_cli_deploys_to_a_live_url_and_answers_errors_in_the_seed_s_shape
     );
     let deleted = json(&platform(&cwd, &data, &["delete", "shop", "--confirm"]));
     assert_eq!(deleted["deleted"], true);
+    // The agent reaches the platform through its tools only: its token and state are
+    // unreadable to read_file and the shell.
+    let home = TestHome::new();
+    home.init();
+    for (tool, args) in [
+        (
+            "read_file",
+            serde_json::json!({"path": data.join("endpoint.json")}),
+        ),
+        (
+            "exec",
+            serde_json::json!({"command": format!("cat {}/endpoint.json", data.display())}),
+        ),
+        (
+            "write_file",
+            serde_json::json!({"path": data.join("platform.db"), "content": "x"}),
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_automaton"))
+            .arg("--home")
+            .arg(home.root())
+            .args([
+                "policy",
+                "check",
+                "--json",
+                "--tool",
+                tool,
+                "--args",
+                &args.to_string(),
+                "--provenance",
+                "self",
+            ])
+            .env("AUTOMATON_PLATFORM_DIR", &data)
+            .output()
+            .unwrap();
+        let verdict = json(&out);
+        assert_eq!(verdict["decision"], "forbid", "{tool}: {verdict}");
+        assert!(
+            verdict.to_string().contains("local platform"),
+            "{tool}: {verdict}"
+        );
+    }
     assert_eq!(
         daemon.stop().code(),
         Some(0),

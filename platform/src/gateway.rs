@@ -90,6 +90,7 @@ pub fn router(platform: LocalPlatform) -> axum::Router {
         )
         .route("/projects/{project}/services/{service}/logs", get(logs))
         .route("/projects/{project}/env", get(list_env).put(set_env))
+        .route("/projects/{project}/events", get(stream_events))
         .route("/operations/{id}", get(get_operation))
         .route("/operations/{id}/stream", get(stream_operation))
         .route_layer(middleware::from_fn_with_state(
@@ -395,12 +396,123 @@ fn default_lines() -> usize {
     100
 }
 
+fn wants_events(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/event-stream"))
+}
+
+/// Runtime and build lines as JSON; with `Accept: text/event-stream`, the runtime tail and
+/// then every new line as it is written (`event: log`).
 async fn logs(
     State(platform): State<LocalPlatform>,
     Path((project, service)): Path<(String, String)>,
     Query(query): Query<Lines>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    Ok(Json(platform.logs(&project, &service, query.lines).await?).into_response())
+    let logs = platform.logs(&project, &service, query.lines).await?;
+    if !wants_events(&headers) {
+        return Ok(Json(logs).into_response());
+    }
+    let path = platform.log_file(&project, &service).await?;
+    // Follow from the current end; the tail goes first.
+    let offset = tokio::fs::metadata(&path)
+        .await
+        .map_or(0, |meta| meta.len());
+    let tail = futures_util::stream::iter(
+        logs.runtime
+            .into_iter()
+            .map(|line| Ok::<_, Infallible>(Event::default().event("log").data(line)))
+            .collect::<Vec<_>>(),
+    );
+    let follow = futures_util::stream::unfold(
+        (path, offset, String::new()),
+        |(path, mut offset, mut partial)| async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let Ok(bytes) = tokio::fs::read(&path).await else {
+                    continue;
+                };
+                let len = bytes.len() as u64;
+                if len < offset {
+                    offset = 0; // truncated: start over
+                }
+                if len == offset {
+                    continue;
+                }
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                partial.push_str(&String::from_utf8_lossy(&bytes[start..]));
+                offset = len;
+                let mut lines = Vec::new();
+                while let Some(end) = partial.find('\n') {
+                    let line: String = partial.drain(..=end).collect();
+                    lines.push(Ok::<_, Infallible>(
+                        Event::default().event("log").data(line.trim_end()),
+                    ));
+                }
+                if !lines.is_empty() {
+                    return Some((futures_util::stream::iter(lines), (path, offset, partial)));
+                }
+            }
+        },
+    );
+    use futures_util::StreamExt;
+    Ok(Sse::new(tail.chain(follow.flatten()))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// The project's events as SSE (`event: <kind>`, `id: <event id>`): those after
+/// `Last-Event-ID` (all, without it), then each new one.
+async fn stream_events(
+    State(platform): State<LocalPlatform>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let after = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<i64>().ok())
+        .unwrap_or(0);
+    // Fails now, as JSON, for an unknown project.
+    platform.events_after(&project, i64::MAX).await?;
+    let stream = futures_util::stream::unfold(
+        (platform, project, after),
+        |(platform, project, mut after)| async move {
+            loop {
+                match platform.events_after(&project, after).await {
+                    Ok(events) if !events.is_empty() => {
+                        if let Some(last) = events.last() {
+                            after = last.id;
+                        }
+                        let batch: Vec<Result<Event, Infallible>> = events
+                            .into_iter()
+                            .map(|event| {
+                                let data = serde_json::to_string(&event).unwrap_or_default();
+                                Ok(Event::default()
+                                    .id(event.id.to_string())
+                                    .event(event.kind)
+                                    .data(data))
+                            })
+                            .collect();
+                        return Some((
+                            futures_util::stream::iter(batch),
+                            (platform, project, after),
+                        ));
+                    }
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+                    Err(_) => return None,
+                }
+            }
+        },
+    );
+    use futures_util::StreamExt;
+    Ok(Sse::new(stream.flatten())
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 #[derive(Deserialize)]

@@ -346,3 +346,124 @@ async fn the_gateway_refuses_missing_tokens_and_answers_errors_in_the_seed_s_sha
         ErrorCode::Unauthenticated
     );
 }
+
+/// Reads SSE blocks from `response` until `enough` says so or 10 s pass.
+async fn read_sse(
+    mut response: reqwest::Response,
+    mut enough: impl FnMut(&[(String, String, String)]) -> bool,
+) -> Vec<(String, String, String)> {
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !enough(&events) {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk()).await;
+        let Ok(Ok(Some(chunk))) = chunk else { break };
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_owned())
+                    .unwrap_or_default()
+            };
+            if !block.starts_with(':') {
+                events.push((field("id:"), field("event:"), field("data:")));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn project_events_and_service_logs_stream_as_server_sent_events() {
+    let gateway = Gateway::start().await;
+    let client = gateway.client();
+    client.create_project("shop", None).await.unwrap();
+    let app = packed(
+        &gateway.work,
+        "app",
+        &[(
+            "main.py",
+            &format!("print('serving', flush=True)\n{}", python_app("'ok'")),
+        )],
+    );
+    let accepted = client.deploy("shop", "api", &app, None).await.unwrap();
+    client
+        .wait_operation(&accepted.operation_id, Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    let http = reqwest::Client::new();
+    let events = http
+        .get(format!("{}/v1/projects/shop/events", gateway.url))
+        .bearer_auth(&gateway.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    let seen = read_sse(events, |e| {
+        e.iter().any(|(_, kind, _)| kind == "deploy.succeeded")
+    })
+    .await;
+    let kinds: Vec<&str> = seen.iter().map(|(_, kind, _)| kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["project.created", "deploy.started", "deploy.succeeded"]
+    );
+    // Resuming after the second event starts at the third.
+    let resumed = http
+        .get(format!("{}/v1/projects/shop/events", gateway.url))
+        .bearer_auth(&gateway.token)
+        .header("Last-Event-ID", &seen[1].0)
+        .send()
+        .await
+        .unwrap();
+    let rest = read_sse(resumed, |e| !e.is_empty()).await;
+    assert_eq!(rest[0].1, "deploy.succeeded");
+
+    // Logs: the tail first, then new lines as the app writes them.
+    let logs = http
+        .get(format!(
+            "{}/v1/projects/shop/services/api/logs?lines=5",
+            gateway.url
+        ))
+        .bearer_auth(&gateway.token)
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logs.status(), 200);
+    let restart = tokio::spawn({
+        let client = gateway.client();
+        async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            client.restart("shop", "api", None).await.unwrap();
+        }
+    });
+    let lines = read_sse(logs, |e| {
+        e.iter()
+            .filter(|(_, _, data)| data.ends_with("serving"))
+            .count()
+            >= 2
+    })
+    .await;
+    restart.await.unwrap();
+    assert!(
+        lines
+            .iter()
+            .filter(|(_, kind, data)| kind == "log" && data.ends_with("serving"))
+            .count()
+            >= 2,
+        "{lines:?}"
+    );
+    let missing = http
+        .get(format!("{}/v1/projects/nope/events", gateway.url))
+        .bearer_auth(&gateway.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    gateway.stop().await;
+}

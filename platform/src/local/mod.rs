@@ -380,6 +380,34 @@ impl LocalPlatform {
         .await
     }
 
+    /// The project's events after `after_id`, oldest first (at most 500).
+    pub async fn events_after(
+        &self,
+        project: &str,
+        after_id: i64,
+    ) -> Result<Vec<crate::model::ProjectEvent>> {
+        let project = project.to_owned();
+        self.on_db(move |db, _| {
+            if !store::project_exists(db.conn(), &project)? {
+                return Err(store::project_not_found(db.conn(), &project));
+            }
+            store::events_after(db.conn(), &project, after_id)
+        })
+        .await
+    }
+
+    /// The service's runtime log file (it may not exist yet).
+    pub async fn log_file(&self, project: &str, service: &str) -> Result<PathBuf> {
+        let (p, s) = (project.to_owned(), service.to_owned());
+        self.on_db(move |db, _| store::require_service(db.conn(), &p, &s).map(|_| ()))
+            .await?;
+        Ok(self
+            .data_dir()
+            .join("logs")
+            .join(project)
+            .join(format!("{service}.log")))
+    }
+
     /// Whether `secret` is a live token.
     pub async fn authenticate(&self, secret: &str) -> Result<bool> {
         let hash = token_hash(secret);

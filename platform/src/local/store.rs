@@ -713,3 +713,21 @@ pub fn latest_build_lines(
     out.reverse();
     Ok(out)
 }
+
+/// The project's events after `after_id`, oldest first.
+pub fn events_after(conn: &Connection, project: &str, after_id: i64) -> Result<Vec<ProjectEvent>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, kind, service, message, at FROM events WHERE project = ?1 AND id > ?2 ORDER BY id LIMIT 500",
+        )?
+        .query_map(params![project, after_id], |row| {
+            Ok(ProjectEvent {
+                id: row.get(0)?,
+                kind: row.get(1)?,
+                service: row.get(2)?,
+                message: row.get(3)?,
+                at_ms: row.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}

@@ -6,12 +6,12 @@ use crate::error::ErrorCode;
 use crate::http::HttpPlatform;
 use crate::local::{LocalOptions, LocalPlatform};
 use crate::model::{OperationStatus, Phase};
+use crate::test_support::{packed, python_app_with};
 use automaton_tools::clock::SystemClock;
 use automaton_tools::resilience::RetryPolicy;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 struct Gateway {
@@ -72,43 +72,8 @@ fn fast_retry() -> RetryPolicy {
     }
 }
 
-fn packed(work: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let src = work.join(name);
-    for (file, content) in files {
-        let path = src.join(file);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    }
-    crate::source::pack(
-        &src,
-        &work.join(format!("{name}.tgz")),
-        crate::source::MAX_SOURCE_BYTES,
-    )
-    .unwrap()
-    .path
-}
-
-fn python_app(expression: &str) -> String {
-    format!(
-        "import os, http.server\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        body = ({expression}).encode()\n        self.send_response(200)\n        self.send_header('Content-Length', str(len(body)))\n        self.end_headers()\n        self.wfile.write(body)\n    def log_message(self, *a):\n        pass\nhttp.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n"
-    )
-}
-
 async fn get(url: &str) -> String {
-    let authority = url.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
-    stream
-        .write_all(
-            format!("GET / HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
+    crate::test_support::get(url).await.1
 }
 
 #[tokio::test]
@@ -122,7 +87,10 @@ async fn the_http_client_deploys_inspects_and_changes_services_through_the_gatew
     let v1 = packed(
         &gateway.work,
         "v1",
-        &[("main.py", &python_app("os.environ.get('GREETING', 'v1')"))],
+        &[(
+            "main.py",
+            &python_app_with("os.environ.get('GREETING', 'v1')"),
+        )],
     );
     let accepted = client.deploy("shop", "api", &v1, None).await.unwrap();
     assert_eq!(
@@ -386,7 +354,7 @@ async fn project_events_and_service_logs_stream_as_server_sent_events() {
         "app",
         &[(
             "main.py",
-            &format!("print('serving', flush=True)\n{}", python_app("'ok'")),
+            &format!("print('serving', flush=True)\n{}", python_app_with("'ok'")),
         )],
     );
     let accepted = client.deploy("shop", "api", &app, None).await.unwrap();

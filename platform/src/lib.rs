@@ -15,6 +15,8 @@ pub mod tools;
 
 #[cfg(test)]
 mod http_tests;
+#[cfg(test)]
+mod test_support;
 
 pub use api::Platform;
 pub use error::{Error, ErrorCode, Result};

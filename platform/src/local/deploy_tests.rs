@@ -5,8 +5,8 @@
 
 use super::*;
 use crate::model::{OperationStatus, Phase};
+use crate::test_support::{get, packed, python_app};
 use automaton_tools::clock::SystemClock;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn platform(dir: &Path) -> LocalPlatform {
     LocalPlatform::open_with(
@@ -18,66 +18,6 @@ fn platform(dir: &Path) -> LocalPlatform {
         },
     )
     .unwrap()
-}
-
-/// Writes `files` into a fresh source directory and packs it.
-fn packed(work: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let src = work.join(name);
-    for (file, content) in files {
-        let path = src.join(file);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    }
-    crate::source::pack(
-        &src,
-        &work.join(format!("{name}.tgz")),
-        crate::source::MAX_SOURCE_BYTES,
-    )
-    .unwrap()
-    .path
-}
-
-/// A Python server answering every GET with `body`, on `$PORT`.
-fn python_app(body: &str) -> String {
-    format!(
-        r#"import os, http.server
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b"{body}"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-print("listening on", os.environ["PORT"], flush=True)
-http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-"#
-    )
-}
-
-/// `GET url` over a plain socket: (status, body).
-async fn get(url: &str) -> (u16, String) {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (authority, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
-    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }
 
 async fn deploy(
@@ -308,50 +248,6 @@ async fn build_failures_and_undetectable_sources_say_what_to_fix() {
 }
 
 #[tokio::test]
-async fn a_crashing_app_is_restarted_then_reported_as_a_crash_loop() {
-    let work = tempfile::tempdir().unwrap();
-    let platform = platform(work.path());
-    platform.create_project("shop", None).await.unwrap();
-    let flaky = packed(
-        work.path(),
-        "flaky",
-        &[(
-            "main.py",
-            "import os, socket, time, sys\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('127.0.0.1', int(os.environ['PORT'])))\ns.listen()\ntime.sleep(0.3)\nprint('panic: out of cheese', flush=True)\nsys.exit(1)\n",
-        )],
-    );
-    let operation = deploy(&platform, "api", &flaky).await;
-    assert_eq!(
-        operation.status,
-        OperationStatus::Succeeded,
-        "{operation:?}"
-    );
-    let started = std::time::Instant::now();
-    loop {
-        let state = platform.get_project("shop").await.unwrap();
-        if state.services[0].status == ServiceStatus::CrashLoop {
-            let event = state
-                .recent_events
-                .iter()
-                .rev()
-                .find(|e| e.kind == "service.crash_loop")
-                .unwrap();
-            assert!(event.message.contains("out of cheese"), "{event:?}");
-            assert!(
-                state
-                    .recent_events
-                    .iter()
-                    .any(|e| e.kind == "service.crashed")
-            );
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "{state:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    platform.shutdown().await;
-}
-
-#[tokio::test]
 async fn a_restarted_platform_brings_its_services_back() {
     let work = tempfile::tempdir().unwrap();
     let platform = platform(work.path());
@@ -381,10 +277,7 @@ fn platform_at(dir: &Path) -> LocalPlatform {
 
 /// A Python server answering with the value of env var `name`.
 fn env_app(name: &str) -> String {
-    python_app("X").replace(
-        "body = b\"X\"",
-        &format!("body = os.environ.get(\"{name}\", \"unset\").encode()"),
-    )
+    crate::test_support::python_app_with(&format!("os.environ.get('{name}', 'unset')"))
 }
 
 #[tokio::test]
@@ -518,7 +411,7 @@ async fn rollback_restart_scale_and_env_change_what_runs_without_losing_service(
 }
 
 #[tokio::test]
-async fn a_crash_loop_shows_in_get_service_with_a_suggestion() {
+async fn a_crashing_app_is_restarted_then_reported_as_a_crash_loop_with_a_suggestion() {
     let work = tempfile::tempdir().unwrap();
     let platform = platform(work.path());
     platform.create_project("shop", None).await.unwrap();
@@ -555,6 +448,21 @@ async fn a_crash_loop_shows_in_get_service_with_a_suggestion() {
             .log_tail
             .iter()
             .any(|l| l.contains("No module named"))
+    );
+    // The project's events say it too: each crash, then the loop with the app's last words.
+    let events = platform.get_project("shop").await.unwrap().recent_events;
+    assert!(
+        events.iter().any(|e| e.kind == "service.crashed"),
+        "{events:?}"
+    );
+    let looped = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == "service.crash_loop")
+        .unwrap();
+    assert!(
+        looped.message.contains("No module named 'flask'"),
+        "{looped:?}"
     );
     let logs = platform.logs("shop", "api", 20).await.unwrap();
     assert!(

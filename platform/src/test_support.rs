@@ -38,7 +38,13 @@ pub async fn get(url: &str) -> (u16, String) {
     let (authority, path) = rest
         .split_once('/')
         .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
-    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    // `*.localhost` is the loopback address (as browsers and curl resolve it); the Host
+    // header keeps the name, which is what the proxy routes by.
+    let address = match authority.split_once(':') {
+        Some((host, port)) if host.ends_with(".localhost") => format!("127.0.0.1:{port}"),
+        _ => authority.to_owned(),
+    };
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
     stream
         .write_all(
             format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")

@@ -142,6 +142,9 @@ pub enum PlatformCommand {
         /// The address to listen on.
         #[arg(long, default_value = crate::platform_cmd::DEFAULT_LISTEN, value_name = "ADDR")]
         listen: String,
+        /// The address of the live URLs' proxy (default: the port it had, else any free one).
+        #[arg(long, value_name = "ADDR")]
+        proxy_listen: Option<String>,
         /// Where the platform keeps its state, releases and logs.
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,

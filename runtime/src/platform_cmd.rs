@@ -40,6 +40,9 @@ pub struct EndpointFile {
     pub token: String,
     /// The daemon's pid.
     pub pid: u32,
+    /// The address of the live URLs' proxy (`http://<service>-<project>.localhost:PORT/`).
+    #[serde(default)]
+    pub proxy: Option<String>,
 }
 
 /// Where the local platform keeps its data.
@@ -65,6 +68,7 @@ pub fn platform_error(error: automaton_platform::Error) -> Error {
 pub async fn serve(
     data_dir: &Path,
     listen: &str,
+    proxy_listen: Option<&str>,
     stop: CancellationToken,
     mode: OutputMode,
 ) -> Result<()> {
@@ -87,7 +91,31 @@ pub async fn serve(
         .map_err(Error::io("reading the address of", data_dir))?;
     let url = format!("http://{address}");
     let endpoint_path = data_dir.join("endpoint.json");
-    let known = read_endpoint(&endpoint_path).map(|endpoint| endpoint.token);
+    let previous = read_endpoint(&endpoint_path);
+    // The live URLs keep their port across restarts when it is free.
+    let proxy_address = proxy_listen.map(str::to_owned).unwrap_or_else(|| {
+        previous
+            .as_ref()
+            .and_then(|endpoint| endpoint.proxy.clone())
+            .unwrap_or_else(|| "127.0.0.1:0".to_owned())
+    });
+    let proxy_listener = match tokio::net::TcpListener::bind(&proxy_address).await {
+        Ok(listener) => listener,
+        Err(_) if proxy_listen.is_none() => tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(Error::io("binding the live URLs' proxy in", data_dir))?,
+        Err(err) => {
+            return Err(Error::InvalidInput {
+                message: format!("the live URLs' proxy cannot listen on {proxy_address}: {err}"),
+                hint: "pick a free address with --proxy-listen 127.0.0.1:PORT".to_owned(),
+            });
+        }
+    };
+    let proxy = proxy_listener
+        .local_addr()
+        .map_err(Error::io("reading the address of", data_dir))?
+        .to_string();
+    let known = previous.map(|endpoint| endpoint.token);
     let token = match (
         platform
             .ensure_admin_token()
@@ -115,18 +143,27 @@ pub async fn serve(
             url: url.clone(),
             token,
             pid: std::process::id(),
+            proxy: Some(proxy.clone()),
         },
     )?;
     let resumed = platform.resume().await.map_err(platform_error)?;
     if mode == OutputMode::Human {
         println!(
-            "the local platform serves {url} (data in {}); {} services resumed",
+            "the local platform serves {url}; live URLs http://<service>-<project>.localhost:{}/; data in {}; {} services resumed",
+            proxy.rsplit(':').next().unwrap_or_default(),
             data_dir.display(),
             resumed.len()
         );
     }
     tracing::info!(%url, resumed = resumed.len(), "the local platform is serving");
-    let served = automaton_platform::gateway::serve(platform.clone(), listener, stop).await;
+    let live_urls = tokio::spawn({
+        let platform = platform.clone();
+        let stop = stop.clone();
+        async move { platform.serve_proxy(proxy_listener, stop).await }
+    });
+    let served = automaton_platform::gateway::serve(platform.clone(), listener, stop.clone()).await;
+    stop.cancel();
+    let _ = live_urls.await;
     platform.shutdown().await;
     served.map_err(Error::io("serving the platform on", data_dir))
 }
@@ -396,11 +433,12 @@ pub async fn run_cli(
     use std::process::ExitCode;
     if let PlatformCommand::Serve {
         listen,
+        proxy_listen,
         data_dir: dir,
     } = command
     {
         let dir = dir.unwrap_or_else(|| data_dir(&connector.env, &connector.user_home));
-        serve(&dir, &listen, cancel, mode).await?;
+        serve(&dir, &listen, proxy_listen.as_deref(), cancel, mode).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let connected = connector.connect().await?;

@@ -524,3 +524,45 @@ fn pgrep_sleep_30() -> String {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+#[tokio::test]
+async fn the_live_url_stays_the_same_across_deploys_rollbacks_and_scaling() {
+    let work = tempfile::tempdir().unwrap();
+    let platform = platform(work.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_port = listener.local_addr().unwrap().port();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn({
+        let platform = platform.clone();
+        let stop = stop.clone();
+        async move { platform.serve_proxy(listener, stop).await }
+    });
+    platform.create_project("shop", None).await.unwrap();
+    let v1 = packed(work.path(), "v1", &[("main.py", &python_app("one"))]);
+    let first = deploy(&platform, "api", &v1).await;
+    let live = url(&first);
+    assert_eq!(live, format!("http://api-shop.localhost:{proxy_port}/"));
+    assert_eq!(get(&live).await, (200, "one".to_owned()));
+
+    let v2 = packed(work.path(), "v2", &[("main.py", &python_app("two"))]);
+    assert_eq!(url(&deploy(&platform, "api", &v2).await), live);
+    assert_eq!(get(&live).await.1, "two");
+    let back = platform.rollback("shop", "api", None, None).await.unwrap();
+    assert_eq!(back.url.as_deref(), Some(live.as_str()));
+    assert_eq!(get(&live).await.1, "one");
+
+    let scaled = platform.scale("shop", "api", 2, None).await.unwrap();
+    assert_eq!(scaled.url.as_deref(), Some(live.as_str()));
+    for _ in 0..4 {
+        assert_eq!(
+            get(&live).await.1,
+            "one",
+            "both replicas serve behind the URL"
+        );
+    }
+    platform.scale("shop", "api", 0, None).await.unwrap();
+    let (status, body) = get(&live).await;
+    assert_eq!(status, 404, "{body}");
+    stop.cancel();
+    platform.shutdown().await;
+}

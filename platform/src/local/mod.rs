@@ -5,6 +5,7 @@
 
 mod deploy;
 mod instance;
+pub mod proxy;
 mod services;
 mod static_site;
 mod store;
@@ -80,6 +81,10 @@ struct Inner {
     tails: Mutex<HashMap<ServiceKey, Arc<LogTail>>>,
     /// One change (deploy rollout, rollback, restart, scale) per service at a time.
     service_locks: Mutex<HashMap<ServiceKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// Which instances serve which live URL.
+    routes: proxy::Routes,
+    /// The proxy's port, once it listens.
+    proxy_port: std::sync::OnceLock<u16>,
 }
 
 impl std::fmt::Debug for LocalPlatform {
@@ -130,6 +135,8 @@ impl LocalPlatform {
                 running: tokio::sync::Mutex::default(),
                 tails: Mutex::default(),
                 service_locks: Mutex::default(),
+                routes: proxy::Routes::default(),
+                proxy_port: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -208,12 +215,59 @@ impl LocalPlatform {
 
     /// Makes `instances` the service's, stopping the ones they replace.
     async fn swap_instances(&self, project: &str, service: &str, instances: Vec<Instance>) {
+        let addresses = instances
+            .iter()
+            .map(|instance| std::net::SocketAddr::from(([127, 0, 0, 1], instance.port)))
+            .collect();
         let old = {
             let mut running = self.inner.running.lock().await;
+            // The route moves with the instances, under the same lock.
+            self.inner
+                .routes
+                .set(&proxy::host_for(project, service), addresses);
             running.insert((project.to_owned(), service.to_owned()), instances)
         };
         for instance in old.into_iter().flatten() {
             instance.stop().await;
+        }
+    }
+
+    /// Serves the live URLs on `listener` until `stop` (once per platform).
+    pub async fn serve_proxy(
+        &self,
+        listener: tokio::net::TcpListener,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Result<()> {
+        let port = listener
+            .local_addr()
+            .map_err(|err| {
+                Error::new(
+                    ErrorCode::InternalError,
+                    format!("the proxy's address: {err}"),
+                )
+            })?
+            .port();
+        if self.inner.proxy_port.set(port).is_err() {
+            return Err(Error::new(
+                ErrorCode::Conflict,
+                "this platform already serves its live URLs",
+            ));
+        }
+        proxy::serve(listener, self.inner.routes.clone(), stop).await;
+        Ok(())
+    }
+
+    /// The live URL of a service: through the proxy when it listens, else the first
+    /// instance's own address.
+    pub(crate) fn live_url(&self, project: &str, service: &str, ports: &[u16]) -> Option<String> {
+        match self.inner.proxy_port.get() {
+            Some(proxy) if !ports.is_empty() => Some(format!(
+                "http://{}:{proxy}/",
+                proxy::host_for(project, service)
+            )),
+            _ => ports
+                .first()
+                .map(|port| format!("http://127.0.0.1:{port}/")),
         }
     }
 
@@ -222,6 +276,11 @@ impl LocalPlatform {
     pub async fn shutdown(&self) {
         let all: Vec<Instance> = {
             let mut running = self.inner.running.lock().await;
+            for (project, service) in running.keys() {
+                self.inner
+                    .routes
+                    .set(&proxy::host_for(project, service), Vec::new());
+            }
             running
                 .drain()
                 .flat_map(|(_, instances)| instances)
@@ -241,6 +300,9 @@ impl LocalPlatform {
                 .filter(|(p, _)| p == project)
                 .cloned()
                 .collect();
+            for (p, s) in &keys {
+                self.inner.routes.set(&proxy::host_for(p, s), Vec::new());
+            }
             keys.into_iter()
                 .filter_map(|key| running.remove(&key))
                 .flatten()

@@ -76,10 +76,8 @@ impl LocalPlatform {
                 candidate.instance
             })
             .collect();
-        let url = instances
-            .first()
-            .map(|instance| format!("http://127.0.0.1:{}/", instance.port))
-            .unwrap_or_default();
+        let ports: Vec<u16> = instances.iter().map(|instance| instance.port).collect();
+        let url = self.live_url(project, service, &ports).unwrap_or_default();
         self.swap_instances(project, service, instances).await;
         url
     }
@@ -204,7 +202,7 @@ impl LocalPlatform {
             project: project.to_owned(),
             name: state.name,
             status: state.status,
-            url: direct_urls.first().cloned(),
+            url: self.live_url(project, service, &ports),
             direct_urls,
             replicas: state.replicas,
             current_release: state.current_release,

@@ -79,7 +79,13 @@ fn platform(cwd: &Path, data: &Path, args: &[&str]) -> Output {
 fn http_get(url: &str) -> String {
     use std::io::{Read, Write};
     let authority = url.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(authority).unwrap();
+    // `*.localhost` is the loopback address (as browsers and curl resolve it); the Host
+    // header keeps the name the proxy routes by.
+    let address = match authority.split_once(':') {
+        Some((host, port)) if host.ends_with(".localhost") => format!("127.0.0.1:{port}"),
+        _ => authority.to_owned(),
+    };
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
     write!(
         stream,
         "GET / HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
@@ -127,9 +133,15 @@ fn the_platform_cli_deploys_to_a_live_url_and_answers_errors_in_the_seed_s_shape
     let url = result["url"].as_str().unwrap().to_owned();
     assert_eq!(http_get(&url), "hello from nobody");
 
+    assert!(url.starts_with("http://app-shop.localhost:"), "{url}");
     let env = platform(&cwd, &data, &["env", "set", "WHO=the-creator"]);
     assert!(env.status.success(), "{}", stderr(&env));
     assert_eq!(json(&env)["restarted_services"][0], "app");
+    assert_eq!(
+        http_get(&url),
+        "hello from the-creator",
+        "the same URL, the new env"
+    );
     let status = json(&platform(&cwd, &data, &["status"]));
     assert_eq!(status["services"][0]["status"], "active");
     assert_eq!(status["env_names"][0], "WHO");

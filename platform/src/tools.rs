@@ -1,8 +1,9 @@
 //! The agent's platform tools, in seed 002's shape: lean descriptions, flat parameters,
 //! status enums, and errors that say what to do next with the relevant state and, for build
-//! and health failures, the last 30 log lines inline. `deploy` takes an `idempotency_key`
-//! (the one call whose repeat costs a build); the client adds one to every mutating request
-//! it sends, so its own retries never do work twice. Reads are safe; deploy, env, scale, restart and rollback are caution;
+//! and health failures, the last 30 log lines inline. Mutating calls take an optional
+//! `idempotency_key` (same key and request → the first answer; same key, another request →
+//! a conflict; kept 24 h); the HTTP client adds one to every mutating request it sends, so
+//! its own retries never do work twice either. Reads are safe; deploy, env, scale, restart and rollback are caution;
 //! deleting a project is dangerous.
 //!
 //! The tools reach the platform through [`PlatformAccess`], so the connection (a Conway
@@ -231,6 +232,9 @@ pub struct ServiceArgs {
     /// The service.
     #[serde(default = "default_service")]
     pub service: String,
+    /// Reuse on a retry so the change is not made twice.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// Arguments of `get_service`.
@@ -337,6 +341,9 @@ pub struct RollbackArgs {
     /// A release id; default the previous release.
     #[serde(default)]
     pub to_release: Option<String>,
+    /// Reuse on a retry so the change is not made twice.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// `rollback`.
@@ -370,7 +377,7 @@ impl Tool for RollbackTool {
                 &args.project,
                 &args.service,
                 args.to_release.as_deref(),
-                None,
+                args.idempotency_key.as_deref(),
             )
             .await
             .map_err(to_tool_error)?;
@@ -404,7 +411,11 @@ impl Tool for RestartTool {
     async fn call(&self, _ctx: &ToolContext, args: ServiceArgs) -> Result<ToolOutput, ToolError> {
         let platform = connect(&self.0).await?;
         let detail = platform
-            .restart(&args.project, &args.service, None)
+            .restart(
+                &args.project,
+                &args.service,
+                args.idempotency_key.as_deref(),
+            )
             .await
             .map_err(to_tool_error)?;
         output(&detail)
@@ -422,6 +433,9 @@ pub struct ScaleArgs {
     pub service: String,
     /// Instances to run (0 stops the service).
     pub replicas: u32,
+    /// Reuse on a retry so the change is not made twice.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// `scale`.
@@ -450,7 +464,12 @@ impl Tool for ScaleTool {
     async fn call(&self, _ctx: &ToolContext, args: ScaleArgs) -> Result<ToolOutput, ToolError> {
         let platform = connect(&self.0).await?;
         let detail = platform
-            .scale(&args.project, &args.service, args.replicas, None)
+            .scale(
+                &args.project,
+                &args.service,
+                args.replicas,
+                args.idempotency_key.as_deref(),
+            )
             .await
             .map_err(to_tool_error)?;
         output(&detail)
@@ -465,6 +484,9 @@ pub struct SetEnvArgs {
     pub project: String,
     /// Variables to set, NAME to value.
     pub vars: std::collections::BTreeMap<String, String>,
+    /// Reuse on a retry so the change is not made twice.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// `set_env`.
@@ -503,7 +525,7 @@ impl Tool for SetEnvTool {
         let platform = connect(&self.0).await?;
         let vars: Vec<(String, String)> = args.vars.into_iter().collect();
         let change = platform
-            .set_env(&args.project, &vars, None)
+            .set_env(&args.project, &vars, args.idempotency_key.as_deref())
             .await
             .map_err(to_tool_error)?;
         output(&change)
@@ -604,6 +626,9 @@ pub struct DeleteProjectArgs {
     pub project: String,
     /// Must be true: everything in the project is removed for good.
     pub confirm: bool,
+    /// Reuse on a retry so the change is not made twice.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// `delete_project`.
@@ -637,7 +662,7 @@ impl Tool for DeleteProjectTool {
     ) -> Result<ToolOutput, ToolError> {
         let platform = connect(&self.0).await?;
         let deleted = platform
-            .delete_project(&args.project, args.confirm, None)
+            .delete_project(&args.project, args.confirm, args.idempotency_key.as_deref())
             .await
             .map_err(to_tool_error)?;
         output(&deleted)

@@ -204,11 +204,17 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
         }
         Command::Platform(command) => {
             let facts = process_facts();
-            let connector = platform_cmd::Connector::new(
+            let mut connector = platform_cmd::Connector::new(
                 facts.env.clone(),
                 facts.user_home.clone(),
                 facts.exe.clone(),
             );
+            // A home's automaton.json may name a Conway gateway.
+            if home.is_initialized()
+                && let Ok(config) = automaton_runtime::config::AutomatonConfig::load(&home.config())
+            {
+                connector = connector.with_config(&config, home)?;
+            }
             return until_signal(|cancel| async move {
                 platform_cmd::run_cli(command, &connector, mode, cancel).await
             });

@@ -199,6 +199,8 @@ pub struct Connector {
     env: Vec<(OsString, OsString)>,
     user_home: PathBuf,
     exe: PathBuf,
+    /// The gateway automaton.json names: its endpoint and token.
+    configured: Option<(String, String)>,
 }
 
 /// What connecting found.
@@ -218,13 +220,45 @@ impl Connector {
             env,
             user_home,
             exe,
+            configured: None,
         }
+    }
+
+    /// Uses the gateway `config.conway` names (its token read from the home) when the
+    /// environment names none.
+    pub fn with_config(
+        mut self,
+        config: &crate::config::AutomatonConfig,
+        home: &crate::home::Home,
+    ) -> Result<Self> {
+        if let Some(conway) = &config.conway {
+            let path = home.root().join(&conway.token_file);
+            automaton_tools::secure_fs::check_private_file(&path).map_err(|issue| {
+                Error::InvalidInput {
+                    message: issue.message(&path),
+                    hint: issue.fix(&path),
+                }
+            })?;
+            let token = std::fs::read_to_string(&path)
+                .map_err(Error::io("reading", &path))?
+                .trim()
+                .to_owned();
+            self.configured = Some((conway.endpoint.clone(), token));
+        }
+        Ok(self)
     }
 
     /// Connects: to `CONWAY_ENDPOINT`, or to the local daemon (started when none answers).
     pub async fn connect(&self) -> Result<Connected> {
-        if let Some(endpoint) = env_var(&self.env, "CONWAY_ENDPOINT") {
-            let token = env_var(&self.env, "CONWAY_TOKEN").unwrap_or_default();
+        let remote = env_var(&self.env, "CONWAY_ENDPOINT")
+            .map(|endpoint| {
+                (
+                    endpoint,
+                    env_var(&self.env, "CONWAY_TOKEN").unwrap_or_default(),
+                )
+            })
+            .or_else(|| self.configured.clone());
+        if let Some((endpoint, token)) = remote {
             let platform = HttpPlatform::new(&endpoint, &token).map_err(platform_error)?;
             return Ok(Connected {
                 platform: Arc::new(platform),

@@ -100,15 +100,17 @@ pub fn build(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result
     ));
     let mut registry = Registry::new();
     let sleep = SleepSlot::default();
-    let platform_access: Arc<dyn automaton_platform::tools::PlatformAccess> =
-        Arc::new(crate::platform_cmd::ToolAccess::new(
-            crate::platform_cmd::Connector::new(
-                facts.env.clone(),
-                facts.user_home.clone(),
-                facts.exe.clone(),
-            ),
-            workdir.clone(),
-        ));
+    let mut connector = crate::platform_cmd::Connector::new(
+        facts.env.clone(),
+        facts.user_home.clone(),
+        facts.exe.clone(),
+    );
+    if let Some(config) = &config {
+        connector = connector.with_config(config, home)?;
+    }
+    let platform_access: Arc<dyn automaton_platform::tools::PlatformAccess> = Arc::new(
+        crate::platform_cmd::ToolAccess::new(connector, workdir.clone()),
+    );
     sandbox::register(&mut registry, sandbox)
         .and_then(|()| automaton_platform::tools::register(&mut registry, &platform_access))
         .and_then(|()| registry.register(SleepTool(sleep.clone())))

@@ -320,3 +320,59 @@ async fn the_agent_deploys_what_it_wrote_and_gets_a_live_url() {
         .unwrap();
     assert_eq!(status, "succeeded");
 }
+
+#[test]
+fn automaton_json_can_name_a_conway_gateway_with_a_token_file() {
+    let home = TestHome::new();
+    home.init();
+    let data = home.dir.path().join("gateway");
+    let _daemon = Daemon::start(&data);
+    let endpoint: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("endpoint.json")).unwrap())
+            .unwrap();
+    std::fs::create_dir_all(home.path("keys")).unwrap();
+    std::fs::write(
+        home.path("keys/conway.token"),
+        endpoint["token"].as_str().unwrap(),
+    )
+    .unwrap();
+    home.chmod("keys/conway.token", 0o600);
+    let path = home.path("automaton.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["conway"] = serde_json::json!({
+        "endpoint": endpoint["url"],
+        "tokenFile": "keys/conway.token",
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+
+    // No local platform is started: the configured gateway answers.
+    let unused = home.dir.path().join("unused-local");
+    let out = Command::new(env!("CARGO_BIN_EXE_automaton"))
+        .arg("--home")
+        .arg(home.root())
+        .args(["platform", "init", "from-config"])
+        .current_dir(home.dir.path())
+        .env("AUTOMATON_PLATFORM_DIR", &unused)
+        .env_remove("CONWAY_ENDPOINT")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("started"), "{}", stderr(&out));
+    assert!(!unused.exists());
+    let listed = platform(home.dir.path(), &data, &["projects", "list"]);
+    assert_eq!(json(&listed)[0]["name"], "from-config");
+
+    // A token file outside the home is refused with the key named.
+    config["conway"]["tokenFile"] = "/etc/passwd".into();
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let out = home.run(&["status", "--json"]);
+    let error = error_json(&out);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("conway.tokenFile"),
+        "{error}"
+    );
+}

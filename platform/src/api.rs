@@ -4,8 +4,9 @@
 
 use crate::error::Result;
 use crate::model::{
-    CreatedProject, DeletedProject, DeployAccepted, EnvChange, Operation, OperationEvent,
-    ProjectState, ProjectSummary, ServiceDetail, ServiceLogs, ServiceState,
+    CreatedProject, DeletedProject, DeployAccepted, EnvChange, IssuedToken, Operation,
+    OperationEvent, ProjectState, ProjectSummary, RevokedTokens, ServiceDetail, ServiceLogs,
+    ServiceState, TokenInfo, TokenRequest,
 };
 use automaton_tools::tool::BoxFuture;
 use std::path::Path;
@@ -116,6 +117,16 @@ pub trait Platform: Send + Sync {
         service: &'a str,
         lines: usize,
     ) -> BoxFuture<'a, Result<ServiceLogs>>;
+
+    /// `createToken`: a token with some of the caller's capabilities, within its scope; the
+    /// secret is in this answer only.
+    fn issue_token<'a>(&'a self, request: &'a TokenRequest) -> BoxFuture<'a, Result<IssuedToken>>;
+
+    /// `listTokens`: the tokens the caller may see (never secrets).
+    fn list_tokens(&self) -> BoxFuture<'_, Result<Vec<TokenInfo>>>;
+
+    /// `revokeToken`: revokes the token and everything issued under it, at once.
+    fn revoke_token<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<RevokedTokens>>;
 
     /// Polls the operation until it ends or `timeout` passes (then returns it as it stands).
     fn wait_operation<'a>(

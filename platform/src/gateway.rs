@@ -8,9 +8,9 @@
 
 use crate::api::Platform;
 use crate::error::{Error, ErrorCode};
-use crate::local::LocalPlatform;
+use crate::local::{LocalPlatform, Principal};
+use crate::model::{Capability, RevokedTokens, TokenRequest};
 use crate::source::MAX_SOURCE_BYTES;
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -18,6 +18,7 @@ use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -91,6 +92,8 @@ pub fn router(platform: LocalPlatform) -> axum::Router {
         .route("/projects/{project}/services/{service}/logs", get(logs))
         .route("/projects/{project}/env", get(list_env).put(set_env))
         .route("/projects/{project}/events", get(stream_events))
+        .route("/tokens", post(create_token).get(list_tokens))
+        .route("/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/operations/{id}", get(get_operation))
         .route("/operations/{id}/stream", get(stream_operation))
         .route_layer(middleware::from_fn_with_state(
@@ -134,9 +137,13 @@ async fn authenticate(
         )
         .into_response();
     };
-    match platform.authenticate(secret).await {
-        Ok(true) => next.run(request).await,
-        Ok(false) => ApiError(
+    match platform.principal(secret).await {
+        Ok(Some(principal)) => {
+            let mut request = request;
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Ok(None) => ApiError(
             Error::new(ErrorCode::Unauthenticated, "the bearer token is not valid (unknown or revoked)")
                 .with_hint("use a live token: the local platform's admin token is in endpoint.json in its data directory"),
         )
@@ -184,10 +191,12 @@ struct CreateProject {
 
 async fn create_project(
     State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let request: CreateProject = parse_body(&body, r#"{"name": "my-app"}"#)?;
+    who.require(Capability::ManageProjects, Some(&request.name))?;
     let key = idempotency_key(&headers);
     let created = platform
         .create_project(&request.name, key.as_deref())
@@ -200,14 +209,26 @@ async fn create_project(
     Ok((status, Json(created)).into_response())
 }
 
-async fn list_projects(State(platform): State<LocalPlatform>) -> ApiResult<Response> {
-    Ok(Json(serde_json::json!({ "projects": platform.list_projects().await? })).into_response())
+async fn list_projects(
+    State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
+) -> ApiResult<Response> {
+    who.require(Capability::Read, None)?;
+    let projects: Vec<_> = platform
+        .list_projects()
+        .await?
+        .into_iter()
+        .filter(|project| who.reaches(&project.name))
+        .collect();
+    Ok(Json(serde_json::json!({ "projects": projects })).into_response())
 }
 
 async fn get_project(
     State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
     Path(project): Path<String>,
 ) -> ApiResult<Response> {
+    who.require(Capability::Read, Some(&project))?;
     Ok(Json(platform.get_project(&project).await?).into_response())
 }
 
@@ -219,10 +240,12 @@ struct Confirm {
 
 async fn delete_project(
     State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
     Path(project): Path<String>,
     Query(confirm): Query<Confirm>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    who.require(Capability::ManageProjects, Some(&project))?;
     let key = idempotency_key(&headers);
     Ok(Json(
         platform
@@ -234,8 +257,10 @@ async fn delete_project(
 
 async fn list_services(
     State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
     Path(project): Path<String>,
 ) -> ApiResult<Response> {
+    who.require(Capability::Read, Some(&project))?;
     Ok(
         Json(serde_json::json!({ "services": platform.list_services(&project).await? }))
             .into_response(),
@@ -250,9 +275,11 @@ struct LogLines {
 
 async fn get_service(
     State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
     Path((project, service)): Path<(String, String)>,
     Query(query): Query<LogLines>,
 ) -> ApiResult<Response> {
+    who.require(Capability::Read, Some(&project))?;
     Ok(Json(
         platform
             .get_service(&project, &service, query.log_lines)
@@ -269,10 +296,12 @@ struct Scale {
 
 async fn scale_service(
     State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
     Path((project, service)): Path<(String, String)>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
+    who.require(Capability::Deploy, Some(&project))?;
     let request: Scale = parse_body(&body, r#"{"replicas": 2}"#)?;
     let key = idempotency_key(&headers);
     Ok(Json(
@@ -285,10 +314,12 @@ async fn scale_service(
 
 async fn create_deploy(
     State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
     Path((project, service)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
+    who.require(Capability::Deploy, Some(&project))?;
     let uploads = platform.data_dir().join("uploads");
     tokio::fs::create_dir_all(&uploads).await.map_err(|err| {
         Error::new(
@@ -359,10 +390,12 @@ struct Rollback {
 
 async fn rollback(
     State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
     Path((project, service)): Path<(String, String)>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
+    who.require(Capability::Deploy, Some(&project))?;
     let request: Rollback = if body.is_empty() {
         Rollback::default()
     } else {
@@ -379,9 +412,11 @@ async fn rollback(
 
 async fn restart(
     State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
     Path((project, service)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    who.require(Capability::Deploy, Some(&project))?;
     let key = idempotency_key(&headers);
     Ok(Json(platform.restart(&project, &service, key.as_deref()).await?).into_response())
 }
@@ -407,10 +442,12 @@ fn wants_events(headers: &HeaderMap) -> bool {
 /// then every new line as it is written (`event: log`).
 async fn logs(
     State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
     Path((project, service)): Path<(String, String)>,
     Query(query): Query<Lines>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    who.require(Capability::Read, Some(&project))?;
     let logs = platform.logs(&project, &service, query.lines).await?;
     if !wants_events(&headers) {
         return Ok(Json(logs).into_response());
@@ -469,9 +506,11 @@ async fn logs(
 /// `Last-Event-ID` (all, without it), then each new one.
 async fn stream_events(
     State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
     Path(project): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    who.require(Capability::Read, Some(&project))?;
     let after = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok())
@@ -523,10 +562,12 @@ struct SetEnv {
 
 async fn set_env(
     State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
     Path(project): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
+    who.require(Capability::ManageEnv, Some(&project))?;
     let request: SetEnv = parse_body(&body, r#"{"vars": {"API_URL": "https://…"}}"#)?;
     let vars: Vec<(String, String)> = request.vars.into_iter().collect();
     let key = idempotency_key(&headers);
@@ -535,25 +576,32 @@ async fn set_env(
 
 async fn list_env(
     State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
     Path(project): Path<String>,
 ) -> ApiResult<Response> {
+    who.require(Capability::Read, Some(&project))?;
     Ok(Json(serde_json::json!({ "names": platform.list_env(&project).await? })).into_response())
 }
 
 async fn get_operation(
     State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    Ok(Json(platform.get_operation(&id).await?).into_response())
+    let operation = platform.get_operation(&id).await?;
+    who.require(Capability::Read, Some(&operation.project))?;
+    Ok(Json(operation).into_response())
 }
 
 async fn stream_operation(
     State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    // Fails now, as JSON, for an unknown operation.
-    platform.get_operation(&id).await?;
+    // Fails now, as JSON, for an unknown operation or one out of the token's reach.
+    let operation = platform.get_operation(&id).await?;
+    who.require(Capability::Read, Some(&operation.project))?;
     let after = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok())
@@ -601,4 +649,33 @@ async fn stream_operation(
     Ok(Sse::new(stream.flatten())
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+async fn create_token(
+    State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let request: TokenRequest = parse_body(
+        &body,
+        r#"{"name": "child-deploy", "capabilities": ["read", "deploy"], "projects": ["child-1"]}"#,
+    )?;
+    let issued = platform.issue_token_as(&who, request).await?;
+    Ok((StatusCode::CREATED, Json(issued)).into_response())
+}
+
+async fn list_tokens(
+    State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
+) -> ApiResult<Response> {
+    Ok(Json(serde_json::json!({ "tokens": platform.list_tokens_as(&who).await? })).into_response())
+}
+
+async fn revoke_token(
+    State(platform): State<LocalPlatform>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let revoked = platform.revoke_token_as(&who, &id).await?;
+    Ok(Json(RevokedTokens { revoked }).into_response())
 }

@@ -9,8 +9,9 @@
 use crate::api::Platform;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{
-    CreatedProject, DeletedProject, DeployAccepted, EnvChange, Operation, OperationEvent,
-    ProjectState, ProjectSummary, ServiceDetail, ServiceLogs, ServiceState,
+    CreatedProject, DeletedProject, DeployAccepted, EnvChange, IssuedToken, Operation,
+    OperationEvent, ProjectState, ProjectSummary, RevokedTokens, ServiceDetail, ServiceLogs,
+    ServiceState, TokenInfo, TokenRequest,
 };
 use automaton_tools::clock::SystemClock;
 use automaton_tools::resilience::{
@@ -537,6 +538,47 @@ impl Platform for HttpPlatform {
                 ),
                 Body::None,
                 false,
+                None,
+            )
+            .await
+        })
+    }
+
+    fn issue_token<'a>(&'a self, request: &'a TokenRequest) -> BoxFuture<'a, Result<IssuedToken>> {
+        Box::pin(async move {
+            let body = serde_json::to_value(request)
+                .map_err(|err| Error::new(ErrorCode::InvalidInput, err.to_string()))?;
+            self.call(
+                reqwest::Method::POST,
+                "/v1/tokens",
+                Body::Json(body),
+                true,
+                None,
+            )
+            .await
+        })
+    }
+
+    fn list_tokens(&self) -> BoxFuture<'_, Result<Vec<TokenInfo>>> {
+        Box::pin(async move {
+            #[derive(serde::Deserialize)]
+            struct Tokens {
+                tokens: Vec<TokenInfo>,
+            }
+            let tokens: Tokens = self
+                .call(reqwest::Method::GET, "/v1/tokens", Body::None, false, None)
+                .await?;
+            Ok(tokens.tokens)
+        })
+    }
+
+    fn revoke_token<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<RevokedTokens>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::DELETE,
+                &format!("/v1/tokens/{}", segment(id)),
+                Body::None,
+                true,
                 None,
             )
             .await

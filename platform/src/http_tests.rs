@@ -435,3 +435,144 @@ async fn project_events_and_service_logs_stream_as_server_sent_events() {
     assert_eq!(missing.status(), 404);
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn scoped_tokens_reach_only_their_projects_cannot_escalate_and_die_when_revoked() {
+    use crate::model::{Capability, TokenRequest};
+    let gateway = Gateway::start().await;
+    let admin = gateway.client();
+    admin.create_project("parent", None).await.unwrap();
+    admin.create_project("child-1", None).await.unwrap();
+    let request = |capabilities: &[Capability], projects: Option<&[&str]>| TokenRequest {
+        name: Some("test".to_owned()),
+        capabilities: capabilities.to_vec(),
+        projects: projects.map(|p| p.iter().map(|s| (*s).to_owned()).collect()),
+    };
+    // The parent's token: read, deploy and hand on tokens, for its own and its child's project.
+    let parent_token = admin
+        .issue_token(&request(
+            &[
+                Capability::Read,
+                Capability::Deploy,
+                Capability::ManageTokens,
+            ],
+            Some(&["parent", "child-1"]),
+        ))
+        .await
+        .unwrap();
+    assert!(parent_token.secret.starts_with("cwy_"));
+    let parent =
+        HttpPlatform::with_retry(&gateway.url, &parent_token.secret, fast_retry()).unwrap();
+    let visible: Vec<String> = parent
+        .list_projects()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(visible, ["child-1", "parent"]);
+    admin.create_project("other", None).await.unwrap();
+    let err = parent.get_project("other").await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::CapabilityMissing, "{err:?}");
+    assert!(err.message.contains("not scoped to project `other`"));
+    let err = parent
+        .set_env("parent", &[("A".to_owned(), "b".to_owned())], None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::CapabilityMissing);
+    assert!(err.hint.contains("manage_env"), "{err:?}");
+    let err = parent.create_project("new-one", None).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::CapabilityMissing);
+
+    // Sub-delegation: a child token within the parent's grant works; more is refused.
+    let child_token = parent
+        .issue_token(&request(
+            &[Capability::Read, Capability::Deploy],
+            Some(&["child-1"]),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        child_token.token.issuer.as_deref(),
+        Some(parent_token.token.id.as_str())
+    );
+    for escalation in [
+        request(&[Capability::ManageEnv], Some(&["child-1"])),
+        request(&[Capability::Read], Some(&["other"])),
+        request(&[Capability::Read], None),
+    ] {
+        let err = parent.issue_token(&escalation).await.unwrap_err();
+        assert_eq!(
+            err.code,
+            ErrorCode::CapabilityMissing,
+            "{escalation:?}: {err:?}"
+        );
+    }
+    let child = HttpPlatform::with_retry(&gateway.url, &child_token.secret, fast_retry()).unwrap();
+    let app = packed(&gateway.work, "app", &[("index.html", "child site")]);
+    let accepted = child.deploy("child-1", "web", &app, None).await.unwrap();
+    let done = child
+        .wait_operation(&accepted.operation_id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(done.status, OperationStatus::Succeeded, "{done:?}");
+    assert_eq!(
+        child
+            .deploy("parent", "web", &app, None)
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::CapabilityMissing
+    );
+    // Operations of projects out of reach are out of reach too.
+    let admin_op = admin.deploy("other", "web", &app, None).await.unwrap();
+    assert_eq!(
+        child
+            .get_operation(&admin_op.operation_id)
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::CapabilityMissing
+    );
+    let err = child
+        .issue_token(&request(&[Capability::Read], Some(&["child-1"])))
+        .await
+        .unwrap_err();
+    assert!(err.hint.contains("manage_tokens"), "{err:?}");
+
+    // Listings never show secrets; the parent sees what it issued.
+    let listed = parent.list_tokens().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, child_token.token.id);
+    let all = serde_json::to_string(&admin.list_tokens().await.unwrap()).unwrap();
+    assert!(
+        !all.contains(&child_token.secret) && !all.contains("cwy_"),
+        "{all}"
+    );
+
+    // Revoking the parent's token revokes the child's too, at once.
+    let revoked = admin.revoke_token(&parent_token.token.id).await.unwrap();
+    assert_eq!(revoked.revoked.len(), 2, "{revoked:?}");
+    assert_eq!(
+        parent.list_projects().await.unwrap_err().code,
+        ErrorCode::Unauthenticated
+    );
+    assert_eq!(
+        child.list_projects().await.unwrap_err().code,
+        ErrorCode::Unauthenticated
+    );
+    assert!(
+        admin
+            .revoke_token(&parent_token.token.id)
+            .await
+            .unwrap()
+            .revoked
+            .is_empty(),
+        "idempotent"
+    );
+    assert_eq!(
+        admin.revoke_token("tok_missing").await.unwrap_err().code,
+        ErrorCode::NotFound
+    );
+    gateway.stop().await;
+}

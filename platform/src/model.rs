@@ -420,6 +420,110 @@ pub struct ServiceLogs {
     pub build: Vec<String>,
 }
 
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// Read projects, services, env names, logs, operations, events.
+    Read,
+    /// Deploy, roll back, restart and scale services.
+    Deploy,
+    /// Set env variables.
+    ManageEnv,
+    /// Create and delete projects.
+    ManageProjects,
+    /// Issue, list and revoke tokens (within what the token holds).
+    ManageTokens,
+    /// Add, back up, query and delete datastores.
+    ManageDatastores,
+    /// Create, commit to and delete repositories.
+    ManageRepos,
+}
+
+impl Capability {
+    /// Every capability.
+    pub const ALL: [Self; 7] = [
+        Self::Read,
+        Self::Deploy,
+        Self::ManageEnv,
+        Self::ManageProjects,
+        Self::ManageTokens,
+        Self::ManageDatastores,
+        Self::ManageRepos,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Deploy => "deploy",
+            Self::ManageEnv => "manage_env",
+            Self::ManageProjects => "manage_projects",
+            Self::ManageTokens => "manage_tokens",
+            Self::ManageDatastores => "manage_datastores",
+            Self::ManageRepos => "manage_repos",
+        }
+    }
+
+    /// Every wire name, for hints.
+    pub fn names() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+}
+
+/// `createToken`'s request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// A label for listings.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What the token may do.
+    pub capabilities: Vec<Capability>,
+    /// The projects it may reach; absent means every project the issuer reaches (only for
+    /// issuers scoped to every project).
+    #[serde(default)]
+    pub projects: Option<Vec<String>>,
+}
+
+/// A token as listings show it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// Its id (`tok_…`).
+    pub id: String,
+    /// Its label.
+    pub name: String,
+    /// What it may do.
+    pub capabilities: Vec<Capability>,
+    /// Where (`null`: every project).
+    pub projects: Option<Vec<String>>,
+    /// The token that issued it, if a token did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// When, epoch ms.
+    pub created_at_ms: i64,
+    /// When it was revoked, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// `createToken`'s answer: the only time the secret is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedToken {
+    /// The token.
+    #[serde(flatten)]
+    pub token: TokenInfo,
+    /// The bearer secret, shown this once.
+    pub secret: String,
+}
+
+/// `revokeToken`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedTokens {
+    /// The token asked for and every token issued under it that was still live.
+    pub revoked: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

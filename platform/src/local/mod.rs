@@ -9,9 +9,11 @@ pub mod proxy;
 mod services;
 mod static_site;
 mod store;
+mod tokens;
 
 pub use deploy::{LOG_TAIL_LINES, MAX_BUILDS_IN_FLIGHT, MAX_SERVICES};
 pub use services::MAX_REPLICAS;
+pub use tokens::Principal;
 
 use crate::api::Platform;
 use crate::error::{Error, ErrorCode, Result};
@@ -40,6 +42,10 @@ pub const SCHEMA: CrateSchema = CrateSchema {
         Migration {
             version: 2,
             sql: include_str!("../../migrations/0002_gateway_tokens.sql"),
+        },
+        Migration {
+            version: 3,
+            sql: include_str!("../../migrations/0003_scoped_tokens.sql"),
         },
     ],
 };
@@ -684,6 +690,33 @@ impl Platform for LocalPlatform {
         lines: usize,
     ) -> BoxFuture<'a, Result<ServiceLogs>> {
         Box::pin(self.service_logs(project, service, lines))
+    }
+
+    // In process, the platform acts as its own admin; the gateway calls the `_as` forms
+    // with the caller's principal.
+    fn issue_token<'a>(
+        &'a self,
+        request: &'a crate::model::TokenRequest,
+    ) -> BoxFuture<'a, Result<crate::model::IssuedToken>> {
+        Box::pin(async move {
+            self.issue_token_as(&Principal::admin(), request.clone())
+                .await
+        })
+    }
+
+    fn list_tokens(&self) -> BoxFuture<'_, Result<Vec<crate::model::TokenInfo>>> {
+        Box::pin(async move { self.list_tokens_as(&Principal::admin()).await })
+    }
+
+    fn revoke_token<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<crate::model::RevokedTokens>> {
+        Box::pin(async move {
+            Ok(crate::model::RevokedTokens {
+                revoked: self.revoke_token_as(&Principal::admin(), id).await?,
+            })
+        })
     }
 }
 

@@ -227,6 +227,9 @@ pub enum PlatformCommand {
     /// List projects.
     #[command(subcommand)]
     Projects(ProjectsCommand),
+    /// Issue, list or revoke scoped tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// Delete a project and everything in it.
     #[command(after_help = "Example:\n  automaton platform delete shop --confirm")]
     Delete {
@@ -283,6 +286,35 @@ pub enum EnvCommand {
         /// The project (default: this directory's).
         #[arg(long)]
         project: Option<String>,
+    },
+}
+
+/// `automaton platform tokens …`
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// A token with some of this token's capabilities, within its scope; prints the secret once.
+    #[command(
+        after_help = "Example:\n  automaton platform tokens issue --caps read,deploy --projects child-1 --name child\n\nCapabilities: read, deploy, manage_env, manage_projects, manage_tokens, manage_datastores, manage_repos."
+    )]
+    Issue {
+        /// Comma-separated capabilities.
+        #[arg(long, value_delimiter = ',', required = true)]
+        caps: Vec<String>,
+        /// Comma-separated projects it may reach (default: every project).
+        #[arg(long, value_delimiter = ',')]
+        projects: Option<Vec<String>>,
+        /// A label for listings.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// The tokens this token may see (never secrets).
+    #[command(after_help = "Example:\n  automaton platform tokens list")]
+    List,
+    /// Revoke a token and every token issued under it.
+    #[command(after_help = "Example:\n  automaton platform tokens revoke tok_0123456789ab")]
+    Revoke {
+        /// The token's id.
+        id: String,
     },
 }
 

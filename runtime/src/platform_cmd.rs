@@ -463,7 +463,9 @@ pub async fn run_cli(
     mode: OutputMode,
     cancel: CancellationToken,
 ) -> Result<std::process::ExitCode> {
-    use crate::cli::{EnvCommand, PlatformCommand, ProjectsCommand, ServicesCommand};
+    use crate::cli::{
+        EnvCommand, PlatformCommand, ProjectsCommand, ServicesCommand, TokensCommand,
+    };
     use std::process::ExitCode;
     if let PlatformCommand::Serve {
         listen,
@@ -675,6 +677,68 @@ pub async fn run_cli(
                 }
                 seen = now;
             }
+        }
+        PlatformCommand::Tokens(TokensCommand::Issue {
+            caps,
+            projects,
+            name,
+        }) => {
+            let capabilities = caps
+                .iter()
+                .map(|cap| {
+                    serde_json::from_value(serde_json::Value::String(cap.trim().to_owned()))
+                        .map_err(|_| Error::InvalidInput {
+                            message: format!("`{cap}` is not a capability"),
+                            hint: format!(
+                                "use some of: {}",
+                                automaton_platform::model::Capability::names()
+                            ),
+                        })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let request = automaton_platform::model::TokenRequest {
+                name,
+                capabilities,
+                projects,
+            };
+            let issued = platform.issue_token(&request).await.map_err(fail)?;
+            print(&issued, mode, |t| {
+                format!(
+                    "issued {} — its secret, shown only now:\n{}",
+                    t.token.id, t.secret
+                )
+            });
+        }
+        PlatformCommand::Tokens(TokensCommand::List) => {
+            let tokens = platform.list_tokens().await.map_err(fail)?;
+            print(&tokens, mode, |list| {
+                list.iter()
+                    .map(|t| {
+                        let caps: Vec<&str> = t.capabilities.iter().map(|c| c.as_str()).collect();
+                        format!(
+                            "{} {:<16} {} on {}{}",
+                            t.id,
+                            t.name,
+                            caps.join(","),
+                            t.projects
+                                .as_ref()
+                                .map_or_else(|| "every project".to_owned(), |p| p.join(",")),
+                            if t.revoked_at_ms.is_some() {
+                                " (revoked)"
+                            } else {
+                                ""
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        PlatformCommand::Tokens(TokensCommand::Revoke { id }) => {
+            let revoked = platform.revoke_token(&id).await.map_err(fail)?;
+            print(&revoked, mode, |r| {
+                format!("revoked: {}", r.revoked.join(", "))
+            });
         }
         PlatformCommand::Projects(ProjectsCommand::List) => {
             let projects = platform.list_projects().await.map_err(fail)?;

@@ -176,6 +176,41 @@ fn the_platform_cli_deploys_to_a_live_url_and_answers_errors_in_the_seed_s_shape
             .iter()
             .any(|l| l.as_str().unwrap().ends_with("serving"))
     );
+    // Tokens from the CLI: issued once with its secret, listed without it, revoked.
+    let issued = json(&platform(
+        &cwd,
+        &data,
+        &[
+            "tokens",
+            "issue",
+            "--caps",
+            "read,deploy",
+            "--projects",
+            "shop",
+            "--name",
+            "ci",
+        ],
+    ));
+    let secret = issued["secret"].as_str().unwrap().to_owned();
+    let listed = platform(&cwd, &data, &["tokens", "list"]);
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains(&secret));
+    assert_eq!(json(&listed)[1]["name"], "ci");
+    let bad = error_json(&platform(
+        &cwd,
+        &data,
+        &["tokens", "issue", "--caps", "root"],
+    ));
+    assert!(
+        bad["hint"].as_str().unwrap().contains("manage_env"),
+        "{bad}"
+    );
+    let revoked = json(&platform(
+        &cwd,
+        &data,
+        &["tokens", "revoke", issued["id"].as_str().unwrap()],
+    ));
+    assert_eq!(revoked["revoked"][0], issued["id"]);
+
     let deleted = json(&platform(&cwd, &data, &["delete", "shop", "--confirm"]));
     assert_eq!(deleted["deleted"], true);
     // The agent reaches the platform through its tools only: its token and state are

@@ -146,18 +146,22 @@ impl Serialize for WireCalls<'_> {
 /// A chat-completions request body, borrowing the conversation and the tool list: it is
 /// serialised once, by the client, with no `serde_json::Value` copy of ~30 KB built first.
 #[derive(Debug, Serialize)]
-pub(crate) struct WireRequest<'a> {
-    pub(crate) model: &'a str,
+pub struct WireRequest<'a> {
+    /// The model's name at the provider.
+    pub model: &'a str,
+    /// The conversation, in order (serialised through [`Message::to_wire`]).
     #[serde(serialize_with = "wire_messages")]
-    pub(crate) messages: &'a [Message],
-    pub(crate) max_tokens: u32,
-    pub(crate) stream: bool,
+    pub messages: &'a [Message],
+    /// The answer's token ceiling.
+    pub max_tokens: u32,
+    /// Always `false`: answers are read whole.
+    pub stream: bool,
     /// Left out (with `tool_choice`) when empty or when the model cannot call tools.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    pub(crate) tools: &'a [serde_json::Value],
+    pub tools: &'a [serde_json::Value],
     /// Only ever `auto`: llama.cpp's server rejects `required`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) tool_choice: Option<&'static str>,
+    pub tool_choice: Option<&'static str>,
 }
 
 fn wire_messages<S: Serializer>(messages: &&[Message], serializer: S) -> Result<S::Ok, S::Error> {

@@ -91,9 +91,10 @@ pub struct Error {
     /// The last lines of the build or app log, when a gate failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log_tail: Vec<String>,
-    /// The relevant state (e.g. the existing project on a conflict).
+    /// The relevant state (e.g. the existing project on a conflict); boxed to keep the
+    /// error small on the happy path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<serde_json::Value>,
+    pub state: Option<Box<serde_json::Value>>,
 }
 
 impl Error {
@@ -115,6 +116,13 @@ impl Error {
         self
     }
 
+    /// Marks the failure retryable though its code usually is not (a quota that frees
+    /// itself, like builds in flight).
+    pub fn retryable_anyway(mut self) -> Self {
+        self.retryable = true;
+        self
+    }
+
     /// Attaches the log tail of a failed gate.
     pub fn with_log_tail(mut self, lines: Vec<String>) -> Self {
         self.log_tail = lines;
@@ -123,8 +131,14 @@ impl Error {
 
     /// Attaches the relevant state.
     pub fn with_state(mut self, state: serde_json::Value) -> Self {
-        self.state = Some(state);
+        self.state = Some(Box::new(state));
         self
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::new(ErrorCode::InternalError, format!("platform.db: {err}"))
     }
 }
 

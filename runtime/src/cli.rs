@@ -40,9 +40,13 @@ pub enum Command {
         /// Stop after this many turns.
         #[arg(long, value_name = "N")]
         max_turns: Option<u32>,
-        /// Why the agent wakes, put in front of the model.
-        #[arg(long, value_name = "TEXT")]
-        wake_reason: Option<String>,
+        /// Read why the agent wakes (put in front of the model) from stdin.
+        #[arg(long)]
+        wake_stdin: bool,
+        /// The pid of the `automaton run` that starts this stretch; the stretch gets SIGTERM
+        /// when that process dies.
+        #[arg(long, value_name = "PID")]
+        parent_pid: Option<u32>,
     },
     /// Create the home non-interactively (for agents and scripts); idempotent.
     #[command(
@@ -72,6 +76,10 @@ pub enum Command {
     /// Show or run the heartbeat's schedules.
     #[command(subcommand)]
     Heartbeat(HeartbeatCommand),
+    /// The Conway platform: deploy apps to live URLs (seed 000's `conway` verbs), or serve
+    /// the local platform.
+    #[command(subcommand)]
+    Platform(PlatformCommand),
     /// Print the system prompt the agent would see now, with tokens per layer.
     #[command(after_help = "Example:\n  automaton prompt --json")]
     Prompt,
@@ -120,6 +128,170 @@ pub enum HeartbeatCommand {
         /// The schedule's name, as `heartbeat list` shows it.
         name: String,
     },
+}
+
+/// `automaton platform …`: seed 000's `conway` CLI, one to one. Uses `CONWAY_ENDPOINT` and
+/// `CONWAY_TOKEN` when set, else the local platform (started in the background if needed).
+#[derive(Debug, Subcommand)]
+pub enum PlatformCommand {
+    /// Run the local platform: its REST gateway under /v1 and the apps it hosts.
+    #[command(
+        after_help = "Example:\n  automaton platform serve --listen 127.0.0.1:7878\n\nData: --data-dir, else $AUTOMATON_PLATFORM_DIR, else ~/.automaton-platform. The address and the admin token are written to endpoint.json (0600) there."
+    )]
+    Serve {
+        /// The address to listen on.
+        #[arg(long, default_value = crate::platform_cmd::DEFAULT_LISTEN, value_name = "ADDR")]
+        listen: String,
+        /// The address of the live URLs' proxy (default: the port it had, else any free one).
+        #[arg(long, value_name = "ADDR")]
+        proxy_listen: Option<String>,
+        /// Where the platform keeps its state, releases and logs.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Create a project (idempotent) and make it this directory's current project.
+    #[command(after_help = "Example:\n  automaton platform init shop")]
+    Init {
+        /// The project's name (lowercase letters, digits, hyphens).
+        name: String,
+    },
+    /// Deploy a source directory; prints the live URL (`url` in JSON).
+    #[command(after_help = "Example:\n  automaton platform deploy --service app --dir .")]
+    Deploy {
+        /// The project (default: this directory's, from `init`).
+        #[arg(long)]
+        project: Option<String>,
+        /// The service.
+        #[arg(long, default_value = "app")]
+        service: String,
+        /// The source directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Return once the deploy is accepted instead of waiting for it.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// The project's full state: services, releases, env names, recent events.
+    #[command(after_help = "Example:\n  automaton platform status --json")]
+    Status {
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// List or scale services.
+    #[command(subcommand)]
+    Services(ServicesCommand),
+    /// Point a service back at its previous (or a named) release.
+    #[command(
+        after_help = "Example:\n  automaton platform rollback --service app\n  automaton platform rollback --service app --to rel_0123456789abcdef"
+    )]
+    Rollback {
+        /// The service.
+        #[arg(long, default_value = "app")]
+        service: String,
+        /// The release to return to (default: the previous one).
+        #[arg(long, value_name = "RELEASE")]
+        to: Option<String>,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Restart a service's instances.
+    #[command(after_help = "Example:\n  automaton platform restart app")]
+    Restart {
+        /// The service.
+        service: String,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Set or list the project's env (values are never shown).
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// A service's logs: runtime and latest build.
+    #[command(after_help = "Example:\n  automaton platform logs --service app -f")]
+    Logs {
+        /// The service.
+        #[arg(long, default_value = "app")]
+        service: String,
+        /// Keep printing new lines.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// How many lines.
+        #[arg(long, default_value_t = 100)]
+        lines: usize,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// List projects.
+    #[command(subcommand)]
+    Projects(ProjectsCommand),
+    /// Delete a project and everything in it.
+    #[command(after_help = "Example:\n  automaton platform delete shop --confirm")]
+    Delete {
+        /// The project.
+        name: String,
+        /// Required: the deletion cannot be undone.
+        #[arg(long)]
+        confirm: bool,
+    },
+}
+
+/// `automaton platform services …`
+#[derive(Debug, Subcommand)]
+pub enum ServicesCommand {
+    /// The project's services.
+    #[command(after_help = "Example:\n  automaton platform services list")]
+    List {
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Run N replicas of a service (0 stops it).
+    #[command(after_help = "Example:\n  automaton platform services scale app --replicas 2")]
+    Scale {
+        /// The service.
+        service: String,
+        /// How many instances.
+        #[arg(long)]
+        replicas: u32,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+}
+
+/// `automaton platform env …`
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Merge variables into the project env; running services restart.
+    #[command(
+        after_help = "Example:\n  automaton platform env set API_URL=https://example.com MODE=prod"
+    )]
+    Set {
+        /// NAME=value pairs.
+        #[arg(required = true, value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// The names of the project's variables.
+    #[command(after_help = "Example:\n  automaton platform env list")]
+    List {
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+}
+
+/// `automaton platform projects …`
+#[derive(Debug, Subcommand)]
+pub enum ProjectsCommand {
+    /// Every project.
+    #[command(after_help = "Example:\n  automaton platform projects list")]
+    List,
 }
 
 /// `automaton config …`

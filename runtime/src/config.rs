@@ -66,6 +66,20 @@ pub struct AutomatonConfig {
     /// The balance thresholds of the survival tiers.
     #[serde(default)]
     pub survival: SurvivalThresholds,
+    /// A Conway gateway to deploy to instead of the local platform. `CONWAY_ENDPOINT` and
+    /// `CONWAY_TOKEN` in the environment take precedence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conway: Option<ConwayConfig>,
+}
+
+/// A Conway gateway (seed 000's REST API).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConwayConfig {
+    /// The gateway's base URL, e.g. `https://api.example.com`.
+    pub endpoint: String,
+    /// A file (relative to the home, mode 0600) holding the bearer token.
+    pub token_file: String,
 }
 
 /// Where the survival tiers begin, in micro-USDC of credit balance. A balance above
@@ -348,6 +362,25 @@ impl AutomatonConfig {
             message,
             hint: hint.to_owned(),
         };
+        if let Some(conway) = &self.conway {
+            if !(conway.endpoint.starts_with("http://") || conway.endpoint.starts_with("https://"))
+            {
+                return Err(invalid(
+                    "conway.endpoint",
+                    format!("`{}` is not an http(s) URL", conway.endpoint),
+                    "use the gateway's base URL, e.g. https://api.example.com",
+                ));
+            }
+            if conway.token_file.starts_with('/')
+                || conway.token_file.split('/').any(|part| part == "..")
+            {
+                return Err(invalid(
+                    "conway.tokenFile",
+                    format!("`{}` is not a path inside the home", conway.token_file),
+                    "store the token under the home, e.g. keys/conway.token (mode 0600)",
+                ));
+            }
+        }
         if self.config_version != CONFIG_VERSION {
             return Err(invalid(
                 "configVersion",

@@ -29,6 +29,8 @@ pub enum ErrorCode {
     Git,
     /// Another `automaton run` already runs this home.
     Busy,
+    /// The Conway platform answered with an error (its own code is printed).
+    Platform,
 }
 
 /// Errors of the automaton runtime.
@@ -96,6 +98,14 @@ pub enum Error {
     /// Another `automaton run` holds the home's run lock.
     #[error("another `automaton run` is already running this home ({0})")]
     Busy(PathBuf),
+    /// A stretch started by an earlier run still holds the stretch lock.
+    #[error(
+        "a stretch of the agent started by an earlier `automaton run` is still finishing ({0})"
+    )]
+    StretchRunning(PathBuf),
+    /// The platform refused or failed a call; its own `{code, message, hint, retryable}`.
+    #[error("{}", .0.message)]
+    Platform(Box<automaton_platform::Error>),
     /// A file in the home failed to parse.
     #[error("{file}: {message}")]
     HomeFile {
@@ -135,7 +145,8 @@ impl Error {
             Self::NotATerminal(_) => ErrorCode::NotATerminal,
             Self::Git(_) => ErrorCode::Git,
             Self::Relayed { code, .. } => *code,
-            Self::Busy(_) => ErrorCode::Busy,
+            Self::Busy(_) | Self::StretchRunning(_) => ErrorCode::Busy,
+            Self::Platform(_) => ErrorCode::Platform,
         }
     }
 
@@ -146,7 +157,9 @@ impl Error {
             | Self::InvalidConfig { hint, .. }
             | Self::HomeFile { hint, .. }
             | Self::Relayed { hint, .. } => hint.clone(),
+            Self::Platform(error) => error.hint.clone(),
             Self::Busy(_) => "one automaton runs one home at a time: stop the other run (SIGTERM), or use another --home".to_owned(),
+            Self::StretchRunning(_) => "its run is gone and it was told to stop; it exits once its tool call is done (at most a minute): wait and start `automaton run` again (`pgrep -af 'automaton.* stretch'` shows it)".to_owned(),
             Self::NotInitialized(_) => {
                 "run `automaton init --name NAME --genesis-prompt TEXT --creator 0x…` (or `automaton setup` on a terminal)".to_owned()
             }

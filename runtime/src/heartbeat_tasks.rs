@@ -144,8 +144,9 @@ impl HeartbeatTask for CheckCredits {
         Box::pin(async move {
             let Some(source) = &self.0.credits else {
                 return Err(TaskFailure::permanent(
-                    "no credit source is configured, so the balance and the tier cannot be read; \
-                     the Conway platform provides one (CONWAY_ENDPOINT and CONWAY_TOKEN)",
+                    "no credit source is available, so the balance and the survival tier stay \
+                     unknown: the balance comes from the Conway platform's credits, which this \
+                     build does not read yet; the automaton runs at the normal tier meanwhile",
                 ));
             };
             let reading = tokio::select! {
@@ -160,6 +161,14 @@ impl HeartbeatTask for CheckCredits {
             })
             .await
             .map_err(db_failure)?;
+            if let Some(error) = observation.error {
+                // Recorded (nothing moved); failed so the scheduler retries with backoff.
+                return Err(TaskFailure::transient(format!(
+                    "the {} balance could not be read: {error}; the last known balance and tier \
+                     stay in force",
+                    source.name()
+                )));
+            }
             let tier = observation.standing.effective_tier();
             self.0.tier.send_replace(tier);
             let summary = json!({
@@ -167,7 +176,6 @@ impl HeartbeatTask for CheckCredits {
                 "balance_micro_usdc": observation.standing.balance.as_ref().map(|b| b.balance_micro_usdc),
                 "tier": observation.standing.tier,
                 "stale": observation.standing.stale,
-                "error": observation.error,
                 "zero_since_ms": observation.standing.zero_since_ms,
             });
             let mut outcome = TaskOutcome::new(summary);
@@ -195,6 +203,9 @@ impl HeartbeatTask for CheckCredits {
 /// `health_check`.
 pub struct HealthCheck(pub TaskDeps);
 
+/// The kv key holding the problems the agent was last woken for.
+const HEALTH_REPORTED_KEY: &str = "health_reported";
+
 /// Free space in the home below which `health_check` fails.
 const MIN_FREE_BYTES: u64 = 100 * 1024 * 1024;
 
@@ -203,7 +214,7 @@ impl HeartbeatTask for HealthCheck {
         "health_check"
     }
 
-    fn run(&self, _ctx: TaskContext) -> BoxFuture<'_, Result<TaskOutcome, TaskFailure>> {
+    fn run(&self, ctx: TaskContext) -> BoxFuture<'_, Result<TaskOutcome, TaskFailure>> {
         Box::pin(async move {
             let mut problems: Vec<String> = Vec::new();
             let quick = with_db(&self.0.db, |db| db.quick_check()).await;
@@ -241,7 +252,33 @@ impl HeartbeatTask for HealthCheck {
                 "free_bytes": free,
             });
             let outcome = TaskOutcome::new(summary);
-            Ok(if problems.is_empty() {
+            // The agent is woken once per distinct set of problems, not every firing while
+            // they last; a healthy check forgets them, so a recurrence wakes it again.
+            let reported = problems.join("\n");
+            let now = ctx.clock.now_ms();
+            let already_told = read_db(&self.0.db, move |db| {
+                db.write(|tx| {
+                    let told: Option<String> = tx
+                        .query_row(
+                            "SELECT value FROM kv WHERE key = ?1",
+                            [HEALTH_REPORTED_KEY],
+                            |r| r.get(0),
+                        )
+                        .ok();
+                    if reported.is_empty() {
+                        tx.execute("DELETE FROM kv WHERE key = ?1", [HEALTH_REPORTED_KEY])?;
+                    } else {
+                        tx.execute(
+                            "INSERT INTO kv (key, value, updated_at) VALUES (?1, ?2, ?3)
+                             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                            rusqlite::params![HEALTH_REPORTED_KEY, reported, now],
+                        )?;
+                    }
+                    Ok(told.as_deref() == Some(reported.as_str()))
+                })
+            })
+            .await?;
+            Ok(if problems.is_empty() || already_told {
                 outcome
             } else {
                 outcome.with_wake(WakeRequest::new(
@@ -256,8 +293,13 @@ impl HeartbeatTask for HealthCheck {
     }
 }
 
-/// `check_for_updates`: params `repo` (a git checkout), `remote` (default `origin`),
-/// `branch` (default the checkout's current branch).
+/// `check_for_updates`: params `repo` (a checkout inside the agent's workspace, given relative
+/// to it), `remote` (default `origin`), `branch` (default the checkout's current branch).
+///
+/// The params can come from the agent (`modify_heartbeat`), so they are held to what the task
+/// is for: the checkout must resolve inside `<home>/workspace` (no absolute paths, no `..`, no
+/// symlink out), the remote and branch must be valid git names, and the fetch is one refspec,
+/// `+refs/heads/<branch>:refs/remotes/<remote>/<branch>`, so nothing else in the checkout moves.
 pub struct CheckForUpdates(pub TaskDeps);
 
 impl HeartbeatTask for CheckForUpdates {
@@ -279,17 +321,20 @@ impl HeartbeatTask for CheckForUpdates {
             };
             let Some(repo) = param("repo") else {
                 return Err(TaskFailure::permanent(
-                    "no checkout to watch: give this entry `params: {repo: /path/to/checkout}` \
-                     (optionally `remote` and `branch`) with modify_heartbeat or in heartbeat.yml",
+                    "no checkout to watch: give this entry `params: {repo: <checkout>}`, a path \
+                     relative to the workspace (optionally `remote` and `branch`), with \
+                     modify_heartbeat or in heartbeat.yml",
                 ));
             };
             let remote = param("remote").unwrap_or_else(|| "origin".to_owned());
             let branch = param("branch");
-            let repo_path = self.0.home.root().join(&repo);
-            let fetched =
-                tokio::task::spawn_blocking(move || fetch_upstream(&repo_path, &remote, branch))
-                    .await
-                    .map_err(|err| TaskFailure::transient(err.to_string()))??;
+            let repo_path = checkout_in_workspace(&crate::toolbox::workspace(&self.0.home), &repo)?;
+            let cancel = ctx.cancel.clone();
+            let fetched = tokio::task::spawn_blocking(move || {
+                fetch_upstream(&repo_path, &remote, branch, &cancel)
+            })
+            .await
+            .map_err(|err| TaskFailure::transient(err.to_string()))??;
             let key = format!("upstream_seen:{repo}");
             let (seen_key, head) = (key.clone(), fetched.upstream_head.clone());
             let now = ctx.clock.now_ms();
@@ -335,6 +380,44 @@ impl HeartbeatTask for CheckForUpdates {
     }
 }
 
+/// Resolves `repo` (relative to the workspace) to a directory inside the workspace, following
+/// symlinks before the containment check.
+fn checkout_in_workspace(
+    workspace: &std::path::Path,
+    repo: &str,
+) -> Result<std::path::PathBuf, TaskFailure> {
+    let relative = std::path::Path::new(repo);
+    let escapes = relative.is_absolute()
+        || relative
+            .components()
+            .any(|part| !matches!(part, std::path::Component::Normal(_)));
+    if repo.is_empty() || escapes {
+        return Err(TaskFailure::permanent(format!(
+            "`repo` must be a path relative to the workspace ({}) without `..`, got `{repo}`; \
+             clone the repository into the workspace and name it, e.g. `repo: my-app`",
+            workspace.display()
+        )));
+    }
+    let outside = |detail: String| {
+        TaskFailure::permanent(format!(
+            "`repo: {repo}` is not a checkout inside the workspace ({detail}); clone it into {} \
+             first",
+            workspace.display()
+        ))
+    };
+    let root = workspace
+        .canonicalize()
+        .map_err(|err| outside(format!("the workspace: {err}")))?;
+    let resolved = root
+        .join(relative)
+        .canonicalize()
+        .map_err(|err| outside(err.to_string()))?;
+    if !resolved.starts_with(&root) || resolved == root {
+        return Err(outside(format!("it resolves to {}", resolved.display())));
+    }
+    Ok(resolved)
+}
+
 struct Fetched {
     branch: String,
     upstream_head: String,
@@ -345,10 +428,17 @@ fn fetch_upstream(
     path: &std::path::Path,
     remote_name: &str,
     branch: Option<String>,
+    cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<Fetched, TaskFailure> {
     let permanent = |what: &str, err: git2::Error| {
         TaskFailure::permanent(format!("{what} {}: {}", path.display(), err.message()))
     };
+    if !git2::Remote::is_valid_name(remote_name) {
+        return Err(TaskFailure::permanent(format!(
+            "`remote: {remote_name}` is not a valid git remote name; use the name `git remote` \
+             lists, e.g. `origin`"
+        )));
+    }
     let repo =
         git2::Repository::open(path).map_err(|err| permanent("cannot open the checkout", err))?;
     let branch = match branch {
@@ -356,6 +446,7 @@ fn fetch_upstream(
         None => repo
             .head()
             .ok()
+            .filter(git2::Reference::is_branch)
             .and_then(|head| head.shorthand().ok().map(str::to_owned))
             .ok_or_else(|| {
                 TaskFailure::permanent(format!(
@@ -364,26 +455,45 @@ fn fetch_upstream(
                 ))
             })?,
     };
+    let local_ref = format!("refs/heads/{branch}");
+    if branch.starts_with('-') || !git2::Reference::is_valid_name(&local_ref) {
+        return Err(TaskFailure::permanent(format!(
+            "`branch: {branch}` is not a valid branch name; give the short name of a branch, \
+             e.g. `main`"
+        )));
+    }
     let mut remote = repo
         .find_remote(remote_name)
         .map_err(|err| permanent(&format!("no remote `{remote_name}` in"), err))?;
-    remote.fetch(&[&branch], None, None).map_err(|err| {
-        TaskFailure::transient(format!(
-            "fetching {remote_name}/{branch}: {}",
-            err.message()
-        ))
-    })?;
+    let tracking_ref = format!("refs/remotes/{remote_name}/{branch}");
+    let refspec = format!("+{local_ref}:{tracking_ref}");
+    // The transfer checks the cancellation between packets: a stopping run or a timed-out
+    // firing ends a slow fetch instead of waiting on it.
+    let mut callbacks = git2::RemoteCallbacks::new();
+    callbacks.transfer_progress(|_| !cancel.is_cancelled());
+    callbacks.sideband_progress(|_| !cancel.is_cancelled());
+    let mut options = git2::FetchOptions::new();
+    options.remote_callbacks(callbacks);
+    options.download_tags(git2::AutotagOption::None);
+    remote
+        .fetch(&[&refspec], Some(&mut options), None)
+        .map_err(|err| {
+            if cancel.is_cancelled() {
+                TaskFailure::transient("cancelled")
+            } else {
+                TaskFailure::transient(format!(
+                    "fetching {remote_name}/{branch}: {}",
+                    err.message()
+                ))
+            }
+        })?;
     let upstream = repo
-        .find_reference(&format!("refs/remotes/{remote_name}/{branch}"))
+        .find_reference(&tracking_ref)
         .and_then(|reference| reference.peel_to_commit())
-        .or_else(|_| {
-            repo.find_reference("FETCH_HEAD")
-                .and_then(|r| r.peel_to_commit())
-        })
-        .map_err(|err| permanent("no fetched upstream head in", err))?;
+        .map_err(|err| permanent(&format!("no fetched `{tracking_ref}` in"), err))?;
     let local = repo
-        .revparse_single(&branch)
-        .and_then(|object| object.peel_to_commit())
+        .find_reference(&local_ref)
+        .and_then(|reference| reference.peel_to_commit())
         .map_err(|err| permanent(&format!("no local branch `{branch}` in"), err))?;
     let (ahead_upstream, _) = repo
         .graph_ahead_behind(upstream.id(), local.id())

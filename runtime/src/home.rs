@@ -12,6 +12,7 @@
 //!   keys/                   0700  provider API key files (never in git)
 //!   logs/                   0700  JSON-lines logs (never in git)
 //!   workspace/              0700  the agent's working directory (never in the home's git)
+//!   run.lock, stretch.lock  0600  held by the running `automaton run` and its stretch
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -40,7 +41,7 @@ state.db-*
 *.db-shm
 logs/
 workspace/
-run.lock
+*.lock
 .*.tmp
 ";
 

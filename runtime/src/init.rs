@@ -229,6 +229,7 @@ pub fn init(home: &Home, options: InitOptions, clock: &dyn Clock) -> Result<Init
         models: Vec::new(),
         inference: Default::default(),
         survival: Default::default(),
+        conway: None,
     };
     config.validate()?;
     write_new(

@@ -18,6 +18,7 @@ pub mod init;
 pub mod inspect;
 pub mod logging;
 pub mod output;
+pub mod platform_cmd;
 pub mod preflight;
 pub mod prompt_cmd;
 pub mod run_cmd;

@@ -13,7 +13,8 @@ use automaton_runtime::run_cmd::RunBounds;
 use automaton_runtime::setup::DetectedEnvironment;
 use automaton_runtime::toolbox::{self, ProcessFacts};
 use automaton_runtime::{
-    config, doctor, heartbeat_host, inspect, logging, prompt_cmd, run_cmd, setup, status, stretch,
+    config, doctor, heartbeat_host, inspect, logging, platform_cmd, prompt_cmd, run_cmd, setup,
+    status, stretch,
 };
 use automaton_tools::clock::SystemClock;
 use automaton_treasury::Passphrase;
@@ -145,9 +146,21 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
         }
         Command::Stretch {
             max_turns,
-            wake_reason,
+            wake_stdin,
+            parent_pid,
         } => {
+            if let Some(parent_pid) = parent_pid {
+                stretch::bind_to_parent(parent_pid)?;
+            }
             require_home(home)?;
+            let wake_reason = if wake_stdin {
+                let mut reason = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut reason)
+                    .map_err(Error::io("reading the wake reason from", "stdin"))?;
+                Some(reason).filter(|reason| !reason.trim().is_empty())
+            } else {
+                None
+            };
             let report = until_signal(|cancel| async move {
                 stretch::run_here(
                     home,
@@ -163,7 +176,7 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
         }
         Command::Heartbeat(command) => {
             require_home(home)?;
-            let outcome = until_signal(|_cancel| async move {
+            let outcome = until_signal(|cancel| async move {
                 let host = heartbeat_host::for_cli(home, &process_facts(), Arc::new(clock))?;
                 match command {
                     HeartbeatCommand::List => {
@@ -171,7 +184,13 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
                         Ok(ExitCode::SUCCESS)
                     }
                     HeartbeatCommand::Run { name } => {
-                        let report = host.run_now(home, &name).await?;
+                        let report = tokio::select! {
+                            report = host.run_now(home, &name) => report?,
+                            () = cancel.cancelled() => return Err(Error::InvalidInput {
+                                message: format!("`heartbeat run {name}` was interrupted before the task finished"),
+                                hint: "its run is recorded as failed when the lease lapses; run it again, or see `automaton heartbeat list`".to_owned(),
+                            }),
+                        };
                         print_json(&report);
                         Ok(if report.status == automaton_heartbeat::RunStatus::Ok {
                             ExitCode::SUCCESS
@@ -182,6 +201,23 @@ fn run(command: Command, home: &Home, mode: OutputMode) -> Result<ExitCode> {
                 }
             })?;
             return Ok(outcome);
+        }
+        Command::Platform(command) => {
+            let facts = process_facts();
+            let mut connector = platform_cmd::Connector::new(
+                facts.env.clone(),
+                facts.user_home.clone(),
+                facts.exe.clone(),
+            );
+            // A home's automaton.json may name a Conway gateway.
+            if home.is_initialized()
+                && let Ok(config) = automaton_runtime::config::AutomatonConfig::load(&home.config())
+            {
+                connector = connector.with_config(&config, home)?;
+            }
+            return until_signal(|cancel| async move {
+                platform_cmd::run_cli(command, &connector, mode, cancel).await
+            });
         }
         Command::Prompt => {
             let report = prompt_cmd::build(home, &process_facts(), Arc::new(clock))?;
@@ -252,7 +288,7 @@ where
 {
     let runtime =
         tokio::runtime::Runtime::new().map_err(Error::io("starting", "the async runtime"))?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let cancel = CancellationToken::new();
         let signals = cancel.clone();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -268,8 +304,14 @@ where
         let result = work(cancel).await;
         listener.abort();
         result
-    })
+    });
+    // A blocking task still running (a git fetch, a slow disk) must not hold the exit.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    result
 }
+
+/// How long exiting waits for blocking work still in flight.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn require_home(home: &Home) -> Result<()> {
     if home.is_initialized() {

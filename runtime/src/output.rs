@@ -47,6 +47,32 @@ pub struct ErrorBody {
 /// Prints an error on stderr in the given mode.
 pub fn print_error(mode: OutputMode, err: &Error) {
     let mut stderr = std::io::stderr().lock();
+    if let Error::Platform(error) = err {
+        // The platform's own shape: its seed-000 code, retryable, log tail and state.
+        match mode {
+            OutputMode::Json => {
+                let _ = writeln!(
+                    stderr,
+                    "{}",
+                    serde_json::to_string(error).unwrap_or_default()
+                );
+            }
+            OutputMode::Human => {
+                let code = serde_json::to_value(error.code).unwrap_or_default();
+                let _ = writeln!(
+                    stderr,
+                    "error ({}): {}\n  hint: {}",
+                    code.as_str().unwrap_or(""),
+                    error.message,
+                    error.hint
+                );
+                for line in &error.log_tail {
+                    let _ = writeln!(stderr, "  | {line}");
+                }
+            }
+        }
+        return;
+    }
     match mode {
         OutputMode::Json => {
             let body = ErrorBody {

@@ -39,8 +39,10 @@ const CRASH_BACKOFF: Duration = Duration::from_secs(10);
 const WAKE_POLL: Duration = Duration::from_secs(3);
 /// How often a dead automaton looks at its standing again.
 const DEAD_RECHECK: Duration = Duration::from_secs(60);
-/// The rest when every provider failed or a budget refused.
+/// The rest when every provider failed.
 const INFERENCE_RETRY: Duration = Duration::from_secs(60);
+/// The rest when a budget refused even the smallest call and no window will make room.
+const BUDGET_RECHECK: Duration = Duration::from_secs(3600);
 
 /// How the run is bounded.
 #[derive(Debug, Clone, Copy, Default)]
@@ -71,31 +73,52 @@ fn say(mode: OutputMode, line: &str) {
     tracing::info!("{line}");
 }
 
-/// The home's run lock: one `automaton run` per home. Released when dropped (or when the
-/// process dies, however it dies).
+/// An exclusive lock on a file of the home (`flock`), released when dropped or when the
+/// process dies, however it dies.
 #[derive(Debug)]
-pub struct RunLock {
+pub struct HomeLock {
     _file: File,
 }
 
-impl RunLock {
-    /// Takes the lock, or says another run holds it.
-    pub fn acquire(home: &Home) -> Result<Self> {
+impl HomeLock {
+    /// The run lock: one `automaton run` per home.
+    pub fn run(home: &Home) -> Result<Self> {
         let path = home.root().join("run.lock");
+        Self::try_acquire(&path)?.ok_or(Error::Busy(path))
+    }
+
+    /// The stretch lock, held by the stretch process for as long as it runs: a stretch
+    /// whose run died (it was sent SIGTERM and is finishing its tool call) still holds it.
+    pub fn stretch(home: &Home) -> Result<Self> {
+        let path = stretch_lock_path(home);
+        Self::try_acquire(&path)?.ok_or(Error::StretchRunning(path))
+    }
+
+    /// The lock at `path`, or the error `busy` makes when another process holds it.
+    pub fn at(path: &std::path::Path, busy: impl FnOnce() -> Error) -> Result<Self> {
+        Self::try_acquire(path)?.ok_or_else(busy)
+    }
+
+    /// Takes the lock at `path`, or `None` when another process holds it.
+    fn try_acquire(path: &std::path::Path) -> Result<Option<Self>> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(PRIVATE_FILE_MODE)
-            .open(&path)
-            .map_err(Error::io("opening", &path))?;
+            .open(path)
+            .map_err(Error::io("opening", path))?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(Self { _file: file }),
-            Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::Busy(path)),
-            Err(errno) => Err(Error::io("locking", &path)(errno.into())),
+            Ok(()) => Ok(Some(Self { _file: file })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(errno) => Err(Error::io("locking", path)(errno.into())),
         }
     }
+}
+
+fn stretch_lock_path(home: &Home) -> std::path::PathBuf {
+    home.root().join("stretch.lock")
 }
 
 /// Runs the agent until a bound, a shutdown or (unbounded) forever.
@@ -109,7 +132,10 @@ pub async fn run(
 ) -> Result<RunSummary> {
     let config = preflight::verify_home(home)?;
     toolbox::prepare_workspace(home)?;
-    let _lock = RunLock::acquire(home)?;
+    let _lock = HomeLock::run(home)?;
+    // A stretch of a run that died may still be finishing its tool call: its calls are not
+    // interrupted, and no second stretch may start beside it.
+    drop(HomeLock::stretch(home)?);
     let db: SharedDb = Arc::new(Mutex::new(state::open(home)?));
     let endpoints = inference::endpoints(&config, home, &facts.env)?;
     let has_provider = !endpoints.is_empty();
@@ -172,38 +198,74 @@ enum RestEnd {
     Cancelled,
 }
 
-/// Rests until `until_ms`, a wake event (consumed here, exactly once) or cancellation.
+/// Rests until `until_ms`, a wake event (consumed here, exactly once) or cancellation. A
+/// failure to read the wake events (a locked or briefly unreadable state.db) is logged and
+/// the rest goes on: the timer still ends it.
 async fn rest(
     heartbeat: &HeartbeatHost,
     clock: &Arc<dyn Clock>,
     until_ms: i64,
     cancel: &CancellationToken,
-) -> Result<RestEnd> {
+) -> RestEnd {
     let wait =
         Duration::from_millis(u64::try_from(until_ms.saturating_sub(clock.now_ms())).unwrap_or(0));
     let deadline = tokio::time::sleep(wait.min(Duration::from_secs(365 * 86_400)));
     tokio::pin!(deadline);
     loop {
-        tokio::select! {
-            () = &mut deadline => return Ok(RestEnd::Elapsed),
-            () = cancel.cancelled() => return Ok(RestEnd::Cancelled),
-            woken = heartbeat.wake.wait(cancel, WAKE_POLL) => {
-                match woken.map_err(|err| heartbeat_host::heartbeat_error(&err))? {
-                    Woken::Cancelled => return Ok(RestEnd::Cancelled),
-                    Woken::Pending => {
-                        let taken = heartbeat
-                            .wake
-                            .take_next("agent")
-                            .await
-                            .map_err(|err| heartbeat_host::heartbeat_error(&err))?;
-                        // Another consumer may have taken it first; keep resting then.
-                        if let Some(event) = taken {
-                            return Ok(RestEnd::Woken(event.reason));
-                        }
-                    }
+        let woken = tokio::select! {
+            () = &mut deadline => return RestEnd::Elapsed,
+            () = cancel.cancelled() => return RestEnd::Cancelled,
+            woken = heartbeat.wake.wait(cancel, WAKE_POLL) => woken,
+        };
+        let taken = match woken {
+            Ok(Woken::Cancelled) => return RestEnd::Cancelled,
+            Ok(Woken::Pending) => heartbeat.wake.take_next("agent").await,
+            Err(err) => Err(err),
+        };
+        match taken {
+            Ok(Some(event)) => return RestEnd::Woken(event.reason),
+            // Another consumer took it first; keep resting.
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "reading wake events failed; resting on");
+                tokio::select! {
+                    () = &mut deadline => return RestEnd::Elapsed,
+                    () = cancel.cancelled() => return RestEnd::Cancelled,
+                    () = tokio::time::sleep(WAKE_POLL) => {}
                 }
             }
         }
+    }
+}
+
+/// Why the agent is being woken: the reasons not yet delivered to a model, oldest first,
+/// each once, the newest [`MAX_WAKE_REASONS`] kept.
+#[derive(Debug, Default)]
+struct WakeReasons(Vec<String>);
+
+/// The most undelivered wake reasons kept.
+const MAX_WAKE_REASONS: usize = 20;
+
+impl WakeReasons {
+    fn push(&mut self, reason: String) {
+        self.0.retain(|kept| *kept != reason);
+        self.0.push(reason);
+        if self.0.len() > MAX_WAKE_REASONS {
+            self.0.remove(0);
+        }
+    }
+
+    /// One text for the model, or none.
+    fn text(&self) -> Option<String> {
+        match self.0.as_slice() {
+            [] => None,
+            [one] => Some(one.clone()),
+            many => Some(many.join("; ")),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
     }
 }
 
@@ -229,7 +291,8 @@ async fn supervise(
         interrupted_calls: 0,
         end: RunEnd::Shutdown,
     };
-    let mut wake = Some("the runtime started".to_owned());
+    let mut wake = WakeReasons::default();
+    wake.push("the runtime started".to_owned());
     let mut crashes = 0_u32;
     let mut was_dead = false;
     loop {
@@ -266,20 +329,25 @@ async fn supervise(
             if bounds.until_sleep || bounds.max_turns.is_some() {
                 break;
             }
-            // Funding arrives as a tier change the heartbeat's credit check wakes us for.
+            // Funding arrives as a tier change the heartbeat's credit check wakes us for;
+            // whatever else wakes a dead automaton is kept for when it thinks again.
             match rest(
                 heartbeat,
                 clock,
                 clock.now_ms() + millis(DEAD_RECHECK),
                 cancel,
             )
-            .await?
+            .await
             {
                 RestEnd::Cancelled => {
                     summary.end = RunEnd::Shutdown;
                     break;
                 }
-                RestEnd::Elapsed | RestEnd::Woken(_) => continue,
+                RestEnd::Woken(reason) => {
+                    wake.push(reason);
+                    continue;
+                }
+                RestEnd::Elapsed => continue,
             }
         }
         if was_dead {
@@ -288,7 +356,7 @@ async fn supervise(
                 || "unknown".to_owned(),
                 |cached| cached.balance_micro_usdc.to_string(),
             );
-            wake = Some(format!(
+            wake.push(format!(
                 "you were revived: funding arrived (balance {balance})"
             ));
         }
@@ -297,11 +365,14 @@ async fn supervise(
             .map(|max| max.saturating_sub(summary.turns));
         summary.stretches += 1;
         let exit =
-            stretch::spawn(&facts.exe, home, remaining, wake.take().as_deref(), cancel).await?;
+            stretch::spawn(&facts.exe, home, remaining, wake.text().as_deref(), cancel).await?;
         let end = match exit {
             StretchExit::Reported(report) => {
                 crashes = 0;
                 summary.turns += report.turns;
+                if report.wake_delivered {
+                    wake.clear();
+                }
                 report.end
             }
             StretchExit::Crashed {
@@ -345,11 +416,26 @@ async fn supervise(
                 message,
                 hint,
                 retry_at_ms,
+                budget,
             } => {
                 say(mode, &format!("inference unavailable: {message} ({hint})"));
-                Some(match retry_at_ms {
-                    Some(at) => (*at, "the inference budget has room again".to_owned()),
-                    None => (
+                Some(match (retry_at_ms, budget) {
+                    (Some(at), _) => (*at, "the inference budget has room again".to_owned()),
+                    // No window will make room: only the creator raising the cap (or funding
+                    // a cheaper model) helps, so look again in an hour, not every minute.
+                    (None, Some(budget)) => {
+                        say(
+                            mode,
+                            &format!(
+                                "the smallest call the agent can make exceeds the {budget} inference cap; the creator must raise it in automaton.json (`inference.perCallMaxMicroUsdc` or the treasury's daily cap); trying again in an hour"
+                            ),
+                        );
+                        (
+                            clock.now_ms() + millis(BUDGET_RECHECK),
+                            "an hour passed since the inference budget refused every call; the creator may have raised it".to_owned(),
+                        )
+                    }
+                    (None, None) => (
                         clock.now_ms() + millis(INFERENCE_RETRY),
                         "inference may be available again".to_owned(),
                     ),
@@ -366,9 +452,9 @@ async fn supervise(
         if bounds.until_sleep || bounds.max_turns.is_some_and(|max| summary.turns >= max) {
             break;
         }
-        match rest(heartbeat, clock, until_ms, cancel).await? {
-            RestEnd::Elapsed => wake = Some(reason),
-            RestEnd::Woken(event) => wake = Some(event),
+        match rest(heartbeat, clock, until_ms, cancel).await {
+            RestEnd::Elapsed => wake.push(reason),
+            RestEnd::Woken(event) => wake.push(event),
             RestEnd::Cancelled => {
                 summary.end = RunEnd::Shutdown;
                 break;
@@ -438,5 +524,27 @@ pub fn print(summary: &RunSummary, mode: OutputMode) {
             "run ended after {} turns in {} stretches: {:?}",
             summary.turns, summary.stretches, summary.end
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wake_reasons_keep_each_reason_once_newest_last_and_bounded() {
+        let mut reasons = WakeReasons::default();
+        assert_eq!(reasons.text(), None);
+        reasons.push("a".to_owned());
+        reasons.push("b".to_owned());
+        reasons.push("a".to_owned());
+        assert_eq!(reasons.text().as_deref(), Some("b; a"));
+        for i in 0..30 {
+            reasons.push(format!("r{i}"));
+        }
+        assert_eq!(reasons.0.len(), MAX_WAKE_REASONS);
+        assert_eq!(reasons.0.last().map(String::as_str), Some("r29"));
+        reasons.clear();
+        assert_eq!(reasons.text(), None);
     }
 }

@@ -5,14 +5,21 @@
 //! The split keeps the process that lives between turns small — it never loads the model
 //! client, the tokenizer's vocabulary or the shell classifier, so a sleeping automaton costs
 //! a few megabytes — and isolates a crash in a turn from the process that keeps the heartbeat
-//! going. The child prints its [`RunReport`] as JSON on stdout and nothing else; a failure it could
-//! explain arrives as the usual `{code, message, hint}` line on stderr and is relayed as is.
+//! going. The child prints its [`RunReport`] as JSON on stdout and nothing else; a failure no
+//! restart can fix (a tampered constitution, a broken config or wallet) arrives as the usual
+//! `{code, message, hint}` line on stderr and is relayed as is; anything else is a crash, and
+//! `automaton run` starts another stretch after a backoff.
+//!
+//! The wake reason goes to the child on its stdin (not its command line, which any local user
+//! can read in `ps`). The child holds the home's `stretch.lock` while it runs and asks the
+//! kernel for SIGTERM when its parent dies, so a stretch never outlives its run unnoticed: it
+//! finishes its tool call, persists and exits, and a new run waits for the lock to be free.
 
 use crate::agent::run::{Agent, RunOptions, RunReport};
 use crate::error::{Error, ErrorCode, Result};
 use crate::home::Home;
 use crate::preflight;
-use crate::run_cmd::inference_for;
+use crate::run_cmd::{HomeLock, inference_for};
 use crate::toolbox::{self, ProcessFacts};
 use automaton_tools::clock::Clock;
 use serde::Deserialize;
@@ -20,13 +27,30 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 /// How long a stopping stretch may take to finish its tool call and persist before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(60);
 /// The most of a crashed stretch's stderr kept for the report.
 const STDERR_TAIL_BYTES: usize = 4096;
+
+/// Binds this process to the run that started it: SIGTERM when that process dies, and a
+/// refusal if it is already gone (it died between starting us and this call). Call it first.
+pub fn bind_to_parent(parent_pid: u32) -> Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
+        .map_err(|errno| Error::io("asking for", "the parent-death signal")(errno.into()))?;
+    let parent = rustix::process::getppid().map(|pid| pid.as_raw_nonzero().get());
+    if parent.and_then(|pid| u32::try_from(pid).ok()) != Some(parent_pid) {
+        return Err(Error::InvalidInput {
+            message: format!(
+                "the `automaton run` (pid {parent_pid}) that started this stretch is gone"
+            ),
+            hint: "start the agent with `automaton run`; a stretch is started by it".to_owned(),
+        });
+    }
+    Ok(())
+}
 
 /// The child side: runs one stretch in this process and returns its report.
 pub async fn run_here(
@@ -38,6 +62,7 @@ pub async fn run_here(
     cancel: &CancellationToken,
 ) -> Result<RunReport> {
     let config = preflight::verify_home(home)?;
+    let _stretch = HomeLock::stretch(home)?;
     let toolbox = toolbox::build(home, facts, Arc::clone(&clock))?;
     let inference = inference_for(&config, home, &facts.env, &toolbox, Arc::clone(&clock))?;
     let agent = Agent {
@@ -68,6 +93,15 @@ pub enum StretchExit {
     },
 }
 
+/// The failures a stretch reports that no restart can fix: `automaton run` stops with them.
+const UNRECOVERABLE: [ErrorCode; 5] = [
+    ErrorCode::ConstitutionTampered,
+    ErrorCode::InvalidConfig,
+    ErrorCode::NotInitialized,
+    ErrorCode::WalletRefused,
+    ErrorCode::Busy,
+];
+
 #[derive(Deserialize)]
 struct RelayedError {
     code: ErrorCode,
@@ -90,20 +124,31 @@ pub async fn spawn(
     command
         .arg("--home")
         .arg(home.root())
-        .args(["stretch", "--json"])
-        .stdin(Stdio::null())
+        .args(["stretch", "--json", "--parent-pid"])
+        .arg(std::process::id().to_string())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     if let Some(max) = max_turns {
         command.arg("--max-turns").arg(max.to_string());
     }
-    if let Some(reason) = wake_reason {
-        command.arg("--wake-reason").arg(reason);
+    if wake_reason.is_some() {
+        command.arg("--wake-stdin");
     }
     let mut child = command
         .spawn()
         .map_err(Error::io("starting the agent's stretch process", exe))?;
+    let mut stdin = child.stdin.take();
+    let reason = wake_reason.unwrap_or_default().to_owned();
+    let write_stdin = async move {
+        if let Some(pipe) = stdin.as_mut() {
+            // A child that dies before reading shows up as a crash below; nothing to add here.
+            let _ = pipe.write_all(reason.as_bytes()).await;
+            let _ = pipe.shutdown().await;
+        }
+        drop(stdin);
+    };
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let read_stdout = async {
@@ -138,7 +183,7 @@ pub async fn spawn(
             }
         }
     };
-    let (status, out, err) = tokio::join!(wait, read_stdout, read_stderr);
+    let ((), status, out, err) = tokio::join!(write_stdin, wait, read_stdout, read_stderr);
     let status = status.map_err(Error::io("waiting for the agent's stretch process", exe))?;
     interpret(status, &out, &err)
 }
@@ -155,6 +200,7 @@ fn interpret(status: ExitStatus, stdout: &str, stderr: &[u8]) -> Result<StretchE
             .lines()
             .rev()
             .find_map(|line| serde_json::from_str::<RelayedError>(line).ok())
+        && UNRECOVERABLE.contains(&error.code)
     {
         return Err(Error::Relayed {
             code: error.code,
@@ -194,6 +240,12 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // A failure a restart may fix (a busy disk, a locked state.db) is a crash, not a stop.
+        let state_db = br#"{"code":"STATE_DB","message":"database is locked","hint":"retry"}"#;
+        assert!(matches!(
+            interpret(failed, "", state_db),
+            Ok(StretchExit::Crashed { .. })
+        ));
         let killed = ExitStatus::from_raw(9);
         match interpret(killed, "", "thread 'main' panicked at x\n".as_bytes()) {
             Ok(StretchExit::Crashed {

@@ -3,9 +3,10 @@
 //!
 //! Each reading of the balance goes through [`observe`]: it is cached in `kv` with when and
 //! where it was read, so an unreachable source leaves the last known value in place, shown as
-//! stale; the tier follows from [`SurvivalThresholds`], except that a balance at zero is
-//! critical until it has stayed at zero for `deadAfterZeroMs` (one hour) continuously, and only
-//! then dead; any positive balance revives. Every change of tier is a `tier_changes` row.
+//! stale, and moves nothing; the tier follows from [`SurvivalThresholds`], except that a
+//! balance at zero is critical until fresh readings have shown zero for `deadAfterZeroMs` (one
+//! hour) continuously — no gap between readings longer than half that — and only then dead; any
+//! positive balance revives. Every change of tier is a `tier_changes` row.
 //!
 //! What a tier changes is read from [`current`] by the parts it concerns: the router uses the
 //! cheaper model at low compute and below, the heartbeat multiplies its intervals and sheds
@@ -171,6 +172,15 @@ pub fn observe(
     db.write(|tx| {
         let before = read_standing(tx, thresholds, now_ms)?;
         let balance = match &reading {
+            // The source is unreachable: the last known balance and tier stay in force, and
+            // nothing moves — a cached value proves no time at zero and no funding.
+            Err(error) => {
+                return Ok(Observation {
+                    standing: before,
+                    changed_from: None,
+                    error: Some(error.clone()),
+                });
+            }
             Ok(balance) => {
                 let cached = CachedBalance {
                     balance_micro_usdc: *balance,
@@ -180,22 +190,18 @@ pub fn observe(
                 let text = serde_json::to_string(&cached)
                     .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))?;
                 kv_put(tx, BALANCE_KEY, &text, now_ms)?;
-                Some(*balance)
+                *balance
             }
-            // The source is unreachable: keep acting on the last known balance.
-            Err(_) => before.balance.as_ref().map(|cached| cached.balance_micro_usdc),
-        };
-        let Some(balance) = balance else {
-            return Ok(Observation {
-                standing: read_standing(tx, thresholds, now_ms)?,
-                changed_from: None,
-                error: reading.err(),
-            });
         };
         let mut zero_since = before.zero_since_ms;
         let (tier, reason) = if balance == Usdc::ZERO {
-            // Only a fresh reading starts the clock; the cache cannot prove time at zero.
-            if zero_since.is_none() && reading.is_ok() {
+            // Time at zero is continuous only while fresh readings keep coming: a gap longer
+            // than half the grace period (the source was down, the process was stopped) starts
+            // the count again.
+            let previous_reading = before.balance.as_ref().map(|cached| cached.observed_at_ms);
+            let gap_broken = previous_reading
+                .is_none_or(|at| now_ms - at > thresholds.dead_after_zero_ms / 2);
+            if zero_since.is_none() || gap_broken {
                 zero_since = Some(now_ms);
                 kv_put(tx, ZERO_SINCE_KEY, &now_ms.to_string(), now_ms)?;
             }
@@ -243,7 +249,7 @@ pub fn observe(
         Ok(Observation {
             standing: read_standing(tx, thresholds, now_ms)?,
             changed_from,
-            error: reading.err(),
+            error: None,
         })
     })
 }
@@ -341,6 +347,7 @@ mod tests {
         observe(&mut db, &t, Ok(Usdc::ZERO), "test", 0).unwrap();
         observe(&mut db, &t, Ok(Usdc::cents(1)), "test", 30 * MINUTE).unwrap();
         observe(&mut db, &t, Ok(Usdc::ZERO), "test", 40 * MINUTE).unwrap();
+        observe(&mut db, &t, Ok(Usdc::ZERO), "test", 65 * MINUTE).unwrap();
         let later = observe(&mut db, &t, Ok(Usdc::ZERO), "test", 90 * MINUTE).unwrap();
         assert_eq!(
             later.standing.tier,
@@ -375,5 +382,40 @@ mod tests {
         let much_later = current(&db, &t, 1_000 + t.stale_after_ms + 1).unwrap();
         assert!(much_later.stale);
         assert_eq!(changes(&db).len(), 1, "a failed read changes nothing");
+    }
+
+    #[test]
+    fn an_outage_or_a_gap_at_zero_does_not_count_toward_death() {
+        let (_dir, mut db) = db();
+        let t = SurvivalThresholds::default();
+        observe(&mut db, &t, Ok(Usdc::ZERO), "test", 0).unwrap();
+        // The source is down for 61 minutes: the cache proves nothing.
+        for minute in 1..=61 {
+            let seen = observe(&mut db, &t, Err("down".into()), "test", minute * MINUTE).unwrap();
+            assert_eq!(
+                seen.standing.tier,
+                Some(SurvivalTier::Critical),
+                "minute {minute}"
+            );
+        }
+        // The first fresh reading after a 61-minute gap starts the count again.
+        let back = observe(&mut db, &t, Ok(Usdc::ZERO), "test", 62 * MINUTE).unwrap();
+        assert_eq!(back.standing.tier, Some(SurvivalTier::Critical));
+        assert_eq!(back.standing.zero_since_ms, Some(62 * MINUTE));
+        // Readings every 20 minutes (a slowed heartbeat) are continuous.
+        for step in 1..=3 {
+            observe(
+                &mut db,
+                &t,
+                Ok(Usdc::ZERO),
+                "test",
+                (62 + 20 * step) * MINUTE,
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            current(&db, &t, 122 * MINUTE).unwrap().tier,
+            Some(SurvivalTier::Dead)
+        );
     }
 }

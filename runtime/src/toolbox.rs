@@ -94,13 +94,25 @@ pub fn build(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result
     let workdir = workspace(home);
     let db: SharedDb = Arc::new(Mutex::new(state::open(home)?));
     let sandbox = Arc::new(Sandbox::new(
-        workdir,
+        workdir.clone(),
         sandbox::scrub_env(facts.env.iter().cloned()),
         Arc::clone(&db),
     ));
     let mut registry = Registry::new();
     let sleep = SleepSlot::default();
+    let mut connector = crate::platform_cmd::Connector::new(
+        facts.env.clone(),
+        facts.user_home.clone(),
+        facts.exe.clone(),
+    );
+    if let Some(config) = &config {
+        connector = connector.with_config(config, home)?;
+    }
+    let platform_access: Arc<dyn automaton_platform::tools::PlatformAccess> = Arc::new(
+        crate::platform_cmd::ToolAccess::new(connector, workdir.clone()),
+    );
     sandbox::register(&mut registry, sandbox)
+        .and_then(|()| automaton_platform::tools::register(&mut registry, &platform_access))
         .and_then(|()| registry.register(SleepTool(sleep.clone())))
         .and_then(|()| {
             registry.register(SwitchModelTool {
@@ -134,7 +146,11 @@ pub fn build(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result
     }
     // One protected set for both gates: the path gate judges tool subjects with it, the
     // command gate every path a shell command touches.
-    let paths = ProtectedPaths::for_home(home.root(), &facts.user_home, &facts.exe);
+    let paths = ProtectedPaths::for_home(home.root(), &facts.user_home, &facts.exe)
+        .with_private_tree(
+            &crate::platform_cmd::data_dir(&facts.env, &facts.user_home),
+            "the local platform's data (its admin token, state and releases) changes only through the platform tools",
+        );
     let engine = PolicyEngine::new(
         vec![
             Box::new(AuthorityGate),

@@ -85,6 +85,9 @@ pub enum RunEnd {
         /// When trying again can succeed, if known (a budget window that will have room).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_at_ms: Option<i64>,
+        /// The budget that refused the call (`per_call`, `hour`, `day`), when one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        budget: Option<String>,
     },
     /// The automaton is dead: its balance stayed at zero through the grace period. The loop
     /// stops; the heartbeat keeps broadcasting distress and funding revives it.
@@ -108,6 +111,11 @@ pub struct RunReport {
     pub turns: u32,
     /// Why it ended.
     pub end: RunEnd,
+    /// Whether the wake reason reached the model (false when there was none to deliver only
+    /// if inference failed before any model saw it): `automaton run` keeps an undelivered
+    /// reason for the next stretch.
+    #[serde(default)]
+    pub wake_delivered: bool,
 }
 
 /// The agent, ready to run.
@@ -167,12 +175,21 @@ impl<'a> Agent<'a> {
                 .turn(
                     options,
                     cancel,
-                    wake_reason.take(),
+                    wake_reason.clone(),
                     std::mem::take(&mut notices),
                     &mut detector,
                 )
                 .await?;
             turns += 1;
+            // The reason is delivered once a model has read it: a turn whose inference failed
+            // kept nothing of its input, so the reason stays for the next attempt.
+            let model_never_answered = matches!(
+                outcome,
+                TurnOutcome::Stop(RunEnd::InferenceUnavailable { .. } | RunEnd::NoProvider { .. })
+            );
+            if !model_never_answered {
+                wake_reason = None;
+            }
             match outcome {
                 TurnOutcome::Continue { notice } => notices.extend(notice),
                 TurnOutcome::Stop(end) => break end,
@@ -187,7 +204,11 @@ impl<'a> Agent<'a> {
             RunEnd::InferenceUnavailable { .. } | RunEnd::StretchCrashed { .. } => "waiting",
         })
         .await?;
-        Ok(RunReport { turns, end })
+        Ok(RunReport {
+            turns,
+            end,
+            wake_delivered: wake_reason.is_none(),
+        })
     }
 
     /// Since when the automaton has been dead, if it is.
@@ -372,7 +393,8 @@ impl<'a> Agent<'a> {
                 {
                     attempts += 1;
                     tracing::warn!(refusal = %refusal.message, "call over the per-call ceiling; compacting history");
-                    history_budget = history_tokens / 2;
+                    // `fit` is given the budget less the fixed layers: halve the history only.
+                    history_budget = fixed + history_tokens / 2;
                 }
                 Err(failure) => {
                     self.finish_turn(turn_id, "failed", "", 0, 0, 0, Vec::new())
@@ -388,11 +410,13 @@ impl<'a> Agent<'a> {
                             message: format!("inference budget: {}", refusal.message),
                             hint: refusal.hint(),
                             retry_at_ms: refusal.retry_at_ms,
+                            budget: Some(refusal.budget),
                         },
                         other => RunEnd::InferenceUnavailable {
                             message: other.to_string(),
                             hint: other.hint(),
                             retry_at_ms: None,
+                            budget: None,
                         },
                     };
                     return Ok(TurnOutcome::Stop(end));

@@ -404,6 +404,7 @@ async fn a_budget_refusal_stops_calls_and_reaches_the_next_context() {
         first_spend + 3_600_001,
         "the run rests until the hour has room: {report}"
     );
+    assert_eq!(report["end"]["budget"], "hour", "{report}");
     assert_eq!(model.requests().len(), 1, "the refused call was never sent");
     assert_eq!(
         count(&home, "SELECT COUNT(*) FROM turns WHERE state = 'failed'"),
@@ -427,6 +428,33 @@ async fn a_budget_refusal_stops_calls_and_reaches_the_next_context() {
     let requests = model.requests();
     let system = requests[2].body["messages"][0]["content"].as_str().unwrap();
     assert!(!system.contains("your last inference call was not made"));
+}
+
+#[tokio::test]
+async fn a_call_over_the_per_call_cap_with_no_history_left_to_cut_waits_for_the_creator() {
+    let home = TestHome::new();
+    home.init();
+    price_model_and_cap_hour(&home, 25_000_000);
+    let path = home.path("automaton.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    // Less than the constitution, the prompt and the tool list cost on their own.
+    config["inference"]["perCallMaxMicroUsdc"] = 1_000.into();
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let model = model_for(&home).await;
+    let (ok, report) = run_agent(&home, &model, &["--until-sleep"]).await;
+    assert!(ok, "{report}");
+    assert_eq!(report["end"]["reason"], "inference_unavailable", "{report}");
+    assert_eq!(report["end"]["budget"], "per_call", "{report}");
+    assert!(report["end"].get("retry_at_ms").is_none(), "{report}");
+    assert!(
+        report["end"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("perCallMaxMicroUsdc"),
+        "{report}"
+    );
+    assert!(model.requests().is_empty(), "nothing was sent");
 }
 
 /// Polls `probe` every 50 ms until it is true, failing after `limit`.
@@ -505,6 +533,179 @@ async fn a_crashed_stretch_is_restarted_and_a_second_run_is_refused() {
     assert_eq!(summary["stretches"], 2, "{summary}");
 }
 
+/// The pid of `run`'s stretch (its only child), once it has one.
+fn stretch_of(run_pid: u32) -> i32 {
+    let children =
+        std::fs::read_to_string(format!("/proc/{run_pid}/task/{run_pid}/children")).unwrap();
+    children.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// Whether some process holds the home's stretch lock.
+fn stretch_lock_held(home: &TestHome) -> bool {
+    let file = std::fs::File::open(home.path("stretch.lock")).unwrap();
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
+        Ok(()) => false,
+        Err(rustix::io::Errno::WOULDBLOCK) => true,
+        Err(err) => panic!("{err}"),
+    }
+}
+
+#[tokio::test]
+async fn a_stretch_whose_run_dies_stops_and_a_new_run_waits_for_it() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    model.push(Reply::tool_call("c1", "exec", r#"{"command":"sleep 30"}"#));
+    model.set_fallback(Some(Reply::tool_call(
+        "s1",
+        "sleep",
+        r#"{"duration_seconds":600,"reason":"resting"}"#,
+    )));
+    let mut run = spawn_run(&home, &model);
+    let pid = run.id().unwrap();
+    wait_until("the call runs", std::time::Duration::from_secs(20), || {
+        count(
+            &home,
+            "SELECT COUNT(*) FROM tool_calls WHERE status = 'running'",
+        ) == 1
+    })
+    .await;
+    assert!(stretch_lock_held(&home));
+    let stretch = stretch_of(pid);
+
+    // While a stretch holds the lock, no run starts beside it, even with the run lock free.
+    run.start_kill().unwrap();
+    run.wait().await.unwrap();
+    // The orphaned stretch was sent SIGTERM by the kernel: it cancels its call, persists the
+    // turn and exits, releasing the lock.
+    wait_until(
+        "the orphaned stretch exits",
+        std::time::Duration::from_secs(20),
+        || !stretch_lock_held(&home),
+    )
+    .await;
+    assert!(
+        std::fs::read_to_string(format!("/proc/{stretch}/stat"))
+            .map_or(true, |stat| stat.contains(") Z ")),
+        "the stretch is gone"
+    );
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM tool_calls WHERE status = 'running'"
+        ),
+        0,
+        "the stretch settled its own call"
+    );
+    assert_eq!(
+        count(&home, "SELECT COUNT(*) FROM turns WHERE state = 'running'"),
+        0
+    );
+    // A new run starts and its stretch thinks again.
+    let (ok, report) = run_agent(&home, &model, &["--until-sleep"]).await;
+    assert!(ok, "{report}");
+    assert_eq!(report["interrupted_calls"], 0, "{report}");
+    assert_eq!(report["end"]["reason"], "slept", "{report}");
+}
+
+#[tokio::test]
+async fn a_run_refuses_to_start_beside_a_stretch_still_finishing() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(home.path("stretch.lock"))
+        .unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let out = spawn_run(&home, &model).wait_with_output().await.unwrap();
+    assert!(!out.status.success());
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(error["code"], "BUSY", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("stretch"),
+        "{error}"
+    );
+    assert!(error["hint"].as_str().unwrap().contains("wait"), "{error}");
+    assert!(model.requests().is_empty());
+    drop(lock);
+    model.push(write_call(1));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "1"]).await;
+    assert!(ok, "{report}");
+}
+
+/// Runs `automaton stretch --json --wake-stdin` with `reason` on stdin.
+async fn stretch_with_wake(
+    home: &TestHome,
+    model: &ScriptedModel,
+    reason: &str,
+    parent_pid: Option<u32>,
+) -> std::process::Output {
+    use tokio::io::AsyncWriteExt;
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_automaton"));
+    command
+        .arg("--home")
+        .arg(home.root())
+        .args(["stretch", "--json", "--max-turns", "1", "--wake-stdin"])
+        .env("OPENAI_BASE_URL", model.base_url())
+        .env("OPENAI_API_KEY", "sk-test")
+        .env_remove("AUTOMATON_HOME")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(pid) = parent_pid {
+        command.arg("--parent-pid").arg(pid.to_string());
+    }
+    let mut child = command.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(reason.as_bytes()).await.unwrap();
+    drop(stdin);
+    child.wait_with_output().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_wake_reason_arrives_on_stdin_and_is_delivered_only_once_a_model_reads_it() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    let reason = "the tier changed; the reason is long and private ".repeat(50);
+
+    // The provider refuses the request: the reason was read by no model.
+    model.push(Reply::status(400, "bad request"));
+    let out = stretch_with_wake(&home, &model, &reason, Some(std::process::id())).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["end"]["reason"], "inference_unavailable", "{report}");
+    assert_eq!(report["wake_delivered"], false, "{report}");
+
+    // The next attempt carries it to the model, and says so.
+    model.push(write_call(1));
+    let out = stretch_with_wake(&home, &model, &reason, Some(std::process::id())).await;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["wake_delivered"], true, "{report}");
+    let request = model.requests().last().unwrap().clone();
+    let last = request.body["messages"].as_array().unwrap().last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(last.contains(reason.trim_end()), "{last}");
+
+    // A stretch whose parent is not who it says refuses to run.
+    let out = stretch_with_wake(&home, &model, "x", Some(1)).await;
+    assert!(!out.status.success());
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert!(
+        error["message"].as_str().unwrap().contains("is gone"),
+        "{error}"
+    );
+}
+
 /// Records a balance reading the way the heartbeat's credit check does.
 fn read_balance(home: &TestHome, micro_usdc: u64, at_ms: i64) {
     let mut db = automaton_tools::db::StateDb::open(
@@ -553,7 +754,9 @@ async fn tiers_change_the_model_the_prompt_and_whether_the_loop_runs() {
     assert!(system.contains("Balance: $0.30"), "{system}");
 
     // An hour at zero: dead — no stretch, no model call, the state says so.
-    read_balance(&home, 0, now_ms() - 61 * 60_000);
+    for minutes_ago in [61, 41, 21, 1] {
+        read_balance(&home, 0, now_ms() - minutes_ago * 60_000);
+    }
     read_balance(&home, 0, now_ms());
     let (ok, report) = run_agent(&home, &model, &["--until-sleep"]).await;
     assert!(ok, "{report}");

@@ -130,7 +130,12 @@ async fn check_credits_moves_the_tier_wakes_the_agent_and_counts_the_dead_hour()
     // An unreachable source changes nothing.
     ledger.set(Err("connection refused".into()));
     let run = rig.run("check_credits", SurvivalTier::Dead).await;
-    assert_eq!(run.result.as_ref().unwrap()["error"], "connection refused");
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    let error = run.error.unwrap_or_default();
+    assert!(
+        error.contains("connection refused") && error.contains("stay in force"),
+        "{error}"
+    );
     assert_eq!(*rig.tier.borrow(), SurvivalTier::Dead);
     ledger.set(Ok(Usdc::dollars(10)));
     rig.run("check_credits", SurvivalTier::Dead).await;
@@ -191,32 +196,37 @@ fn git(dir: &std::path::Path, args: &[&str]) {
     );
 }
 
-#[tokio::test]
-async fn check_for_updates_wakes_once_per_new_upstream_head() {
-    let rig = rig(None, Vec::new(), |_| {}).await;
+/// An upstream repository with one commit, and a clone of it at `<workspace>/checkout`.
+fn upstream_and_checkout(rig: &Rig) -> (tempfile::TempDir, std::path::PathBuf) {
     let work = tempfile::tempdir().unwrap();
     let upstream = work.path().join("upstream");
     std::fs::create_dir(&upstream).unwrap();
     git(&upstream, &["init", "-q", "-b", "main"]);
     git(&upstream, &["commit", "-q", "--allow-empty", "-m", "one"]);
-    let checkout = work.path().join("checkout");
+    let workspace = rig._home.path("workspace");
+    std::fs::create_dir_all(&workspace).unwrap();
     git(
-        work.path(),
-        &[
-            "clone",
-            "-q",
-            upstream.to_str().unwrap(),
-            checkout.to_str().unwrap(),
-        ],
+        &workspace,
+        &["clone", "-q", upstream.to_str().unwrap(), "checkout"],
     );
+    (work, upstream)
+}
+
+async fn watch(rig: &Rig, params: &str) {
     let yaml = format!(
-        "entries:\n  - name: check_for_updates\n    schedule: \"0 */4 * * *\"\n    task: check_for_updates\n    params:\n      repo: {}\n",
-        checkout.display()
+        "entries:\n  - name: check_for_updates\n    schedule: \"0 */4 * * *\"\n    task: check_for_updates\n    params: {params}\n"
     );
     rig.scheduler
         .sync(&HeartbeatConfig::parse(&yaml).unwrap())
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn check_for_updates_wakes_once_per_new_upstream_head() {
+    let rig = rig(None, Vec::new(), |_| {}).await;
+    let (_work, upstream) = upstream_and_checkout(&rig);
+    watch(&rig, "{repo: checkout}").await;
     let first = rig.run("check_for_updates", SurvivalTier::Normal).await;
     assert_eq!(first.status, RunStatus::Ok, "{first:?}");
     assert_eq!(first.result.unwrap()["new_commits"], 0);
@@ -236,6 +246,51 @@ async fn check_for_updates_wakes_once_per_new_upstream_head() {
     // The same head again: nothing new to say.
     rig.run("check_for_updates", SurvivalTier::Normal).await;
     assert!(rig.wake.pending().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn check_for_updates_watches_only_checkouts_inside_the_workspace_by_valid_names() {
+    let rig = rig(None, Vec::new(), |_| {}).await;
+    let (work, _upstream) = upstream_and_checkout(&rig);
+    // A checkout outside the workspace, reached four ways.
+    let outside = work.path().join("outside");
+    git(
+        work.path(),
+        &[
+            "clone",
+            "-q",
+            work.path().join("upstream").to_str().unwrap(),
+            "outside",
+        ],
+    );
+    std::os::unix::fs::symlink(&outside, rig._home.path("workspace/link")).unwrap();
+    let refused = [
+        format!("{{repo: {}}}", outside.display()),
+        "{repo: ../workspace/checkout}".to_owned(),
+        "{repo: checkout/../../..}".to_owned(),
+        "{repo: link}".to_owned(),
+        "{repo: checkout, branch: \"--upload-pack=touch /tmp/pwned\"}".to_owned(),
+        "{repo: checkout, branch: \"main:refs/heads/evil\"}".to_owned(),
+        "{repo: checkout, remote: \"../../x\"}".to_owned(),
+    ];
+    for params in refused {
+        watch(&rig, &params).await;
+        let run = rig.run("check_for_updates", SurvivalTier::Normal).await;
+        assert_eq!(run.status, RunStatus::Failed, "{params}: {run:?}");
+        let error = run.error.unwrap_or_default();
+        assert!(
+            error.contains("workspace") || error.contains("valid"),
+            "{params}: {error}"
+        );
+    }
+    // Nothing was fetched into the checkout but its own tracking branch, ever.
+    let refs = std::process::Command::new("git")
+        .args(["for-each-ref", "--format=%(refname)"])
+        .current_dir(rig._home.path("workspace/checkout"))
+        .output()
+        .unwrap();
+    let refs = String::from_utf8_lossy(&refs.stdout);
+    assert!(!refs.contains("evil"), "{refs}");
 }
 
 #[tokio::test]
@@ -299,6 +354,18 @@ async fn health_check_finds_a_loosened_wallet_and_wakes_the_agent() {
     );
     let event = rig.wake.take_next("agent").await.unwrap().unwrap();
     assert_eq!(event.cause, "health");
+    // The same problem next firing: recorded, but the agent was already told.
+    let still = rig.run("health_check", SurvivalTier::Normal).await;
+    assert_eq!(still.result.unwrap()["healthy"], false);
+    assert!(rig.wake.pending().await.unwrap().is_empty());
+    // Fixed, then broken again: a recurrence is news.
+    std::fs::set_permissions(&wallet, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let fixed = rig.run("health_check", SurvivalTier::Normal).await;
+    assert_eq!(fixed.result.unwrap()["healthy"], true);
+    std::fs::set_permissions(&wallet, std::fs::Permissions::from_mode(0o640)).unwrap();
+    rig.run("health_check", SurvivalTier::Normal).await;
+    let again = rig.wake.take_next("agent").await.unwrap().unwrap();
+    assert_eq!(again.cause, "health");
 }
 
 #[test]

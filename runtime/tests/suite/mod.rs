@@ -6,6 +6,7 @@ mod doctor;
 mod heartbeat;
 mod inference;
 mod init;
+mod platform;
 mod prompt;
 mod status;
 mod tools;

@@ -212,8 +212,9 @@ fn tool_specs_token_count_is_visible_and_bounded() {
     println!("tool spec tokens: TOTAL          {total}");
     assert!(total > 0);
     // Seed 002: every description costs tokens on every request. Growth past this is a
-    // decision to make consciously (raise the bound in the same commit).
-    assert!(total < 1_200, "tool specs cost {total} tokens");
+    // decision to make consciously (raise the bound in the same commit). 18 tools since the
+    // platform's ten (about 110 tokens each, ~35 of them the function wrapper itself).
+    assert!(total < 2_100, "tool specs cost {total} tokens");
     let out = home.run(&["tools", "--json"]);
     let listed = json(&out);
     assert_eq!(

@@ -222,6 +222,15 @@ impl ProtectedPaths {
         }
     }
 
+    /// Adds a directory nothing under which may be read, copied or written: another
+    /// program's private state the agent reaches only through its tools (the local
+    /// platform's admin token, database and releases).
+    #[must_use]
+    pub fn with_private_tree(mut self, dir: &Path, why: &'static str) -> Self {
+        self.never_read_under.push(Protected::new(dir, why));
+        self
+    }
+
     /// The automaton's home.
     pub fn home(&self) -> &Path {
         &self.home

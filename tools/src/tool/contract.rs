@@ -126,9 +126,23 @@ impl<T: Tool> TypedTool<T> {
             .into_generator();
         let schema = generator.into_root_schema_for::<T::Args>();
         let mut parameters = schema.to_value();
+        // Every spec is sent with every request: what the model cannot use goes. The root's
+        // description is the args struct's doc comment (the tool's own description says it
+        // better), and a `null` default says nothing an optional field does not.
         if let Some(object) = parameters.as_object_mut() {
             object.remove("$schema");
             object.remove("title");
+            object.remove("description");
+            if let Some(properties) = object.get_mut("properties").and_then(|p| p.as_object_mut()) {
+                for property in properties.values_mut().filter_map(|p| p.as_object_mut()) {
+                    if property
+                        .get("default")
+                        .is_some_and(serde_json::Value::is_null)
+                    {
+                        property.remove("default");
+                    }
+                }
+            }
         }
         if parameters.get("type").and_then(|t| t.as_str()) != Some("object") {
             return Err(format!(

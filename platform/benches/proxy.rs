@@ -1,0 +1,103 @@
+//! What the live URL's proxy adds to a request: 2,000 sequential requests, each on a fresh
+//! connection (the proxy's worst case: it reads and routes every head), straight to a local
+//! backend and then through the proxy; p50 / p99 of each and the difference.
+//!
+//! ```text
+//! cargo bench -p automaton-platform --bench proxy
+//! ```
+
+use automaton_platform::local::proxy::{Routes, serve};
+use std::error::Error;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+type BenchResult<T = ()> = Result<T, Box<dyn Error>>;
+
+const REQUESTS: usize = 2_000;
+
+fn main() -> BenchResult {
+    tokio::runtime::Runtime::new()?.block_on(bench())
+}
+
+async fn bench() -> BenchResult {
+    let backend = backend().await?;
+    let routes = Routes::default();
+    routes.set("app-bench.localhost", vec![backend]);
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let proxy = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    tokio::spawn(serve(listener, routes, stop.clone()));
+    // Warm both paths.
+    for _ in 0..100 {
+        request(backend).await?;
+        request(proxy).await?;
+    }
+    let mut direct = Vec::with_capacity(REQUESTS);
+    let mut proxied = Vec::with_capacity(REQUESTS);
+    for _ in 0..REQUESTS {
+        let started = Instant::now();
+        request(backend).await?;
+        direct.push(started.elapsed());
+        let started = Instant::now();
+        request(proxy).await?;
+        proxied.push(started.elapsed());
+    }
+    let (direct50, direct99) = quantiles(&mut direct);
+    let (proxied50, proxied99) = quantiles(&mut proxied);
+    println!("direct   n={REQUESTS} p50 {direct50:>7.1} µs  p99 {direct99:>7.1} µs");
+    println!("proxied  n={REQUESTS} p50 {proxied50:>7.1} µs  p99 {proxied99:>7.1} µs");
+    println!(
+        "overhead p50 {:>7.1} µs  p99 {:>7.1} µs per request (fresh connection each)",
+        proxied50 - direct50,
+        proxied99 - direct99
+    );
+    stop.cancel();
+    Ok(())
+}
+
+async fn request(address: SocketAddr) -> BenchResult {
+    let mut stream = TcpStream::connect(address).await?;
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: app-bench.localhost\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    if !response.starts_with(b"HTTP/1.1 200") {
+        return Err(format!("unexpected answer: {}", String::from_utf8_lossy(&response)).into());
+    }
+    Ok(())
+}
+
+async fn backend() -> BenchResult<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buffer = [0_u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    Ok(address)
+}
+
+fn quantiles(times: &mut [Duration]) -> (f64, f64) {
+    times.sort();
+    let at = |q: f64| times[((times.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e6;
+    (at(0.5), at(0.99))
+}

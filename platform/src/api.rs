@@ -1,0 +1,137 @@
+//! The one trait over seed 000's verbs. Its backends: [`crate::local::LocalPlatform`], which
+//! really hosts on this machine, and the HTTP client of a Conway gateway. Tools and the CLI
+//! hold a `dyn Platform` and never know which one answers.
+
+use crate::error::Result;
+use crate::model::{
+    CreatedProject, DeletedProject, DeployAccepted, EnvChange, Operation, OperationEvent,
+    ProjectState, ProjectSummary, ServiceDetail, ServiceLogs, ServiceState,
+};
+use automaton_tools::tool::BoxFuture;
+use std::path::Path;
+use std::time::Duration;
+
+/// The Conway platform's verbs.
+///
+/// Mutating verbs take an optional `idempotency_key`: the same key with the same request
+/// returns the first answer again without doing anything twice; the same key with a different
+/// request is a `CONFLICT`. Keys are kept 24 hours.
+pub trait Platform: Send + Sync {
+    /// `createProject`: creates the project, or returns the existing one with
+    /// `created: false`.
+    fn create_project<'a>(
+        &'a self,
+        name: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<CreatedProject>>;
+
+    /// `getProject`: the full state tree (services, env names, recent events).
+    fn get_project<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<ProjectState>>;
+
+    /// `listProjects`.
+    fn list_projects(&self) -> BoxFuture<'_, Result<Vec<ProjectSummary>>>;
+
+    /// `deleteProject`: stops and removes everything in it. Refused without `confirm`;
+    /// deleting a project that does not exist succeeds with `deleted: false`.
+    fn delete_project<'a>(
+        &'a self,
+        name: &'a str,
+        confirm: bool,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<DeletedProject>>;
+
+    /// `createDeploy`: deploys the packed source at `archive` (see [`crate::source::pack`]) to
+    /// the service (created on first deploy). Answers at once; the work is an operation.
+    fn deploy<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        archive: &'a Path,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<DeployAccepted>>;
+
+    /// `getOperation`.
+    fn get_operation<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Operation>>;
+
+    /// The operation's events after `after_seq` (0 replays from the start).
+    fn operation_events<'a>(
+        &'a self,
+        id: &'a str,
+        after_seq: i64,
+    ) -> BoxFuture<'a, Result<Vec<OperationEvent>>>;
+
+    /// `listServices`.
+    fn list_services<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<Vec<ServiceState>>>;
+
+    /// The service with its health, releases and URLs, and its last `log_lines` lines.
+    fn get_service<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        log_lines: usize,
+    ) -> BoxFuture<'a, Result<ServiceDetail>>;
+
+    /// `rollbackService`: back to the previous release, or `to_release`; no rebuild.
+    fn rollback<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        to_release: Option<&'a str>,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ServiceDetail>>;
+
+    /// `restartService`: fresh instances of the current release.
+    fn restart<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ServiceDetail>>;
+
+    /// `scaleService`: run `replicas` instances (0 stops the service).
+    fn scale<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        replicas: u32,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ServiceDetail>>;
+
+    /// `setEnv`: merges into the project env and restarts its running services; answers
+    /// with names only.
+    fn set_env<'a>(
+        &'a self,
+        project: &'a str,
+        vars: &'a [(String, String)],
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<EnvChange>>;
+
+    /// `listEnv`: names only; no read ever returns a value.
+    fn list_env<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<Vec<String>>>;
+
+    /// The service's last runtime lines and its latest build's lines.
+    fn logs<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        lines: usize,
+    ) -> BoxFuture<'a, Result<ServiceLogs>>;
+
+    /// Polls the operation until it ends or `timeout` passes (then returns it as it stands).
+    fn wait_operation<'a>(
+        &'a self,
+        id: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Operation>> {
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let operation = self.get_operation(id).await?;
+                if operation.status.is_done() || tokio::time::Instant::now() >= deadline {
+                    return Ok(operation);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    }
+}

@@ -1,0 +1,604 @@
+//! The REST gateway: seed 000's API under `/v1`, served over a [`LocalPlatform`] by
+//! `automaton platform serve`. Every `/v1` request needs `Authorization: Bearer <token>`;
+//! errors are `{code, message, hint, retryable}` (plus `log_tail`/`state`) with the HTTP
+//! status their code implies; mutating calls honour an `Idempotency-Key` header; deploys
+//! upload a gzipped tarball as the request body and answer `202` with the operation; the
+//! operation's stream is Server-Sent Events (`log`, `phase`, `done`) replayed from the start
+//! (or after `Last-Event-ID`), so a reconnect loses nothing.
+
+use crate::api::Platform;
+use crate::error::{Error, ErrorCode};
+use crate::local::LocalPlatform;
+use crate::source::MAX_SOURCE_BYTES;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+
+/// The OpenAPI document served at `/v1/openapi.yaml`.
+pub const OPENAPI: &str = include_str!("../openapi.yaml");
+
+/// The HTTP status of an error code.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidInput | ErrorCode::NoProviderDetected => StatusCode::BAD_REQUEST,
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::CapabilityMissing => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::SourceTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::BuildCommandFailed | ErrorCode::HealthCheckFailed => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::ImagePushFailed | ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// An error as an HTTP response.
+struct ApiError(Error);
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (status_of(self.0.code), Json(self.0)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The gateway's routes over `platform`.
+pub fn router(platform: LocalPlatform) -> axum::Router {
+    let v1 = axum::Router::new()
+        .route("/projects", post(create_project).get(list_projects))
+        .route(
+            "/projects/{project}",
+            get(get_project).delete(delete_project),
+        )
+        .route("/projects/{project}/services", get(list_services))
+        .route(
+            "/projects/{project}/services/{service}",
+            get(get_service).patch(scale_service),
+        )
+        .route(
+            "/projects/{project}/services/{service}/deploys",
+            post(create_deploy).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/projects/{project}/services/{service}/rollback",
+            post(rollback),
+        )
+        .route(
+            "/projects/{project}/services/{service}/restart",
+            post(restart),
+        )
+        .route("/projects/{project}/services/{service}/logs", get(logs))
+        .route("/projects/{project}/env", get(list_env).put(set_env))
+        .route("/projects/{project}/events", get(stream_events))
+        .route("/operations/{id}", get(get_operation))
+        .route("/operations/{id}/stream", get(stream_operation))
+        .route_layer(middleware::from_fn_with_state(
+            platform.clone(),
+            authenticate,
+        ))
+        .route("/openapi.yaml", get(openapi));
+    axum::Router::new()
+        .nest("/v1", v1)
+        .fallback(not_found)
+        .with_state(platform)
+}
+
+/// Serves the gateway on `listener` until `stop` is cancelled.
+pub async fn serve(
+    platform: LocalPlatform,
+    listener: tokio::net::TcpListener,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(platform))
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}
+
+async fn authenticate(
+    State(platform): State<LocalPlatform>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let secret = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|secret| !secret.is_empty());
+    let Some(secret) = secret else {
+        return ApiError(
+            Error::new(ErrorCode::Unauthenticated, "this request carries no bearer token")
+                .with_hint("send `Authorization: Bearer <token>`; the local platform's admin token is in endpoint.json in its data directory"),
+        )
+        .into_response();
+    };
+    match platform.authenticate(secret).await {
+        Ok(true) => next.run(request).await,
+        Ok(false) => ApiError(
+            Error::new(ErrorCode::Unauthenticated, "the bearer token is not valid (unknown or revoked)")
+                .with_hint("use a live token: the local platform's admin token is in endpoint.json in its data directory"),
+        )
+        .into_response(),
+        Err(error) => ApiError(error).into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError(
+        Error::new(ErrorCode::NotFound, "no such endpoint")
+            .with_hint("the API is under /v1; /v1/openapi.yaml lists every path"),
+    )
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("idempotency-key")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// A JSON body, or an `INVALID_INPUT` saying what was wrong with it.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], example: &str) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|err| {
+        ApiError(
+            Error::new(
+                ErrorCode::InvalidInput,
+                format!("the request body is not valid: {err}"),
+            )
+            .with_hint(format!("send JSON like {example}")),
+        )
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateProject {
+    name: String,
+}
+
+async fn create_project(
+    State(platform): State<LocalPlatform>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let request: CreateProject = parse_body(&body, r#"{"name": "my-app"}"#)?;
+    let key = idempotency_key(&headers);
+    let created = platform
+        .create_project(&request.name, key.as_deref())
+        .await?;
+    let status = if created.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(created)).into_response())
+}
+
+async fn list_projects(State(platform): State<LocalPlatform>) -> ApiResult<Response> {
+    Ok(Json(serde_json::json!({ "projects": platform.list_projects().await? })).into_response())
+}
+
+async fn get_project(
+    State(platform): State<LocalPlatform>,
+    Path(project): Path<String>,
+) -> ApiResult<Response> {
+    Ok(Json(platform.get_project(&project).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct Confirm {
+    #[serde(default)]
+    confirm: bool,
+}
+
+async fn delete_project(
+    State(platform): State<LocalPlatform>,
+    Path(project): Path<String>,
+    Query(confirm): Query<Confirm>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let key = idempotency_key(&headers);
+    Ok(Json(
+        platform
+            .delete_project(&project, confirm.confirm, key.as_deref())
+            .await?,
+    )
+    .into_response())
+}
+
+async fn list_services(
+    State(platform): State<LocalPlatform>,
+    Path(project): Path<String>,
+) -> ApiResult<Response> {
+    Ok(
+        Json(serde_json::json!({ "services": platform.list_services(&project).await? }))
+            .into_response(),
+    )
+}
+
+#[derive(Deserialize)]
+struct LogLines {
+    #[serde(default)]
+    log_lines: usize,
+}
+
+async fn get_service(
+    State(platform): State<LocalPlatform>,
+    Path((project, service)): Path<(String, String)>,
+    Query(query): Query<LogLines>,
+) -> ApiResult<Response> {
+    Ok(Json(
+        platform
+            .get_service(&project, &service, query.log_lines)
+            .await?,
+    )
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Scale {
+    replicas: u32,
+}
+
+async fn scale_service(
+    State(platform): State<LocalPlatform>,
+    Path((project, service)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let request: Scale = parse_body(&body, r#"{"replicas": 2}"#)?;
+    let key = idempotency_key(&headers);
+    Ok(Json(
+        platform
+            .scale(&project, &service, request.replicas, key.as_deref())
+            .await?,
+    )
+    .into_response())
+}
+
+async fn create_deploy(
+    State(platform): State<LocalPlatform>,
+    Path((project, service)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let uploads = platform.data_dir().join("uploads");
+    tokio::fs::create_dir_all(&uploads).await.map_err(|err| {
+        Error::new(
+            ErrorCode::InternalError,
+            format!("storing the upload: {err}"),
+        )
+    })?;
+    let path = uploads.join(format!("incoming-{}.tgz", uuid::Uuid::new_v4().simple()));
+    let received = receive(body, &path).await;
+    let outcome = match received {
+        Ok(()) => {
+            let key = idempotency_key(&headers);
+            platform
+                .deploy(&project, &service, &path, key.as_deref())
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    let _ = tokio::fs::remove_file(&path).await;
+    Ok((StatusCode::ACCEPTED, Json(outcome?)).into_response())
+}
+
+/// Streams the request body to `path`, refusing past the source limit.
+async fn receive(body: Body, path: &std::path::Path) -> Result<(), Error> {
+    use futures_util::StreamExt;
+    let io = |err: std::io::Error| {
+        Error::new(
+            ErrorCode::InternalError,
+            format!("storing the upload: {err}"),
+        )
+    };
+    let mut file = tokio::fs::File::create(path).await.map_err(io)?;
+    let mut stream = body.into_data_stream();
+    let mut total = 0_u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|err| {
+            Error::new(
+                ErrorCode::InvalidInput,
+                format!("the upload was cut off: {err}"),
+            )
+            .with_hint("send the whole gzipped tarball as the request body and try again")
+        })?;
+        total += chunk.len() as u64;
+        if total > MAX_SOURCE_BYTES {
+            return Err(Error::new(
+                ErrorCode::SourceTooLarge,
+                "the upload exceeds 512 MB",
+            ));
+        }
+        file.write_all(&chunk).await.map_err(io)?;
+    }
+    if total == 0 {
+        return Err(
+            Error::new(ErrorCode::InvalidInput, "the deploy carries no source")
+                .with_hint("send the gzipped tarball of the source directory as the request body"),
+        );
+    }
+    file.flush().await.map_err(io)?;
+    Ok(())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Rollback {
+    #[serde(default)]
+    to: Option<String>,
+}
+
+async fn rollback(
+    State(platform): State<LocalPlatform>,
+    Path((project, service)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let request: Rollback = if body.is_empty() {
+        Rollback::default()
+    } else {
+        parse_body(&body, r#"{"to": "rel_…"} or an empty body"#)?
+    };
+    let key = idempotency_key(&headers);
+    Ok(Json(
+        platform
+            .rollback(&project, &service, request.to.as_deref(), key.as_deref())
+            .await?,
+    )
+    .into_response())
+}
+
+async fn restart(
+    State(platform): State<LocalPlatform>,
+    Path((project, service)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let key = idempotency_key(&headers);
+    Ok(Json(platform.restart(&project, &service, key.as_deref()).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct Lines {
+    #[serde(default = "default_lines")]
+    lines: usize,
+}
+
+fn default_lines() -> usize {
+    100
+}
+
+fn wants_events(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/event-stream"))
+}
+
+/// Runtime and build lines as JSON; with `Accept: text/event-stream`, the runtime tail and
+/// then every new line as it is written (`event: log`).
+async fn logs(
+    State(platform): State<LocalPlatform>,
+    Path((project, service)): Path<(String, String)>,
+    Query(query): Query<Lines>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let logs = platform.logs(&project, &service, query.lines).await?;
+    if !wants_events(&headers) {
+        return Ok(Json(logs).into_response());
+    }
+    let path = platform.log_file(&project, &service).await?;
+    // Follow from the current end; the tail goes first.
+    let offset = tokio::fs::metadata(&path)
+        .await
+        .map_or(0, |meta| meta.len());
+    let tail = futures_util::stream::iter(
+        logs.runtime
+            .into_iter()
+            .map(|line| Ok::<_, Infallible>(Event::default().event("log").data(line)))
+            .collect::<Vec<_>>(),
+    );
+    let follow = futures_util::stream::unfold(
+        (path, offset, String::new()),
+        |(path, mut offset, mut partial)| async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let Ok(bytes) = tokio::fs::read(&path).await else {
+                    continue;
+                };
+                let len = bytes.len() as u64;
+                if len < offset {
+                    offset = 0; // truncated: start over
+                }
+                if len == offset {
+                    continue;
+                }
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                partial.push_str(&String::from_utf8_lossy(&bytes[start..]));
+                offset = len;
+                let mut lines = Vec::new();
+                while let Some(end) = partial.find('\n') {
+                    let line: String = partial.drain(..=end).collect();
+                    lines.push(Ok::<_, Infallible>(
+                        Event::default().event("log").data(line.trim_end()),
+                    ));
+                }
+                if !lines.is_empty() {
+                    return Some((futures_util::stream::iter(lines), (path, offset, partial)));
+                }
+            }
+        },
+    );
+    use futures_util::StreamExt;
+    Ok(Sse::new(tail.chain(follow.flatten()))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// The project's events as SSE (`event: <kind>`, `id: <event id>`): those after
+/// `Last-Event-ID` (all, without it), then each new one.
+async fn stream_events(
+    State(platform): State<LocalPlatform>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let after = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<i64>().ok())
+        .unwrap_or(0);
+    // Fails now, as JSON, for an unknown project.
+    platform.events_after(&project, i64::MAX).await?;
+    let stream = futures_util::stream::unfold(
+        (platform, project, after),
+        |(platform, project, mut after)| async move {
+            loop {
+                match platform.events_after(&project, after).await {
+                    Ok(events) if !events.is_empty() => {
+                        if let Some(last) = events.last() {
+                            after = last.id;
+                        }
+                        let batch: Vec<Result<Event, Infallible>> = events
+                            .into_iter()
+                            .map(|event| {
+                                let data = serde_json::to_string(&event).unwrap_or_default();
+                                Ok(Event::default()
+                                    .id(event.id.to_string())
+                                    .event(event.kind)
+                                    .data(data))
+                            })
+                            .collect();
+                        return Some((
+                            futures_util::stream::iter(batch),
+                            (platform, project, after),
+                        ));
+                    }
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+                    Err(_) => return None,
+                }
+            }
+        },
+    );
+    use futures_util::StreamExt;
+    Ok(Sse::new(stream.flatten())
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetEnv {
+    vars: BTreeMap<String, String>,
+}
+
+async fn set_env(
+    State(platform): State<LocalPlatform>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let request: SetEnv = parse_body(&body, r#"{"vars": {"API_URL": "https://…"}}"#)?;
+    let vars: Vec<(String, String)> = request.vars.into_iter().collect();
+    let key = idempotency_key(&headers);
+    Ok(Json(platform.set_env(&project, &vars, key.as_deref()).await?).into_response())
+}
+
+async fn list_env(
+    State(platform): State<LocalPlatform>,
+    Path(project): Path<String>,
+) -> ApiResult<Response> {
+    Ok(Json(serde_json::json!({ "names": platform.list_env(&project).await? })).into_response())
+}
+
+async fn get_operation(
+    State(platform): State<LocalPlatform>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    Ok(Json(platform.get_operation(&id).await?).into_response())
+}
+
+async fn stream_operation(
+    State(platform): State<LocalPlatform>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    // Fails now, as JSON, for an unknown operation.
+    platform.get_operation(&id).await?;
+    let after = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<i64>().ok())
+        .unwrap_or(0);
+    let stream = futures_util::stream::unfold(
+        (platform, id, after, false),
+        |(platform, id, mut after, finished)| async move {
+            if finished {
+                return None;
+            }
+            loop {
+                match platform.operation_events(&id, after).await {
+                    Ok(events) if !events.is_empty() => {
+                        let done = events.iter().any(|event| event.kind == "done");
+                        if let Some(last) = events.last() {
+                            after = last.seq;
+                        }
+                        let batch: Vec<Result<Event, Infallible>> = events
+                            .into_iter()
+                            .map(|event| {
+                                // Every payload is an object; when it was recorded rides along.
+                                let mut data = event.data;
+                                if let Some(object) = data.as_object_mut() {
+                                    object.insert("at_ms".to_owned(), event.at_ms.into());
+                                }
+                                Ok(Event::default()
+                                    .id(event.seq.to_string())
+                                    .event(event.kind)
+                                    .data(data.to_string()))
+                            })
+                            .collect();
+                        return Some((
+                            futures_util::stream::iter(batch),
+                            (platform, id, after, done),
+                        ));
+                    }
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Err(_) => return None,
+                }
+            }
+        },
+    );
+    use futures_util::StreamExt;
+    Ok(Sse::new(stream.flatten())
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}

@@ -1,0 +1,575 @@
+//! `HttpPlatform`: the client of a Conway gateway's REST API (seed 000) — a real Conway
+//! endpoint, or the local platform's gateway (`automaton platform serve`). Bearer token on
+//! every call; the gateway's `{code, message, hint, retryable}` errors come back as they
+//! are; transient failures (connection refused, 5xx, retryable codes) are retried with
+//! backoff and a circuit breaker (`automaton_tools::resilience`); and every mutating call
+//! carries an idempotency key — the caller's, or a fresh one per call kept across its
+//! retries — so a retry never does the work twice.
+
+use crate::api::Platform;
+use crate::error::{Error, ErrorCode, Result};
+use crate::model::{
+    CreatedProject, DeletedProject, DeployAccepted, EnvChange, Operation, OperationEvent,
+    ProjectState, ProjectSummary, ServiceDetail, ServiceLogs, ServiceState,
+};
+use automaton_tools::clock::SystemClock;
+use automaton_tools::resilience::{
+    BreakerConfig, CircuitBreaker, Classify, FailureKind, RetryError, RetryPolicy, retry,
+};
+use automaton_tools::tool::BoxFuture;
+use serde::de::DeserializeOwned;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl Classify for Error {
+    fn failure_kind(&self) -> FailureKind {
+        if self.retryable {
+            FailureKind::Transient { retry_after: None }
+        } else {
+            FailureKind::Permanent
+        }
+    }
+}
+
+/// The REST client.
+pub struct HttpPlatform {
+    base: String,
+    token: String,
+    client: reqwest::Client,
+    retry: RetryPolicy,
+    breaker: CircuitBreaker,
+}
+
+impl std::fmt::Debug for HttpPlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a secret: never printed.
+        f.debug_struct("HttpPlatform")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request to build: method, path under the base, optional JSON or file body.
+enum Body<'a> {
+    None,
+    Json(serde_json::Value),
+    File(&'a Path),
+}
+
+impl HttpPlatform {
+    /// A client of the gateway at `endpoint` (e.g. `http://127.0.0.1:7878`) with `token`.
+    pub fn new(endpoint: &str, token: &str) -> Result<Self> {
+        Self::with_retry(endpoint, token, RetryPolicy::default())
+    }
+
+    /// [`Self::new`] with another retry policy.
+    pub fn with_retry(endpoint: &str, token: &str, retry: RetryPolicy) -> Result<Self> {
+        let base = endpoint.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(Error::new(
+                ErrorCode::InvalidInput,
+                format!("the Conway endpoint `{endpoint}` is not an http(s) URL"),
+            )
+            .with_hint(
+                "set CONWAY_ENDPOINT to the gateway's base URL, e.g. https://api.example.com",
+            ));
+        }
+        if token.trim().is_empty() {
+            return Err(
+                Error::new(ErrorCode::Unauthenticated, "no Conway token is set")
+                    .with_hint("set CONWAY_TOKEN to a token the gateway issued"),
+            );
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|err| Error::new(ErrorCode::InternalError, format!("HTTP client: {err}")))?;
+        Ok(Self {
+            base,
+            token: token.trim().to_owned(),
+            client,
+            retry,
+            breaker: CircuitBreaker::new(BreakerConfig::default(), Arc::new(SystemClock)),
+        })
+    }
+
+    /// The gateway's base URL.
+    pub fn endpoint(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends the request (retrying transient failures) and decodes the answer.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Body<'_>,
+        mutating: bool,
+        idempotency_key: Option<&str>,
+    ) -> Result<T> {
+        let key = if mutating {
+            Some(idempotency_key.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned))
+        } else {
+            None
+        };
+        let url = format!("{}{path}", self.base);
+        let outcome = retry(&self.retry, Some(&self.breaker), |_| {
+            self.once(method.clone(), &url, &body, key.as_deref())
+        })
+        .await;
+        outcome.map_err(|err| match err {
+            RetryError::Exhausted { last, .. } | RetryError::Permanent(last) => last,
+            RetryError::BreakerOpen(open) => Error::new(
+                ErrorCode::InternalError,
+                format!(
+                    "the Conway gateway at {} keeps failing; calls are paused",
+                    self.base
+                ),
+            )
+            .with_hint(format!("try again in {} s", open.retry_in.as_secs().max(1))),
+        })
+    }
+
+    async fn once<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: &Body<'_>,
+        key: Option<&str>,
+    ) -> Result<T> {
+        let mut request = self.client.request(method, url).bearer_auth(&self.token);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request = match body {
+            Body::None => request,
+            Body::Json(value) => request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(value.to_string()),
+            Body::File(path) => {
+                let file = tokio::fs::File::open(path).await.map_err(|err| {
+                    Error::new(
+                        ErrorCode::InvalidInput,
+                        format!("the source archive cannot be read: {err}"),
+                    )
+                })?;
+                request
+                    .header(reqwest::header::CONTENT_TYPE, "application/gzip")
+                    .body(reqwest::Body::wrap_stream(
+                        tokio_util::io::ReaderStream::new(file),
+                    ))
+            }
+        };
+        let response = request.send().await.map_err(|err| {
+            Error::new(
+                ErrorCode::InternalError,
+                format!("the Conway gateway at {} cannot be reached: {err}", self.base),
+            )
+            .with_hint("check CONWAY_ENDPOINT, or start the local platform with `automaton platform serve`")
+        })?;
+        let status = response.status();
+        let text = response.text().await.map_err(|err| {
+            Error::new(
+                ErrorCode::InternalError,
+                format!("the gateway's answer was cut off: {err}"),
+            )
+        })?;
+        if status.is_success() {
+            return serde_json::from_str(&text).map_err(|err| {
+                Error::new(
+                    ErrorCode::InternalError,
+                    format!("the gateway answered {status} with a body this client does not understand: {err}"),
+                )
+                .with_hint("the gateway may speak another version of the API; check /v1/openapi.yaml")
+            });
+        }
+        Err(serde_json::from_str::<Error>(&text).unwrap_or_else(|_| {
+            let snippet: String = text.chars().take(200).collect();
+            let code = if status.is_server_error() {
+                ErrorCode::InternalError
+            } else if status == reqwest::StatusCode::UNAUTHORIZED {
+                ErrorCode::Unauthenticated
+            } else if status == reqwest::StatusCode::NOT_FOUND {
+                ErrorCode::NotFound
+            } else {
+                ErrorCode::InvalidInput
+            };
+            Error::new(code, format!("the gateway answered {status}: {snippet}"))
+        }))
+    }
+}
+
+/// A path segment, percent-encoded.
+fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[derive(serde::Deserialize)]
+struct Projects {
+    projects: Vec<ProjectSummary>,
+}
+
+#[derive(serde::Deserialize)]
+struct Services {
+    services: Vec<ServiceState>,
+}
+
+#[derive(serde::Deserialize)]
+struct EnvNames {
+    names: Vec<String>,
+}
+
+impl Platform for HttpPlatform {
+    fn create_project<'a>(
+        &'a self,
+        name: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<CreatedProject>> {
+        Box::pin(self.call(
+            reqwest::Method::POST,
+            "/v1/projects",
+            Body::Json(serde_json::json!({ "name": name })),
+            true,
+            idempotency_key,
+        ))
+    }
+
+    fn get_project<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<ProjectState>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::GET,
+                &format!("/v1/projects/{}", segment(name)),
+                Body::None,
+                false,
+                None,
+            )
+            .await
+        })
+    }
+
+    fn list_projects(&self) -> BoxFuture<'_, Result<Vec<ProjectSummary>>> {
+        Box::pin(async move {
+            let projects: Projects = self
+                .call(
+                    reqwest::Method::GET,
+                    "/v1/projects",
+                    Body::None,
+                    false,
+                    None,
+                )
+                .await?;
+            Ok(projects.projects)
+        })
+    }
+
+    fn delete_project<'a>(
+        &'a self,
+        name: &'a str,
+        confirm: bool,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<DeletedProject>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::DELETE,
+                &format!("/v1/projects/{}?confirm={confirm}", segment(name)),
+                Body::None,
+                true,
+                idempotency_key,
+            )
+            .await
+        })
+    }
+
+    fn deploy<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        archive: &'a Path,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<DeployAccepted>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::POST,
+                &format!(
+                    "/v1/projects/{}/services/{}/deploys",
+                    segment(project),
+                    segment(service)
+                ),
+                Body::File(archive),
+                true,
+                idempotency_key,
+            )
+            .await
+        })
+    }
+
+    fn get_operation<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Operation>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::GET,
+                &format!("/v1/operations/{}", segment(id)),
+                Body::None,
+                false,
+                None,
+            )
+            .await
+        })
+    }
+
+    fn operation_events<'a>(
+        &'a self,
+        id: &'a str,
+        after_seq: i64,
+    ) -> BoxFuture<'a, Result<Vec<OperationEvent>>> {
+        Box::pin(async move {
+            // The SSE stream replays from the start; events up to `done` (or what exists
+            // now, when the operation is still running) are read and the connection closed.
+            let operation = self.get_operation(id).await?;
+            let url = format!("{}/v1/operations/{}/stream", self.base, segment(id));
+            let mut request = self.client.get(&url).bearer_auth(&self.token);
+            if after_seq > 0 {
+                request = request.header("Last-Event-ID", after_seq.to_string());
+            }
+            let mut response = request.send().await.map_err(|err| {
+                Error::new(
+                    ErrorCode::InternalError,
+                    format!("the operation stream cannot be read: {err}"),
+                )
+            })?;
+            let mut buffer = String::new();
+            let mut events = Vec::new();
+            let idle = Duration::from_millis(if operation.status.is_done() {
+                5_000
+            } else {
+                300
+            });
+            loop {
+                let chunk = match tokio::time::timeout(idle, response.chunk()).await {
+                    Ok(Ok(Some(chunk))) => chunk,
+                    Ok(Ok(None)) | Err(_) => break,
+                    Ok(Err(err)) => {
+                        return Err(Error::new(
+                            ErrorCode::InternalError,
+                            format!("the operation stream broke: {err}"),
+                        ));
+                    }
+                };
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buffer.find("\n\n") {
+                    let block: String = buffer.drain(..end + 2).collect();
+                    if let Some(event) = parse_sse(&block) {
+                        let done = event.kind == "done";
+                        events.push(event);
+                        if done {
+                            return Ok(events);
+                        }
+                    }
+                }
+            }
+            Ok(events)
+        })
+    }
+
+    fn list_services<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<Vec<ServiceState>>> {
+        Box::pin(async move {
+            let services: Services = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/v1/projects/{}/services", segment(project)),
+                    Body::None,
+                    false,
+                    None,
+                )
+                .await?;
+            Ok(services.services)
+        })
+    }
+
+    fn get_service<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        log_lines: usize,
+    ) -> BoxFuture<'a, Result<ServiceDetail>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::GET,
+                &format!(
+                    "/v1/projects/{}/services/{}?log_lines={log_lines}",
+                    segment(project),
+                    segment(service)
+                ),
+                Body::None,
+                false,
+                None,
+            )
+            .await
+        })
+    }
+
+    fn rollback<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        to_release: Option<&'a str>,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ServiceDetail>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::POST,
+                &format!(
+                    "/v1/projects/{}/services/{}/rollback",
+                    segment(project),
+                    segment(service)
+                ),
+                Body::Json(serde_json::json!({ "to": to_release })),
+                true,
+                idempotency_key,
+            )
+            .await
+        })
+    }
+
+    fn restart<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ServiceDetail>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::POST,
+                &format!(
+                    "/v1/projects/{}/services/{}/restart",
+                    segment(project),
+                    segment(service)
+                ),
+                Body::None,
+                true,
+                idempotency_key,
+            )
+            .await
+        })
+    }
+
+    fn scale<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        replicas: u32,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ServiceDetail>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::PATCH,
+                &format!(
+                    "/v1/projects/{}/services/{}",
+                    segment(project),
+                    segment(service)
+                ),
+                Body::Json(serde_json::json!({ "replicas": replicas })),
+                true,
+                idempotency_key,
+            )
+            .await
+        })
+    }
+
+    fn set_env<'a>(
+        &'a self,
+        project: &'a str,
+        vars: &'a [(String, String)],
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<EnvChange>> {
+        Box::pin(async move {
+            let map: serde_json::Map<String, serde_json::Value> = vars
+                .iter()
+                .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
+                .collect();
+            self.call(
+                reqwest::Method::PUT,
+                &format!("/v1/projects/{}/env", segment(project)),
+                Body::Json(serde_json::json!({ "vars": map })),
+                true,
+                idempotency_key,
+            )
+            .await
+        })
+    }
+
+    fn list_env<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<Vec<String>>> {
+        Box::pin(async move {
+            let names: EnvNames = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/v1/projects/{}/env", segment(project)),
+                    Body::None,
+                    false,
+                    None,
+                )
+                .await?;
+            Ok(names.names)
+        })
+    }
+
+    fn logs<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+        lines: usize,
+    ) -> BoxFuture<'a, Result<ServiceLogs>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::GET,
+                &format!(
+                    "/v1/projects/{}/services/{}/logs?lines={lines}",
+                    segment(project),
+                    segment(service)
+                ),
+                Body::None,
+                false,
+                None,
+            )
+            .await
+        })
+    }
+}
+
+/// One SSE block (`id:`, `event:`, `data:` lines) as an operation event.
+fn parse_sse(block: &str) -> Option<OperationEvent> {
+    let (mut id, mut kind, mut data) = (None, None, String::new());
+    for line in block.lines() {
+        if let Some(value) = line.strip_prefix("id:") {
+            id = value.trim().parse::<i64>().ok();
+        } else if let Some(value) = line.strip_prefix("event:") {
+            kind = Some(value.trim().to_owned());
+        } else if let Some(value) = line.strip_prefix("data:") {
+            if !data.is_empty() {
+                data.push('\n');
+            }
+            data.push_str(value.strip_prefix(' ').unwrap_or(value));
+        }
+    }
+    let mut data: serde_json::Value =
+        serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
+    let at_ms = data
+        .as_object_mut()
+        .and_then(|object| object.remove("at_ms"))
+        .and_then(|at| at.as_i64())
+        .unwrap_or_default();
+    Some(OperationEvent {
+        seq: id?,
+        kind: kind?,
+        data,
+        at_ms,
+    })
+}

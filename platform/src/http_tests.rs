@@ -1,0 +1,437 @@
+//! `HttpPlatform` against the real gateway (`gateway::serve` over a `LocalPlatform` on a
+//! loopback port): the same scenarios as the local platform's, through HTTP, errors included.
+
+use crate::api::Platform;
+use crate::error::ErrorCode;
+use crate::http::HttpPlatform;
+use crate::local::{LocalOptions, LocalPlatform};
+use crate::model::{OperationStatus, Phase};
+use crate::test_support::{packed, python_app_with};
+use automaton_tools::clock::SystemClock;
+use automaton_tools::resilience::RetryPolicy;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+struct Gateway {
+    _dir: tempfile::TempDir,
+    work: PathBuf,
+    local: LocalPlatform,
+    url: String,
+    token: String,
+    stop: CancellationToken,
+}
+
+impl Gateway {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalPlatform::open_with(
+            &dir.path().join("platform"),
+            Arc::new(SystemClock),
+            LocalOptions {
+                health_timeout: Duration::from_secs(10),
+                build_timeout: Duration::from_secs(60),
+            },
+        )
+        .unwrap();
+        let token = local.ensure_admin_token().await.unwrap().unwrap();
+        assert_eq!(local.ensure_admin_token().await.unwrap(), None, "made once");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        tokio::spawn(crate::gateway::serve(local.clone(), listener, stop.clone()));
+        let work = dir.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        Self {
+            _dir: dir,
+            work,
+            local,
+            url,
+            token,
+            stop,
+        }
+    }
+
+    fn client(&self) -> HttpPlatform {
+        HttpPlatform::with_retry(&self.url, &self.token, fast_retry()).unwrap()
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.local.shutdown().await;
+    }
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 2,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(20),
+        ..RetryPolicy::default()
+    }
+}
+
+async fn get(url: &str) -> String {
+    crate::test_support::get(url).await.1
+}
+
+#[tokio::test]
+async fn the_http_client_deploys_inspects_and_changes_services_through_the_gateway() {
+    let gateway = Gateway::start().await;
+    let client = gateway.client();
+    let created = client.create_project("shop", None).await.unwrap();
+    assert!(created.created);
+    assert!(!client.create_project("shop", None).await.unwrap().created);
+
+    let v1 = packed(
+        &gateway.work,
+        "v1",
+        &[(
+            "main.py",
+            &python_app_with("os.environ.get('GREETING', 'v1')"),
+        )],
+    );
+    let accepted = client.deploy("shop", "api", &v1, None).await.unwrap();
+    assert_eq!(
+        accepted.stream_url,
+        format!("/v1/operations/{}/stream", accepted.operation_id)
+    );
+    let operation = client
+        .wait_operation(&accepted.operation_id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        operation.status,
+        OperationStatus::Succeeded,
+        "{operation:?}"
+    );
+    let url = operation.result.as_ref().unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(get(&url).await, "v1");
+    // The SSE stream replays the whole operation, in order, with when each thing happened.
+    let events = client
+        .operation_events(&accepted.operation_id, 0)
+        .await
+        .unwrap();
+    let phases: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == "phase")
+        .map(|e| e.data["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        ["queued", "building", "pushing", "rolling_out", "healthy"]
+    );
+    assert_eq!(events.last().unwrap().kind, "done");
+    assert_eq!(
+        events.last().unwrap().data["result"],
+        operation.result.clone().unwrap()
+    );
+    assert!(events.iter().all(|e| e.at_ms > 0));
+    let later = client
+        .operation_events(&accepted.operation_id, events[2].seq)
+        .await
+        .unwrap();
+    assert_eq!(
+        later.first().unwrap().seq,
+        events[3].seq,
+        "Last-Event-ID resumes after it"
+    );
+
+    // A broken release: HEALTH_CHECK_FAILED with the log tail, rolled back, v1 serves on.
+    let broken = packed(
+        &gateway.work,
+        "broken",
+        &[("main.py", "raise SystemExit('boom: no database')\n")],
+    );
+    let accepted = client.deploy("shop", "api", &broken, None).await.unwrap();
+    let failed = client
+        .wait_operation(&accepted.operation_id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(failed.phase, Phase::RolledBack);
+    let error = failed.error.unwrap();
+    assert_eq!(error.code, ErrorCode::HealthCheckFailed);
+    assert!(
+        error
+            .log_tail
+            .iter()
+            .any(|l| l.contains("boom: no database")),
+        "{error:?}"
+    );
+    assert_eq!(get(&url).await, "v1");
+
+    // Env through HTTP: the app sees it, no read shows it.
+    let change = client
+        .set_env(
+            "shop",
+            &[("GREETING".to_owned(), "hush-hush".to_owned())],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(change.restarted_services, ["api"]);
+    assert_eq!(client.list_env("shop").await.unwrap(), ["GREETING"]);
+    let detail = client.get_service("shop", "api", 20).await.unwrap();
+    assert_eq!(get(detail.url.as_ref().unwrap()).await, "hush-hush");
+    let project = client.get_project("shop").await.unwrap();
+    assert!(
+        !serde_json::to_string(&project)
+            .unwrap()
+            .contains("hush-hush")
+    );
+    assert!(
+        !serde_json::to_string(&detail)
+            .unwrap()
+            .contains("hush-hush")
+    );
+
+    let scaled = client.scale("shop", "api", 2, None).await.unwrap();
+    assert_eq!(scaled.direct_urls.len(), 2);
+    let restarted = client.restart("shop", "api", None).await.unwrap();
+    assert_eq!(restarted.health.status, "healthy");
+    assert_eq!(client.list_services("shop").await.unwrap().len(), 1);
+    let logs = client.logs("shop", "api", 50).await.unwrap();
+    assert!(
+        logs.build.iter().any(|l| l.contains("unpacked")),
+        "{logs:?}"
+    );
+    let err = client
+        .rollback("shop", "api", Some("rel_missing"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound);
+
+    let err = client
+        .delete_project("shop", false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidInput);
+    let deleted = client.delete_project("shop", true, None).await.unwrap();
+    assert_eq!(deleted.removed_services, ["api"]);
+    assert!(client.list_projects().await.unwrap().is_empty());
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn the_gateway_refuses_missing_tokens_and_answers_errors_in_the_seed_s_shape() {
+    let gateway = Gateway::start().await;
+    let anonymous = reqwest::Client::new();
+    let response = anonymous
+        .get(format!("{}/v1/projects", gateway.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(body["code"], "UNAUTHENTICATED");
+    assert!(body["hint"].as_str().unwrap().contains("Bearer"));
+    let wrong = HttpPlatform::with_retry(&gateway.url, "cwy_wrong", fast_retry()).unwrap();
+    assert_eq!(
+        wrong.list_projects().await.unwrap_err().code,
+        ErrorCode::Unauthenticated
+    );
+
+    let client = gateway.client();
+    let err = client.get_project("nope").await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound);
+    assert!(err.hint.contains("no projects yet"), "{err:?}");
+
+    // Idempotency keys through HTTP.
+    let first = client.create_project("shop", Some("key-1")).await.unwrap();
+    assert_eq!(
+        client.create_project("shop", Some("key-1")).await.unwrap(),
+        first
+    );
+    let err = client
+        .create_project("blog", Some("key-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Conflict);
+
+    // Malformed bodies, unknown paths, the OpenAPI document.
+    let authed = |request: reqwest::RequestBuilder| request.bearer_auth(&gateway.token);
+    let response = authed(anonymous.post(format!("{}/v1/projects", gateway.url)))
+        .body("{\"nmae\": 1}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(body["code"], "INVALID_INPUT");
+    assert!(
+        body["hint"].as_str().unwrap().contains("\"name\""),
+        "{body}"
+    );
+    let response = authed(anonymous.get(format!("{}/v2/things", gateway.url)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert!(body["hint"].as_str().unwrap().contains("openapi"));
+    let spec = anonymous
+        .get(format!("{}/v1/openapi.yaml", gateway.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spec.status(), 200);
+    let spec = spec.text().await.unwrap();
+    for operation in [
+        "createProject",
+        "createDeploy",
+        "rollbackService",
+        "setEnv",
+        "streamOperation",
+    ] {
+        assert!(spec.contains(operation), "{operation}");
+    }
+    let empty = authed(anonymous.post(format!(
+        "{}/v1/projects/shop/services/api/deploys",
+        gateway.url
+    )))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(empty.status(), 400);
+    gateway.stop().await;
+
+    // Nothing listening: a retryable error that says how to start the platform.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let gone = HttpPlatform::with_retry(&closed, "cwy_x", fast_retry()).unwrap();
+    let err = gone.list_projects().await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::InternalError);
+    assert!(err.retryable);
+    assert!(err.hint.contains("automaton platform serve"), "{err:?}");
+    assert!(HttpPlatform::new("ftp://x", "t").is_err());
+    assert_eq!(
+        HttpPlatform::new("http://x", " ").unwrap_err().code,
+        ErrorCode::Unauthenticated
+    );
+}
+
+/// Reads SSE blocks from `response` until `enough` says so or 10 s pass.
+async fn read_sse(
+    mut response: reqwest::Response,
+    mut enough: impl FnMut(&[(String, String, String)]) -> bool,
+) -> Vec<(String, String, String)> {
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !enough(&events) {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk()).await;
+        let Ok(Ok(Some(chunk))) = chunk else { break };
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_owned())
+                    .unwrap_or_default()
+            };
+            if !block.starts_with(':') {
+                events.push((field("id:"), field("event:"), field("data:")));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn project_events_and_service_logs_stream_as_server_sent_events() {
+    let gateway = Gateway::start().await;
+    let client = gateway.client();
+    client.create_project("shop", None).await.unwrap();
+    let app = packed(
+        &gateway.work,
+        "app",
+        &[(
+            "main.py",
+            &format!("print('serving', flush=True)\n{}", python_app_with("'ok'")),
+        )],
+    );
+    let accepted = client.deploy("shop", "api", &app, None).await.unwrap();
+    client
+        .wait_operation(&accepted.operation_id, Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    let http = reqwest::Client::new();
+    let events = http
+        .get(format!("{}/v1/projects/shop/events", gateway.url))
+        .bearer_auth(&gateway.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    let seen = read_sse(events, |e| {
+        e.iter().any(|(_, kind, _)| kind == "deploy.succeeded")
+    })
+    .await;
+    let kinds: Vec<&str> = seen.iter().map(|(_, kind, _)| kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["project.created", "deploy.started", "deploy.succeeded"]
+    );
+    // Resuming after the second event starts at the third.
+    let resumed = http
+        .get(format!("{}/v1/projects/shop/events", gateway.url))
+        .bearer_auth(&gateway.token)
+        .header("Last-Event-ID", &seen[1].0)
+        .send()
+        .await
+        .unwrap();
+    let rest = read_sse(resumed, |e| !e.is_empty()).await;
+    assert_eq!(rest[0].1, "deploy.succeeded");
+
+    // Logs: the tail first, then new lines as the app writes them.
+    let logs = http
+        .get(format!(
+            "{}/v1/projects/shop/services/api/logs?lines=5",
+            gateway.url
+        ))
+        .bearer_auth(&gateway.token)
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logs.status(), 200);
+    let restart = tokio::spawn({
+        let client = gateway.client();
+        async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            client.restart("shop", "api", None).await.unwrap();
+        }
+    });
+    let lines = read_sse(logs, |e| {
+        e.iter()
+            .filter(|(_, _, data)| data.ends_with("serving"))
+            .count()
+            >= 2
+    })
+    .await;
+    restart.await.unwrap();
+    assert!(
+        lines
+            .iter()
+            .filter(|(_, kind, data)| kind == "log" && data.ends_with("serving"))
+            .count()
+            >= 2,
+        "{lines:?}"
+    );
+    let missing = http
+        .get(format!("{}/v1/projects/nope/events", gateway.url))
+        .bearer_auth(&gateway.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    gateway.stop().await;
+}

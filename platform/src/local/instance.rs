@@ -1,0 +1,317 @@
+//! One running instance of a release, supervised: a start command run as its own process
+//! group with `$PORT` and the project env (restarted with backoff when it dies), or a static
+//! directory served by the platform itself. Output goes to the service's log file and to an
+//! in-memory tail the health gate and `get_service` read.
+
+use crate::detect::Start;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Told of every line a process writes.
+pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
+/// Told of every exit of a supervised process, with the state after it.
+pub type ExitHook = Arc<dyn Fn(&InstanceState) + Send + Sync>;
+
+/// Lines kept in memory per service.
+const TAIL_LINES: usize = 500;
+/// Crashes within [`CRASH_WINDOW`] that make a crash loop.
+pub const CRASH_LOOP_CRASHES: usize = 3;
+/// The window in which crashes are counted.
+pub const CRASH_WINDOW: Duration = Duration::from_secs(300);
+/// The first restart delay; doubled per crash in the window, at most [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a stopping process gets between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The newest lines a service wrote, shared by its instances.
+#[derive(Debug, Default)]
+pub struct LogTail(Mutex<VecDeque<String>>);
+
+impl LogTail {
+    /// Appends a line, dropping the oldest past the limit.
+    pub fn push(&self, line: String) {
+        let mut lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if lines.len() == TAIL_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+
+    /// The last `n` lines, oldest first.
+    pub fn last(&self, n: usize) -> Vec<String> {
+        let lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        lines
+            .iter()
+            .skip(lines.len().saturating_sub(n))
+            .cloned()
+            .collect()
+    }
+}
+
+/// What the supervisor reports about an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceState {
+    /// Times the process exited on its own.
+    pub exits: u32,
+    /// Whether the crashes in the window make a crash loop.
+    pub crash_loop: bool,
+    /// The last line the app wrote before its last exit.
+    pub last_error_line: Option<String>,
+    /// How the last exit looked (`exit status: 1`).
+    pub last_exit: Option<String>,
+}
+
+/// How to run an instance.
+#[derive(Debug, Clone)]
+pub struct InstanceSpec {
+    /// The release directory (the working directory).
+    pub release_dir: PathBuf,
+    /// The release's id, prefixed to its log lines.
+    pub release: String,
+    /// How it starts.
+    pub start: Start,
+    /// The port it must listen on.
+    pub port: u16,
+    /// The environment: the project env, then `PORT`.
+    pub env: Vec<(String, String)>,
+    /// The service's log file.
+    pub log_file: PathBuf,
+    /// The service's in-memory tail.
+    pub tail: Arc<LogTail>,
+}
+
+/// A running, supervised instance. Stopped (and its process group killed) by [`Self::stop`].
+#[derive(Debug)]
+pub struct Instance {
+    /// Its port.
+    pub port: u16,
+    /// Its release.
+    pub release: String,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    /// Its supervision state.
+    pub state: watch::Receiver<InstanceState>,
+}
+
+impl Instance {
+    /// Starts the instance; `on_exit` is told of every exit (with the state after it).
+    pub fn start(spec: InstanceSpec, on_exit: ExitHook) -> Self {
+        let stop = CancellationToken::new();
+        let (state_tx, state) = watch::channel(InstanceState {
+            exits: 0,
+            crash_loop: false,
+            last_error_line: None,
+            last_exit: None,
+        });
+        let port = spec.port;
+        let release = spec.release.clone();
+        let task = match spec.start.clone() {
+            Start::Command { command } => {
+                tokio::spawn(supervise(spec, command, stop.clone(), state_tx, on_exit))
+            }
+            Start::Static { dir } => {
+                let root = spec.release_dir.join(dir);
+                tokio::spawn(crate::local::static_site::serve(root, port, stop.clone()))
+            }
+        };
+        Self {
+            port,
+            release,
+            stop,
+            task,
+            state,
+        }
+    }
+
+    /// Whether the process exited at least once.
+    pub fn has_exited(&self) -> bool {
+        self.state.borrow().exits > 0
+    }
+
+    /// Stops the instance: SIGTERM to its process group, SIGKILL after a grace period.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// The environment every app process starts from: a few of the platform's own variables,
+/// never its secrets.
+fn base_env() -> Vec<(String, String)> {
+    ["PATH", "HOME", "LANG", "TMPDIR", "USER"]
+        .into_iter()
+        .filter_map(|key| std::env::var(key).ok().map(|value| (key.to_owned(), value)))
+        .collect()
+}
+
+/// Runs `sh -c command` in `dir` as its own process group with `env` on top of [`base_env`].
+pub fn shell(command: &str, dir: &Path, env: &[(String, String)]) -> tokio::process::Command {
+    let mut process = tokio::process::Command::new("sh");
+    process
+        .arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .env_clear()
+        .envs(base_env())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    process
+}
+
+/// SIGTERM to the group led by `pid`; SIGKILL if it is still there after the grace period.
+pub async fn stop_group(child: &mut tokio::process::Child) {
+    let Some(pid) = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
+    if tokio::time::timeout(STOP_GRACE, child.wait())
+        .await
+        .is_err()
+    {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        let _ = child.wait().await;
+    }
+    // Whatever the leader left behind in its group goes too.
+    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+}
+
+/// Copies each line of `pipe` to the tail, the log file and `on_line`.
+pub async fn pump_lines(
+    pipe: impl tokio::io::AsyncRead + Unpin,
+    prefix: String,
+    tail: Arc<LogTail>,
+    log_file: Option<PathBuf>,
+    on_line: Option<LineSink>,
+) {
+    let mut file = match log_file {
+        Some(path) => tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .await
+            .ok(),
+        None => None,
+    };
+    let mut lines = BufReader::new(pipe).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(file) = file.as_mut() {
+            let _ = file.write_all(format!("{prefix}{line}\n").as_bytes()).await;
+        }
+        if let Some(on_line) = &on_line {
+            on_line(&line);
+        }
+        tail.push(line);
+    }
+}
+
+async fn supervise(
+    spec: InstanceSpec,
+    command: String,
+    stop: CancellationToken,
+    state: watch::Sender<InstanceState>,
+    on_exit: ExitHook,
+) {
+    let mut env = spec.env.clone();
+    env.push(("PORT".to_owned(), spec.port.to_string()));
+    let mut crashes: VecDeque<Instant> = VecDeque::new();
+    loop {
+        let spawned = shell(&command, &spec.release_dir, &env).spawn();
+        let exit = match spawned {
+            Ok(mut child) => {
+                let prefix = format!("{} ", spec.release);
+                let pumps = [
+                    child.stdout.take().map(|pipe| {
+                        tokio::spawn(pump_lines(
+                            pipe,
+                            prefix.clone(),
+                            Arc::clone(&spec.tail),
+                            Some(spec.log_file.clone()),
+                            None,
+                        ))
+                    }),
+                    child.stderr.take().map(|pipe| {
+                        tokio::spawn(pump_lines(
+                            pipe,
+                            prefix.clone(),
+                            Arc::clone(&spec.tail),
+                            Some(spec.log_file.clone()),
+                            None,
+                        ))
+                    }),
+                ];
+                let status = tokio::select! {
+                    status = child.wait() => status,
+                    () = stop.cancelled() => {
+                        stop_group(&mut child).await;
+                        return;
+                    }
+                };
+                // Let the pipes drain so the last line is the app's last words.
+                for pump in pumps.into_iter().flatten() {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), pump).await;
+                }
+                // The group may have children that outlived the leader.
+                if let Some(pid) = child
+                    .id()
+                    .and_then(|id| i32::try_from(id).ok())
+                    .and_then(rustix::process::Pid::from_raw)
+                {
+                    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+                }
+                status.map_or_else(
+                    |err| format!("wait failed: {err}"),
+                    |status| status.to_string(),
+                )
+            }
+            Err(err) => {
+                spec.tail
+                    .push(format!("the start command could not be run: {err}"));
+                format!("not started: {err}")
+            }
+        };
+        let now = Instant::now();
+        crashes.push_back(now);
+        while crashes
+            .front()
+            .is_some_and(|at| now.duration_since(*at) > CRASH_WINDOW)
+        {
+            crashes.pop_front();
+        }
+        let mut after = state.borrow().clone();
+        after.exits += 1;
+        after.crash_loop = crashes.len() >= CRASH_LOOP_CRASHES;
+        after.last_error_line = spec.tail.last(1).pop();
+        after.last_exit = Some(exit);
+        state.send_replace(after.clone());
+        on_exit(&after);
+        let shift = u32::try_from(crashes.len().saturating_sub(1))
+            .unwrap_or(u32::MAX)
+            .min(16);
+        let backoff = FIRST_BACKOFF.saturating_mul(1 << shift).min(MAX_BACKOFF);
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// A free local port (bound and released; the app binds it right after).
+pub fn free_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
+}

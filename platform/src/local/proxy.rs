@@ -1,0 +1,408 @@
+//! The live URLs: one HTTP/1.1 listener that routes each connection by its `Host` header
+//! (`<service>-<project>.localhost[:port]`) to the service's current instances, round-robin
+//! across replicas. The request head is read (64 KiB at most, 30 s at most), forwarded with
+//! `X-Forwarded-For` and `X-Forwarded-Host`, and then bytes are spliced both ways, so
+//! keep-alive connections stay on their instance and upgrades (WebSocket) just work. A route
+//! change (a deploy, a rollback, a scale) applies to the next connection.
+//!
+//! `*.localhost` resolves to the loopback address in browsers and curl; other clients connect
+//! to the proxy's address and send the `Host` header.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// The largest request head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// How long a client has to send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting to an instance may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The host name of a service's live URL.
+pub fn host_for(project: &str, service: &str) -> String {
+    format!("{service}-{project}.localhost")
+}
+
+#[derive(Debug, Default)]
+struct Backends {
+    addresses: Vec<SocketAddr>,
+    next: AtomicUsize,
+}
+
+/// Which instances serve which host. Cheap to clone; shared by the platform and the proxy.
+#[derive(Debug, Clone, Default)]
+pub struct Routes(Arc<RwLock<HashMap<String, Arc<Backends>>>>);
+
+impl Routes {
+    /// Routes `host` to `backends` from the next connection on; none removes the route.
+    pub fn set(&self, host: &str, backends: Vec<SocketAddr>) {
+        let mut routes = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if backends.is_empty() {
+            routes.remove(&host.to_ascii_lowercase());
+        } else {
+            routes.insert(
+                host.to_ascii_lowercase(),
+                Arc::new(Backends {
+                    addresses: backends,
+                    next: AtomicUsize::new(0),
+                }),
+            );
+        }
+    }
+
+    /// The hosts routed now.
+    pub fn hosts(&self) -> Vec<String> {
+        let routes = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        let mut hosts: Vec<String> = routes.keys().cloned().collect();
+        hosts.sort();
+        hosts
+    }
+
+    /// The backends of `host`, starting with the next in turn.
+    fn pick(&self, host: &str) -> Option<Vec<SocketAddr>> {
+        let routes = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        let backends = routes.get(host)?;
+        let count = backends.addresses.len();
+        let start = backends.next.fetch_add(1, Ordering::Relaxed) % count;
+        Some(
+            (0..count)
+                .map(|i| backends.addresses[(start + i) % count])
+                .collect(),
+        )
+    }
+}
+
+/// Accepts connections on `listener` until `stop` is cancelled.
+pub async fn serve(listener: TcpListener, routes: Routes, stop: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stop.cancelled() => return,
+        };
+        match accepted {
+            Ok((client, peer)) => {
+                let routes = routes.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = relay(client, peer, &routes).await {
+                        tracing::debug!(%peer, error = %err, "a proxied connection ended with an error");
+                    }
+                });
+            }
+            Err(err) => {
+                // Out of file descriptors and the like: wait a moment rather than spin.
+                tracing::warn!(error = %err, "the proxy could not accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn relay(mut client: TcpStream, peer: SocketAddr, routes: &Routes) -> std::io::Result<()> {
+    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client)).await {
+        Ok(Ok(Some(head))) => head,
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Err(HeadError::TooLarge)) => {
+            return answer(
+                &mut client,
+                431,
+                "Request Header Fields Too Large",
+                "the request head is over 64 KiB",
+            )
+            .await;
+        }
+        Ok(Err(HeadError::Io(err))) => return Err(err),
+        Err(_) => {
+            return answer(
+                &mut client,
+                408,
+                "Request Timeout",
+                "the request head did not arrive in time",
+            )
+            .await;
+        }
+    };
+    let Some((head_end, host)) = parse_head(&head) else {
+        return answer(
+            &mut client,
+            400,
+            "Bad Request",
+            "a request with a Host header was expected",
+        )
+        .await;
+    };
+    let Some(backends) = routes.pick(&host) else {
+        return answer(
+            &mut client,
+            404,
+            "Not Found",
+            &format!("no service at {host}; deploy one, or check the URL"),
+        )
+        .await;
+    };
+    let mut upstream = None;
+    for address in backends {
+        if let Ok(Ok(stream)) =
+            tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await
+        {
+            upstream = Some(stream);
+            break;
+        }
+    }
+    let Some(mut upstream) = upstream else {
+        return answer(
+            &mut client,
+            502,
+            "Bad Gateway",
+            "the service is not accepting connections (it may be restarting); check get_service",
+        )
+        .await;
+    };
+    // The head as it came, plus who asked, then whatever body bytes came with it.
+    let (request_head, rest) = head.split_at(head_end);
+    let line_end = request_head.len() - 2;
+    let mut forwarded = Vec::with_capacity(head.len() + 96);
+    forwarded.extend_from_slice(&request_head[..line_end]);
+    forwarded.extend_from_slice(
+        format!(
+            "X-Forwarded-For: {}\r\nX-Forwarded-Host: {host}\r\n\r\n",
+            peer.ip()
+        )
+        .as_bytes(),
+    );
+    forwarded.extend_from_slice(rest);
+    upstream.write_all(&forwarded).await?;
+    tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+    Ok(())
+}
+
+enum HeadError {
+    TooLarge,
+    Io(std::io::Error),
+}
+
+/// Reads until the end of the request head (`\r\n\r\n`); `None` when the client closed first.
+async fn read_head(client: &mut TcpStream) -> Result<Option<Vec<u8>>, HeadError> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buffer = [0_u8; 8192];
+    loop {
+        let read = client.read(&mut buffer).await.map_err(HeadError::Io)?;
+        if read == 0 {
+            return Ok(None);
+        }
+        let searched_from = head.len().saturating_sub(3);
+        head.extend_from_slice(&buffer[..read]);
+        let end = head[searched_from..]
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|at| searched_from + at + 4);
+        match end {
+            Some(end) if end > MAX_HEAD => return Err(HeadError::TooLarge),
+            Some(_) => return Ok(Some(head)),
+            None if head.len() > MAX_HEAD => return Err(HeadError::TooLarge),
+            None => {}
+        }
+    }
+}
+
+/// Where the head ends (just past `\r\n\r\n`) and its host, lowercased, without the port.
+fn parse_head(head: &[u8]) -> Option<(usize, String)> {
+    let end = head.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let text = std::str::from_utf8(&head[..end]).ok()?;
+    let mut lines = text.split("\r\n");
+    let request_line = lines.next()?;
+    if request_line.split(' ').count() != 3 {
+        return None;
+    }
+    let host = lines.find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("host")
+            .then(|| value.trim().to_owned())
+    })?;
+    let host = host.rsplit_once(':').map_or(host.as_str(), |(name, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            name
+        } else {
+            host.as_str()
+        }
+    });
+    (!host.is_empty()).then(|| (end, host.to_ascii_lowercase()))
+}
+
+async fn answer(
+    client: &mut TcpStream,
+    status: u16,
+    reason: &str,
+    body: &str,
+) -> std::io::Result<()> {
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    client.write_all(response.as_bytes()).await?;
+    client.shutdown().await?;
+    // Read what the client still sends (briefly), so closing does not reset the connection
+    // before it has read the answer.
+    let mut sink = [0_u8; 8192];
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backend answering every request with `name` (and echoing a POST body's length).
+    async fn backend(name: &'static str) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let head = read_head(&mut stream)
+                        .await
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default();
+                    let (end, _) = parse_head(&head).unwrap_or((head.len(), String::new()));
+                    let text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
+                    let length: usize = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    let mut body = head[end..].to_vec();
+                    while body.len() < length {
+                        let mut chunk = vec![0; 65536];
+                        let n = stream.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        body.extend_from_slice(&chunk[..n]);
+                    }
+                    let forwarded = text.contains("x-forwarded-for: 127.0.0.1");
+                    let reply = format!("{name} {} {forwarded}", body.len());
+                    let _ = stream
+                        .write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len()).as_bytes())
+                        .await;
+                });
+            }
+        });
+        address
+    }
+
+    async fn proxy(routes: &Routes) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, routes.clone(), CancellationToken::new()));
+        address
+    }
+
+    async fn send(proxy: SocketAddr, raw: &[u8]) -> (u16, String) {
+        let mut stream = TcpStream::connect(proxy).await.unwrap();
+        stream.write_all(raw).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        let response = String::from_utf8_lossy(&response).into_owned();
+        let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    fn get(host: &str) -> Vec<u8> {
+        format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").into_bytes()
+    }
+
+    #[tokio::test]
+    async fn hosts_route_to_their_service_round_robin_across_replicas() {
+        let routes = Routes::default();
+        let (a, b, other) = (
+            backend("a").await,
+            backend("b").await,
+            backend("other").await,
+        );
+        routes.set("app-shop.localhost", vec![a, b]);
+        routes.set(&host_for("blog", "web"), vec![other]);
+        let proxy = proxy(&routes).await;
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push(send(proxy, &get("app-shop.localhost:8080")).await.1);
+        }
+        assert_eq!(seen, ["a 0 true", "b 0 true", "a 0 true", "b 0 true"]);
+        assert_eq!(
+            send(proxy, &get("WEB-blog.localhost")).await.1,
+            "other 0 true"
+        );
+        assert_eq!(routes.hosts(), ["app-shop.localhost", "web-blog.localhost"]);
+
+        // A swap applies to the next connection; an empty route removes the service.
+        routes.set("app-shop.localhost", vec![other]);
+        assert_eq!(
+            send(proxy, &get("app-shop.localhost")).await.1,
+            "other 0 true"
+        );
+        routes.set("app-shop.localhost", Vec::new());
+        let (status, body) = send(proxy, &get("app-shop.localhost")).await;
+        assert_eq!(status, 404);
+        assert!(
+            body.contains("no service at app-shop.localhost") && !body.contains("blog"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn bodies_pass_whole_and_bad_requests_get_clear_answers() {
+        let routes = Routes::default();
+        let dead = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        };
+        let alive = backend("alive").await;
+        routes.set("api-shop.localhost", vec![dead, alive]);
+        routes.set("down-shop.localhost", vec![dead]);
+        let proxy = proxy(&routes).await;
+        let body = vec![b'x'; 1_000_000];
+        let mut request = format!(
+            "POST /upload HTTP/1.1\r\nHost: api-shop.localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&body);
+        // Twice, so each replica comes first once: the dead one is skipped either way.
+        for _ in 0..2 {
+            assert_eq!(
+                send(proxy, &request).await,
+                (200, "alive 1000000 true".to_owned())
+            );
+        }
+        let (status, body) = send(proxy, &get("down-shop.localhost")).await;
+        assert_eq!(status, 502);
+        assert!(body.contains("not accepting connections"));
+        assert_eq!(
+            send(proxy, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+                .await
+                .0,
+            400
+        );
+        assert_eq!(send(proxy, b"garbage\r\n\r\n").await.0, 400);
+        let mut huge = b"GET / HTTP/1.1\r\nHost: api-shop.localhost\r\n".to_vec();
+        huge.extend(std::iter::repeat_n(b'a', MAX_HEAD + 10));
+        huge.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(send(proxy, &huge).await.0, 431);
+    }
+}

@@ -1,0 +1,469 @@
+//! What the platform's verbs take and return, in seed 000's wire shape: the same structs are
+//! the local platform's results, the REST gateway's JSON and the tools' output.
+
+use crate::error::{Error, ErrorCode, Result};
+use serde::{Deserialize, Serialize};
+
+/// The longest project or service name: both form a DNS label (`<service>-<project>`).
+pub const MAX_NAME_LEN: usize = 30;
+
+/// Checks a project or service name: lowercase letters, digits and single hyphens, starting
+/// with a letter, at most [`MAX_NAME_LEN`] characters. The error suggests a valid spelling.
+pub fn validate_name(what: &str, name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && !name.contains("--")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if valid {
+        return Ok(());
+    }
+    let suggestion = suggest_name(name);
+    Err(Error::new(
+        ErrorCode::InvalidInput,
+        format!("`{name}` is not a valid {what} name"),
+    )
+    .with_hint(format!(
+        "use lowercase letters, digits and single hyphens, starting with a letter, at most {MAX_NAME_LEN} characters, e.g. `{suggestion}`"
+    )))
+}
+
+/// A valid name close to `name`.
+fn suggest_name(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let mut out: String = out
+        .trim_start_matches(|c: char| c.is_ascii_digit() || c == '-')
+        .chars()
+        .take(MAX_NAME_LEN)
+        .collect();
+    while out.ends_with('-') {
+        out.pop();
+    }
+    if out.is_empty() {
+        "my-app".to_owned()
+    } else {
+        out
+    }
+}
+
+/// One line of `listProjects`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectSummary {
+    /// The project's name.
+    pub name: String,
+    /// When it was created, epoch ms.
+    pub created_at_ms: i64,
+    /// How many services it has.
+    pub services: u32,
+}
+
+/// `createProject`'s answer: the project, and whether this call created it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedProject {
+    /// False when the project already existed (the call changed nothing).
+    pub created: bool,
+    /// Its full state.
+    pub project: ProjectState,
+}
+
+/// `deleteProject`'s answer. Deleting what does not exist succeeds with `deleted: false`: the
+/// desired end state holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedProject {
+    /// The project's name.
+    pub name: String,
+    /// False when there was nothing to delete.
+    pub deleted: bool,
+    /// The services that were stopped and removed with it.
+    pub removed_services: Vec<String>,
+}
+
+/// A service's status (seed 002's enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceStatus {
+    /// A deploy is waiting to start.
+    Queued,
+    /// A release is being built.
+    Building,
+    /// A release is rolling out.
+    Deploying,
+    /// Running and healthy.
+    Active,
+    /// Its last deploy failed and nothing runs.
+    Failed,
+    /// It keeps crashing; the supervisor keeps restarting it with backoff.
+    CrashLoop,
+    /// Scaled to zero or never deployed.
+    Stopped,
+}
+
+impl ServiceStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Building => "building",
+            Self::Deploying => "deploying",
+            Self::Active => "active",
+            Self::Failed => "failed",
+            Self::CrashLoop => "crash_loop",
+            Self::Stopped => "stopped",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Queued,
+            Self::Building,
+            Self::Deploying,
+            Self::Active,
+            Self::Failed,
+            Self::CrashLoop,
+            Self::Stopped,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+    }
+}
+
+/// One service in a project's state tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceState {
+    /// The service's name.
+    pub name: String,
+    /// Its status.
+    pub status: ServiceStatus,
+    /// How many replicas it should run.
+    pub replicas: u32,
+    /// The release it runs, if any.
+    pub current_release: Option<String>,
+    /// The release before it (the default rollback target), if any.
+    pub previous_release: Option<String>,
+}
+
+/// Something that happened in a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectEvent {
+    /// Its order in the project's event stream.
+    pub id: i64,
+    /// What kind (`project.created`, `deploy.succeeded`, `service.crashed`, …).
+    pub kind: String,
+    /// The service concerned, if one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// What happened.
+    pub message: String,
+    /// When, epoch ms.
+    pub at_ms: i64,
+}
+
+/// `getProject`: the full state tree. Env values are never part of it, only names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectState {
+    /// The project's name.
+    pub name: String,
+    /// When it was created, epoch ms.
+    pub created_at_ms: i64,
+    /// Its services.
+    pub services: Vec<ServiceState>,
+    /// The names of its env variables.
+    pub env_names: Vec<String>,
+    /// Its most recent events, newest last.
+    pub recent_events: Vec<ProjectEvent>,
+}
+
+/// Where a long operation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationStatus {
+    /// Accepted, not started.
+    Queued,
+    /// In progress.
+    Running,
+    /// Done, with a `result`.
+    Succeeded,
+    /// Done, with an `error`.
+    Failed,
+}
+
+impl OperationStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Queued, Self::Running, Self::Succeeded, Self::Failed]
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
+
+    /// Whether the operation has ended.
+    pub fn is_done(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+/// A deploy's phases (seed 000): `queued → building → pushing → rolling_out → healthy`, or
+/// `failed` / `rolled_back`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Waiting to start.
+    Queued,
+    /// Unpacking and building the release.
+    Building,
+    /// Storing the built release.
+    Pushing,
+    /// Starting the release and gating on its health.
+    RollingOut,
+    /// The release serves.
+    Healthy,
+    /// It failed; nothing changed for the running release.
+    Failed,
+    /// It failed its health gate and the previous release serves again.
+    RolledBack,
+}
+
+impl Phase {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Building => "building",
+            Self::Pushing => "pushing",
+            Self::RollingOut => "rolling_out",
+            Self::Healthy => "healthy",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled_back",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Queued,
+            Self::Building,
+            Self::Pushing,
+            Self::RollingOut,
+            Self::Healthy,
+            Self::Failed,
+            Self::RolledBack,
+        ]
+        .into_iter()
+        .find(|phase| phase.as_str() == text)
+    }
+}
+
+/// A long operation (a deploy), as `getOperation` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    /// Its id (`op_…`).
+    pub id: String,
+    /// What it does (`deploy`).
+    pub kind: String,
+    /// The project.
+    pub project: String,
+    /// The service, if one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Where it stands.
+    pub status: OperationStatus,
+    /// Its current (or final) phase.
+    pub phase: Phase,
+    /// What it produced, when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Error>,
+    /// When it was accepted, epoch ms.
+    pub created_at_ms: i64,
+    /// When it ended, epoch ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<i64>,
+}
+
+/// One event of an operation's stream: a `log` line, a `phase` change, or `done` (carrying the
+/// same `result`/`error` as the operation). The stream replays from `seq` 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperationEvent {
+    /// Its place in the stream, from 1.
+    pub seq: i64,
+    /// `log`, `phase` or `done`.
+    pub kind: String,
+    /// The payload.
+    pub data: serde_json::Value,
+    /// When, epoch ms.
+    pub at_ms: i64,
+}
+
+/// `createDeploy`'s immediate answer (HTTP 202).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployAccepted {
+    /// The operation to poll or stream.
+    pub operation_id: String,
+    /// Where its event stream is served.
+    pub stream_url: String,
+    /// The project.
+    pub project: String,
+    /// The service.
+    pub service: String,
+}
+
+/// What a successful deploy produced (the operation's `result`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployResult {
+    /// The release now serving.
+    pub release: String,
+    /// The live URL.
+    pub url: String,
+    /// How the release was built and started.
+    pub provider: crate::detect::Provider,
+    /// Milliseconds from acceptance to healthy.
+    pub duration_ms: i64,
+}
+
+/// A service's health (seed 002's structured health).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `healthy`, `unhealthy` or `stopped`.
+    pub status: String,
+    /// Why it is unhealthy (`crash_loop`, `restarting`), when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Restarts since the release started serving.
+    pub restart_count: u32,
+    /// The app's last line before its last exit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_line: Option<String>,
+    /// What to try, when the last line suggests something.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
+}
+
+/// One release of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseInfo {
+    /// Its id (`rel_…`).
+    pub id: String,
+    /// `ready` or `failed` (its health gate).
+    pub status: String,
+    /// When it was first built, epoch ms.
+    pub created_at_ms: i64,
+}
+
+/// `get_service`: the service with its health, releases, URLs and (on request) log tail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceDetail {
+    /// The project.
+    pub project: String,
+    /// The service.
+    pub name: String,
+    /// Its status.
+    pub status: ServiceStatus,
+    /// The live URL, when it serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Each replica's own address.
+    pub direct_urls: Vec<String>,
+    /// Replicas wanted.
+    pub replicas: u32,
+    /// The release it runs.
+    pub current_release: Option<String>,
+    /// The default rollback target.
+    pub previous_release: Option<String>,
+    /// Its health.
+    pub health: Health,
+    /// Its releases, newest first.
+    pub releases: Vec<ReleaseInfo>,
+    /// The last lines the app wrote (only when asked for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
+}
+
+/// `set_env`'s answer: names only, never values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvChange {
+    /// The names set.
+    pub set: Vec<String>,
+    /// Every env name of the project now.
+    pub env_names: Vec<String>,
+    /// The services restarted to see the change.
+    pub restarted_services: Vec<String>,
+}
+
+/// A service's logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceLogs {
+    /// The last runtime lines, oldest first, each prefixed with its release.
+    pub runtime: Vec<String>,
+    /// The last build lines of the latest deploy.
+    pub build: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_dns_labels_and_a_bad_one_gets_a_valid_suggestion() {
+        for good in ["app", "my-app", "a1", "x-2-y"] {
+            validate_name("project", good).unwrap();
+        }
+        for (bad, suggestion) in [
+            ("My App", "my-app"),
+            ("", "my-app"),
+            ("1st", "st"),
+            ("app-", "app"),
+            ("a--b", "a-b"),
+            ("über_cool", "ber-cool"),
+        ] {
+            let err = validate_name("project", bad).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidInput);
+            assert!(
+                err.hint.contains(&format!("`{suggestion}`")),
+                "{bad}: {}",
+                err.hint
+            );
+            validate_name("project", suggestion).unwrap();
+        }
+        let long = "a".repeat(MAX_NAME_LEN + 1);
+        assert!(validate_name("service", &long).is_err());
+    }
+
+    #[test]
+    fn statuses_round_trip_on_the_wire() {
+        for status in [
+            "queued",
+            "building",
+            "deploying",
+            "active",
+            "failed",
+            "crash_loop",
+            "stopped",
+        ] {
+            let parsed = ServiceStatus::parse(status).unwrap();
+            assert_eq!(parsed.as_str(), status);
+            assert_eq!(serde_json::to_value(parsed).unwrap(), status);
+        }
+    }
+}

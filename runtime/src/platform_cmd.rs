@@ -1,0 +1,800 @@
+//! `automaton platform …`: the local Conway platform's daemon (`serve`) and the CLI that
+//! mirrors seed 000's `conway` verbs, plus how the runtime finds a platform at all.
+//!
+//! Which platform: `CONWAY_ENDPOINT` and `CONWAY_TOKEN` name a real gateway. Without them the
+//! local platform is used: its data directory (`$AUTOMATON_PLATFORM_DIR`, else
+//! `~/.automaton-platform`) holds `endpoint.json` (0600: the gateway's URL, the admin token,
+//! the daemon's pid), written by `serve`. When no daemon answers there, one is started in the
+//! background — the way a container CLI finds its daemon — and the caller is told so. The
+//! daemon outlives the agent that started it, so deployed apps keep serving and several
+//! automatons (and their children) share one platform.
+
+use crate::error::{Error, Result};
+use crate::home::PRIVATE_FILE_MODE;
+use crate::output::{OutputMode, print_json};
+use automaton_platform::tools::PlatformAccess;
+use automaton_platform::{HttpPlatform, LocalPlatform, Platform};
+use automaton_tools::clock::SystemClock;
+use automaton_tools::tool::BoxFuture;
+use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The gateway's default address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+/// How long a caller waits for a daemon it started.
+const START_WAIT: Duration = Duration::from_secs(15);
+
+/// What `serve` records for local clients.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointFile {
+    /// The gateway's base URL.
+    pub url: String,
+    /// The admin token's secret.
+    pub token: String,
+    /// The daemon's pid.
+    pub pid: u32,
+    /// The address of the live URLs' proxy (`http://<service>-<project>.localhost:PORT/`).
+    #[serde(default)]
+    pub proxy: Option<String>,
+}
+
+/// Where the local platform keeps its data.
+pub fn data_dir(env: &[(OsString, OsString)], user_home: &Path) -> PathBuf {
+    env_var(env, "AUTOMATON_PLATFORM_DIR")
+        .map_or_else(|| user_home.join(".automaton-platform"), PathBuf::from)
+}
+
+fn env_var(env: &[(OsString, OsString)], name: &str) -> Option<String> {
+    env.iter()
+        .find(|(key, _)| key == name)
+        .and_then(|(_, value)| value.to_str())
+        .map(str::to_owned)
+        .filter(|value| !value.is_empty())
+}
+
+/// A platform error as the runtime's.
+pub fn platform_error(error: automaton_platform::Error) -> Error {
+    Error::Platform(Box::new(error))
+}
+
+/// `automaton platform serve`: runs the local platform's gateway until `stop`.
+pub async fn serve(
+    data_dir: &Path,
+    listen: &str,
+    proxy_listen: Option<&str>,
+    stop: CancellationToken,
+    mode: OutputMode,
+) -> Result<()> {
+    let platform = LocalPlatform::open(data_dir, Arc::new(SystemClock)).map_err(platform_error)?;
+    let _lock =
+        crate::run_cmd::HomeLock::at(&data_dir.join("serve.lock"), || Error::InvalidInput {
+            message: format!("a local platform is already serving {}", data_dir.display()),
+            hint: "use the running one (its address is in endpoint.json there), or stop it first"
+                .to_owned(),
+        })?;
+    let listener =
+        tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|err| Error::InvalidInput {
+                message: format!("the platform cannot listen on {listen}: {err}"),
+                hint: "pick a free address with --listen 127.0.0.1:PORT".to_owned(),
+            })?;
+    let address = listener
+        .local_addr()
+        .map_err(Error::io("reading the address of", data_dir))?;
+    let url = format!("http://{address}");
+    let endpoint_path = data_dir.join("endpoint.json");
+    let previous = read_endpoint(&endpoint_path);
+    // The live URLs keep their port across restarts when it is free.
+    let proxy_address = proxy_listen.map(str::to_owned).unwrap_or_else(|| {
+        previous
+            .as_ref()
+            .and_then(|endpoint| endpoint.proxy.clone())
+            .unwrap_or_else(|| "127.0.0.1:0".to_owned())
+    });
+    let proxy_listener = match tokio::net::TcpListener::bind(&proxy_address).await {
+        Ok(listener) => listener,
+        Err(_) if proxy_listen.is_none() => tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(Error::io("binding the live URLs' proxy in", data_dir))?,
+        Err(err) => {
+            return Err(Error::InvalidInput {
+                message: format!("the live URLs' proxy cannot listen on {proxy_address}: {err}"),
+                hint: "pick a free address with --proxy-listen 127.0.0.1:PORT".to_owned(),
+            });
+        }
+    };
+    let proxy = proxy_listener
+        .local_addr()
+        .map_err(Error::io("reading the address of", data_dir))?
+        .to_string();
+    let known = previous.map(|endpoint| endpoint.token);
+    let token = match (
+        platform
+            .ensure_admin_token()
+            .await
+            .map_err(platform_error)?,
+        known,
+    ) {
+        (Some(fresh), _) => fresh,
+        (None, Some(known))
+            if platform
+                .authenticate(&known)
+                .await
+                .map_err(platform_error)? =>
+        {
+            known
+        }
+        (None, _) => platform
+            .rotate_admin_token()
+            .await
+            .map_err(platform_error)?,
+    };
+    write_endpoint(
+        &endpoint_path,
+        &EndpointFile {
+            url: url.clone(),
+            token,
+            pid: std::process::id(),
+            proxy: Some(proxy.clone()),
+        },
+    )?;
+    let resumed = platform.resume().await.map_err(platform_error)?;
+    if mode == OutputMode::Human {
+        println!(
+            "the local platform serves {url}; live URLs http://<service>-<project>.localhost:{}/; data in {}; {} services resumed",
+            proxy.rsplit(':').next().unwrap_or_default(),
+            data_dir.display(),
+            resumed.len()
+        );
+    }
+    tracing::info!(%url, resumed = resumed.len(), "the local platform is serving");
+    let live_urls = tokio::spawn({
+        let platform = platform.clone();
+        let stop = stop.clone();
+        async move { platform.serve_proxy(proxy_listener, stop).await }
+    });
+    let served = automaton_platform::gateway::serve(platform.clone(), listener, stop.clone()).await;
+    stop.cancel();
+    let _ = live_urls.await;
+    platform.shutdown().await;
+    served.map_err(Error::io("serving the platform on", data_dir))
+}
+
+fn read_endpoint(path: &Path) -> Option<EndpointFile> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+}
+
+fn write_endpoint(path: &Path, endpoint: &EndpointFile) -> Result<()> {
+    let temporary = path.with_extension("json.tmp");
+    let text = serde_json::to_string_pretty(endpoint).map_err(|err| Error::InvalidInput {
+        message: err.to_string(),
+        hint: "this is a bug".to_owned(),
+    })?;
+    let _ = std::fs::remove_file(&temporary);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(PRIVATE_FILE_MODE)
+        .open(&temporary)
+        .map_err(Error::io("writing", &temporary))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(Error::io("writing", &temporary))?;
+    std::fs::rename(&temporary, path).map_err(Error::io("writing", path))
+}
+
+/// How this process reaches a platform.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    env: Vec<(OsString, OsString)>,
+    user_home: PathBuf,
+    exe: PathBuf,
+    /// The gateway automaton.json names: its endpoint and token.
+    configured: Option<(String, String)>,
+}
+
+/// What connecting found.
+pub struct Connected {
+    /// The platform.
+    pub platform: Arc<dyn Platform>,
+    /// Where it is.
+    pub endpoint: String,
+    /// Whether this call started the local daemon.
+    pub started: bool,
+}
+
+impl Connector {
+    /// A connector for this process's environment.
+    pub fn new(env: Vec<(OsString, OsString)>, user_home: PathBuf, exe: PathBuf) -> Self {
+        Self {
+            env,
+            user_home,
+            exe,
+            configured: None,
+        }
+    }
+
+    /// Uses the gateway `config.conway` names (its token read from the home) when the
+    /// environment names none.
+    pub fn with_config(
+        mut self,
+        config: &crate::config::AutomatonConfig,
+        home: &crate::home::Home,
+    ) -> Result<Self> {
+        if let Some(conway) = &config.conway {
+            let path = home.root().join(&conway.token_file);
+            automaton_tools::secure_fs::check_private_file(&path).map_err(|issue| {
+                Error::InvalidInput {
+                    message: issue.message(&path),
+                    hint: issue.fix(&path),
+                }
+            })?;
+            let token = std::fs::read_to_string(&path)
+                .map_err(Error::io("reading", &path))?
+                .trim()
+                .to_owned();
+            self.configured = Some((conway.endpoint.clone(), token));
+        }
+        Ok(self)
+    }
+
+    /// Connects: to `CONWAY_ENDPOINT`, or to the local daemon (started when none answers).
+    pub async fn connect(&self) -> Result<Connected> {
+        let remote = env_var(&self.env, "CONWAY_ENDPOINT")
+            .map(|endpoint| {
+                (
+                    endpoint,
+                    env_var(&self.env, "CONWAY_TOKEN").unwrap_or_default(),
+                )
+            })
+            .or_else(|| self.configured.clone());
+        if let Some((endpoint, token)) = remote {
+            let platform = HttpPlatform::new(&endpoint, &token).map_err(platform_error)?;
+            return Ok(Connected {
+                platform: Arc::new(platform),
+                endpoint,
+                started: false,
+            });
+        }
+        let dir = data_dir(&self.env, &self.user_home);
+        if let Some(connected) = self.local_if_running(&dir).await {
+            return Ok(connected);
+        }
+        self.start_daemon(&dir)?;
+        let deadline = tokio::time::Instant::now() + START_WAIT;
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Some(mut connected) = self.local_if_running(&dir).await {
+                connected.started = true;
+                return Ok(connected);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::InvalidInput {
+                    message: format!(
+                        "the local platform did not come up within {} s",
+                        START_WAIT.as_secs()
+                    ),
+                    hint: format!(
+                        "read {} and start it by hand with `automaton platform serve`",
+                        dir.join("serve.log").display()
+                    ),
+                });
+            }
+        }
+    }
+
+    /// The local daemon, if its endpoint file names one that answers.
+    async fn local_if_running(&self, dir: &Path) -> Option<Connected> {
+        let endpoint = read_endpoint(&dir.join("endpoint.json"))?;
+        let platform = HttpPlatform::with_retry(
+            &endpoint.url,
+            &endpoint.token,
+            automaton_tools::resilience::RetryPolicy {
+                max_attempts: 1,
+                ..Default::default()
+            },
+        )
+        .ok()?;
+        platform.list_projects().await.ok()?;
+        let platform = HttpPlatform::new(&endpoint.url, &endpoint.token).ok()?;
+        Some(Connected {
+            platform: Arc::new(platform),
+            endpoint: endpoint.url,
+            started: false,
+        })
+    }
+
+    /// Starts `automaton platform serve` detached (its own session, output to serve.log).
+    fn start_daemon(&self, dir: &Path) -> Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(Error::io("creating", dir))?;
+        let log_path = dir.join("serve.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(PRIVATE_FILE_MODE)
+            .open(&log_path)
+            .map_err(Error::io("opening", &log_path))?;
+        let log_err = log.try_clone().map_err(Error::io("opening", &log_path))?;
+        let listen = if read_endpoint(&dir.join("endpoint.json")).is_some() {
+            // The address it had, so URLs handed out before stay valid.
+            read_endpoint(&dir.join("endpoint.json"))
+                .map(|e| e.url.trim_start_matches("http://").to_owned())
+                .unwrap_or_else(|| DEFAULT_LISTEN.to_owned())
+        } else {
+            "127.0.0.1:0".to_owned()
+        };
+        let mut command = std::process::Command::new(&self.exe);
+        command
+            .args([
+                "platform",
+                "serve",
+                "--json",
+                "--listen",
+                &listen,
+                "--data-dir",
+            ])
+            .arg(dir)
+            .env_clear()
+            .envs(
+                self.env
+                    .iter()
+                    .filter(|(key, _)| {
+                        // The daemon gets no provider keys or tokens of the agent that started it.
+                        let key = key.to_string_lossy().to_ascii_uppercase();
+                        !["KEY", "SECRET", "TOKEN", "PASSWORD"]
+                            .iter()
+                            .any(|word| key.contains(word))
+                    })
+                    .cloned(),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .process_group(0);
+        command
+            .spawn()
+            .map_err(Error::io("starting the local platform", &self.exe))?;
+        Ok(())
+    }
+}
+
+/// The tools' access: connects on first use and keeps the connection.
+pub struct ToolAccess {
+    connector: Connector,
+    workspace: PathBuf,
+    connected: tokio::sync::OnceCell<Arc<dyn Platform>>,
+}
+
+impl ToolAccess {
+    /// Access through `connector`, resolving sources against `workspace`.
+    pub fn new(connector: Connector, workspace: PathBuf) -> Self {
+        Self {
+            connector,
+            workspace,
+            connected: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+impl PlatformAccess for ToolAccess {
+    fn platform(
+        &self,
+    ) -> BoxFuture<'_, std::result::Result<Arc<dyn Platform>, automaton_platform::Error>> {
+        Box::pin(async move {
+            self.connected
+                .get_or_try_init(|| async {
+                    let connected = self.connector.connect().await.map_err(|err| {
+                        automaton_platform::Error::new(
+                            automaton_platform::ErrorCode::InternalError,
+                            format!("no platform to talk to: {err}"),
+                        )
+                        .with_hint(err.hint())
+                    })?;
+                    if connected.started {
+                        tracing::info!(endpoint = %connected.endpoint, "started the local platform");
+                    }
+                    Ok(connected.platform)
+                })
+                .await
+                .cloned()
+        })
+    }
+
+    fn workspace(&self) -> PathBuf {
+        self.workspace.clone()
+    }
+}
+
+/// The project a command means: `--project`, else the one `platform init` recorded in
+/// `.conway/project.json` of the working directory.
+pub fn project_from(flag: Option<String>) -> Result<String> {
+    if let Some(project) = flag {
+        return Ok(project);
+    }
+    let path = Path::new(".conway").join("project.json");
+    std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|value| value["project"].as_str().map(str::to_owned))
+        .ok_or_else(|| Error::InvalidInput {
+            message: "no project named".to_owned(),
+            hint:
+                "pass --project NAME, or run `automaton platform init NAME` in this directory first"
+                    .to_owned(),
+        })
+}
+
+/// Records the current project for later commands in this directory.
+pub fn remember_project(project: &str) -> Result<()> {
+    let dir = Path::new(".conway");
+    std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
+    let path = dir.join("project.json");
+    std::fs::write(&path, serde_json::json!({ "project": project }).to_string())
+        .map_err(Error::io("writing", &path))
+}
+
+/// Prints a platform answer.
+pub fn print<T: Serialize>(value: &T, mode: OutputMode, human: impl FnOnce(&T) -> String) {
+    match mode {
+        OutputMode::Json => print_json(value),
+        OutputMode::Human => println!("{}", human(value)),
+    }
+}
+
+/// Runs one `automaton platform …` command.
+pub async fn run_cli(
+    command: crate::cli::PlatformCommand,
+    connector: &Connector,
+    mode: OutputMode,
+    cancel: CancellationToken,
+) -> Result<std::process::ExitCode> {
+    use crate::cli::{EnvCommand, PlatformCommand, ProjectsCommand, ServicesCommand};
+    use std::process::ExitCode;
+    if let PlatformCommand::Serve {
+        listen,
+        proxy_listen,
+        data_dir: dir,
+    } = command
+    {
+        let dir = dir.unwrap_or_else(|| data_dir(&connector.env, &connector.user_home));
+        serve(&dir, &listen, proxy_listen.as_deref(), cancel, mode).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let connected = connector.connect().await?;
+    if connected.started {
+        eprintln!(
+            "started the local platform at {} (it keeps running; `automaton platform serve` runs it in the foreground)",
+            connected.endpoint
+        );
+    }
+    let platform = connected.platform;
+    let fail = platform_error;
+    match command {
+        PlatformCommand::Serve { .. } => {}
+        PlatformCommand::Init { name } => {
+            let created = platform.create_project(&name, None).await.map_err(fail)?;
+            remember_project(&name)?;
+            print(&created, mode, |c| {
+                if c.created {
+                    format!("created project {name}; it is this directory's project now")
+                } else {
+                    format!("project {name} already exists; it is this directory's project now")
+                }
+            });
+        }
+        PlatformCommand::Deploy {
+            project,
+            service,
+            dir,
+            no_wait,
+        } => {
+            let project = project_from(project)?;
+            return deploy(
+                platform.as_ref(),
+                &project,
+                &service,
+                &dir,
+                no_wait,
+                mode,
+                &cancel,
+            )
+            .await;
+        }
+        PlatformCommand::Status { project } => {
+            let state = platform
+                .get_project(&project_from(project)?)
+                .await
+                .map_err(fail)?;
+            print(&state, mode, |s| {
+                let mut out = format!("project {}\n", s.name);
+                for service in &s.services {
+                    out.push_str(&format!(
+                        "  {:<16} {:<10} replicas {} release {}\n",
+                        service.name,
+                        service.status.as_str(),
+                        service.replicas,
+                        service.current_release.as_deref().unwrap_or("-")
+                    ));
+                }
+                out.push_str(&format!("  env: {}\n", s.env_names.join(", ")));
+                for event in &s.recent_events {
+                    out.push_str(&format!(
+                        "  {} {}: {}\n",
+                        event.at_ms, event.kind, event.message
+                    ));
+                }
+                out.trim_end().to_owned()
+            });
+        }
+        PlatformCommand::Services(ServicesCommand::List { project }) => {
+            let services = platform
+                .list_services(&project_from(project)?)
+                .await
+                .map_err(fail)?;
+            print(&services, mode, |list| {
+                list.iter()
+                    .map(|s| {
+                        format!(
+                            "{:<16} {:<10} replicas {}",
+                            s.name,
+                            s.status.as_str(),
+                            s.replicas
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        PlatformCommand::Services(ServicesCommand::Scale {
+            service,
+            replicas,
+            project,
+        }) => {
+            let detail = platform
+                .scale(&project_from(project)?, &service, replicas, None)
+                .await
+                .map_err(fail)?;
+            print(&detail, mode, |d| {
+                format!(
+                    "{} runs {} replicas: {}",
+                    d.name,
+                    d.direct_urls.len(),
+                    d.direct_urls.join(" ")
+                )
+            });
+        }
+        PlatformCommand::Rollback {
+            service,
+            to,
+            project,
+        } => {
+            let detail = platform
+                .rollback(&project_from(project)?, &service, to.as_deref(), None)
+                .await
+                .map_err(fail)?;
+            print(&detail, mode, |d| {
+                format!(
+                    "{} runs {} again at {}",
+                    d.name,
+                    d.current_release.as_deref().unwrap_or("-"),
+                    d.url.as_deref().unwrap_or("-")
+                )
+            });
+        }
+        PlatformCommand::Restart { service, project } => {
+            let detail = platform
+                .restart(&project_from(project)?, &service, None)
+                .await
+                .map_err(fail)?;
+            print(&detail, mode, |d| format!("{} restarted", d.name));
+        }
+        PlatformCommand::Env(EnvCommand::Set { vars, project }) => {
+            let pairs = vars
+                .iter()
+                .map(|pair| {
+                    pair.split_once('=')
+                        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                        .ok_or_else(|| Error::InvalidInput {
+                            message: format!("`{pair}` is not NAME=value"),
+                            hint: "write each variable as NAME=value, e.g. API_URL=https://example.com".to_owned(),
+                        })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let change = platform
+                .set_env(&project_from(project)?, &pairs, None)
+                .await
+                .map_err(fail)?;
+            print(&change, mode, |c| {
+                format!(
+                    "set {}; restarted {}",
+                    c.set.join(", "),
+                    c.restarted_services.join(", ")
+                )
+            });
+        }
+        PlatformCommand::Env(EnvCommand::List { project }) => {
+            let names = platform
+                .list_env(&project_from(project)?)
+                .await
+                .map_err(fail)?;
+            print(&serde_json::json!({ "names": names }), mode, |_| {
+                names.join("\n")
+            });
+        }
+        PlatformCommand::Logs {
+            service,
+            follow,
+            lines,
+            project,
+        } => {
+            let project = project_from(project)?;
+            let logs = platform
+                .logs(&project, &service, lines)
+                .await
+                .map_err(fail)?;
+            if !follow {
+                print(&logs, mode, |l| l.runtime.join("\n"));
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut seen = logs.runtime.clone();
+            for line in &seen {
+                println!("{line}");
+            }
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                let now = platform
+                    .logs(&project, &service, lines)
+                    .await
+                    .map_err(fail)?
+                    .runtime;
+                // New lines are those after the longest overlap of what was seen with what is there.
+                let overlap = (0..=seen.len().min(now.len()))
+                    .rev()
+                    .find(|&n| seen[seen.len() - n..] == now[..n])
+                    .unwrap_or(0);
+                for line in &now[overlap..] {
+                    println!("{line}");
+                }
+                seen = now;
+            }
+        }
+        PlatformCommand::Projects(ProjectsCommand::List) => {
+            let projects = platform.list_projects().await.map_err(fail)?;
+            print(&projects, mode, |list| {
+                list.iter()
+                    .map(|p| format!("{:<24} {} services", p.name, p.services))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        PlatformCommand::Delete { name, confirm } => {
+            let deleted = platform
+                .delete_project(&name, confirm, None)
+                .await
+                .map_err(fail)?;
+            print(&deleted, mode, |d| {
+                if d.deleted {
+                    format!(
+                        "deleted {} ({} services stopped)",
+                        d.name,
+                        d.removed_services.len()
+                    )
+                } else {
+                    format!("{} did not exist", d.name)
+                }
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `platform deploy`: packs, uploads, follows the operation (phases and build lines on a
+/// terminal), and prints the result with its `url`, or the error with its log tail.
+async fn deploy(
+    platform: &dyn Platform,
+    project: &str,
+    service: &str,
+    dir: &Path,
+    no_wait: bool,
+    mode: OutputMode,
+    cancel: &CancellationToken,
+) -> Result<std::process::ExitCode> {
+    let scratch = tempfile::tempdir().map_err(Error::io(
+        "creating a scratch directory in",
+        std::env::temp_dir(),
+    ))?;
+    let archive = scratch.path().join("source.tar.gz");
+    let packed = automaton_platform::source::pack(
+        dir,
+        &archive,
+        automaton_platform::source::MAX_SOURCE_BYTES,
+    )
+    .map_err(platform_error)?;
+    if mode == OutputMode::Human {
+        println!(
+            "packed {} files ({} KB) from {}",
+            packed.files,
+            packed.bytes / 1024,
+            dir.display()
+        );
+    }
+    let accepted = platform
+        .deploy(project, service, &archive, None)
+        .await
+        .map_err(platform_error)?;
+    if no_wait {
+        print(&accepted, mode, |a| {
+            format!("deploy accepted: operation {}", a.operation_id)
+        });
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    let mut after = 0;
+    let operation = loop {
+        if mode == OutputMode::Human {
+            for event in platform
+                .operation_events(&accepted.operation_id, after)
+                .await
+                .map_err(platform_error)?
+            {
+                after = event.seq;
+                match event.kind.as_str() {
+                    "phase" => println!("-- {}", event.data["phase"].as_str().unwrap_or("")),
+                    "log" => println!("   {}", event.data["line"].as_str().unwrap_or("")),
+                    _ => {}
+                }
+            }
+        }
+        let operation = platform
+            .get_operation(&accepted.operation_id)
+            .await
+            .map_err(platform_error)?;
+        if operation.status.is_done() {
+            break operation;
+        }
+        tokio::select! {
+            () = cancel.cancelled() => {
+                return Err(Error::InvalidInput {
+                    message: format!("stopped following; the deploy goes on (operation {})", accepted.operation_id),
+                    hint: "see it with `automaton platform status`".to_owned(),
+                });
+            }
+            () = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+    };
+    if let Some(error) = operation.error {
+        return Err(platform_error(error));
+    }
+    let result = operation.result.unwrap_or_default();
+    let answer = serde_json::json!({
+        "status": "active",
+        "url": result["url"],
+        "release": result["release"],
+        "provider": result["provider"],
+        "duration_ms": result["duration_ms"],
+        "project": project,
+        "service": service,
+        "operation_id": operation.id,
+    });
+    print(&answer, mode, |a| {
+        format!("live at {}", a["url"].as_str().unwrap_or(""))
+    });
+    Ok(std::process::ExitCode::SUCCESS)
+}

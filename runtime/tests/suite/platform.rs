@@ -1,0 +1,378 @@
+//! The Conway platform from the runtime: `automaton platform serve` as a real daemon, the
+//! `platform` CLI against it (JSON out, errors in the seed's shape), a CLI that finds no
+//! daemon and starts one, and the agent deploying with its `deploy` tool.
+
+use super::*;
+use automaton_test_support::{Reply, ScriptedModel};
+use std::time::Duration;
+
+/// A Python server answering `GET /` with `body`, on `$PORT`.
+const APP: &str = "import os, http.server\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        b = ('hello from ' + os.environ.get('WHO', 'nobody')).encode()\n        self.send_response(200)\n        self.send_header('Content-Length', str(len(b)))\n        self.end_headers()\n        self.wfile.write(b)\n    def log_message(self, *a):\n        pass\nprint('serving', flush=True)\nhttp.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n";
+
+/// A running `automaton platform serve`, stopped (SIGTERM) when dropped.
+struct Daemon {
+    child: std::process::Child,
+}
+
+impl Daemon {
+    fn start(data: &Path) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_automaton"))
+            .args([
+                "platform",
+                "serve",
+                "--json",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(data)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while !data.join("endpoint.json").exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the daemon did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child }
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        terminate(self.child.id());
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        terminate(self.child.id());
+        let _ = self.child.wait();
+    }
+}
+
+fn terminate(pid: u32) {
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    );
+}
+
+/// Runs `automaton platform ARGS` in `cwd` against the platform in `data`.
+fn platform(cwd: &Path, data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_automaton"))
+        .arg("platform")
+        .args(args)
+        .current_dir(cwd)
+        .env("AUTOMATON_PLATFORM_DIR", data)
+        .env_remove("CONWAY_ENDPOINT")
+        .env_remove("CONWAY_TOKEN")
+        .output()
+        .unwrap()
+}
+
+fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let authority = url.trim_start_matches("http://").trim_end_matches('/');
+    // `*.localhost` is the loopback address (as browsers and curl resolve it); the Host
+    // header keeps the name the proxy routes by.
+    let address = match authority.split_once(':') {
+        Some((host, port)) if host.ends_with(".localhost") => format!("127.0.0.1:{port}"),
+        _ => authority.to_owned(),
+    };
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_platform_cli_deploys_to_a_live_url_and_answers_errors_in_the_seed_s_shape() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("platform");
+    let daemon = Daemon::start(&data);
+    let endpoint: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("endpoint.json")).unwrap())
+            .unwrap();
+    assert!(endpoint["token"].as_str().unwrap().starts_with("cwy_"));
+    let mode = std::fs::metadata(data.join("endpoint.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the token file is private");
+
+    let cwd = work.path().join("project");
+    std::fs::create_dir_all(cwd.join("app")).unwrap();
+    std::fs::write(cwd.join("app/main.py"), APP).unwrap();
+    let init = platform(&cwd, &data, &["init", "shop"]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    assert_eq!(json(&init)["created"], true);
+    assert!(
+        cwd.join(".conway/project.json").exists(),
+        "init names this directory's project"
+    );
+
+    let deploy = platform(&cwd, &data, &["deploy", "--dir", "app"]);
+    assert!(deploy.status.success(), "{}", stderr(&deploy));
+    let result = json(&deploy);
+    assert_eq!(result["status"], "active");
+    assert_eq!(result["provider"], "python");
+    let url = result["url"].as_str().unwrap().to_owned();
+    assert_eq!(http_get(&url), "hello from nobody");
+
+    assert!(url.starts_with("http://app-shop.localhost:"), "{url}");
+    let env = platform(&cwd, &data, &["env", "set", "WHO=the-creator"]);
+    assert!(env.status.success(), "{}", stderr(&env));
+    assert_eq!(json(&env)["restarted_services"][0], "app");
+    assert_eq!(
+        http_get(&url),
+        "hello from the-creator",
+        "the same URL, the new env"
+    );
+    let status = json(&platform(&cwd, &data, &["status"]));
+    assert_eq!(status["services"][0]["status"], "active");
+    assert_eq!(status["env_names"][0], "WHO");
+    assert!(
+        !status.to_string().contains("the-creator"),
+        "values never come back"
+    );
+
+    // Errors: the seed's {code, message, hint, retryable} on stderr, exit 1.
+    let rollback = platform(&cwd, &data, &["rollback"]);
+    let error = error_json(&rollback);
+    assert_eq!(error["code"], "CONFLICT");
+    assert_eq!(error["retryable"], false);
+    assert!(
+        error["hint"]
+            .as_str()
+            .unwrap()
+            .contains("deploy a new release")
+    );
+    let missing = error_json(&platform(&cwd, &data, &["status", "--project", "nope"]));
+    assert_eq!(missing["code"], "NOT_FOUND");
+    let bad = error_json(&platform(&cwd, &data, &["env", "set", "oops"]));
+    assert!(bad["hint"].as_str().unwrap().contains("NAME=value"));
+    let unconfirmed = error_json(&platform(&cwd, &data, &["delete", "shop"]));
+    assert_eq!(unconfirmed["code"], "INVALID_INPUT");
+
+    let logs = json(&platform(&cwd, &data, &["logs", "--lines", "10"]));
+    assert!(
+        logs["runtime"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().ends_with("serving"))
+    );
+    let deleted = json(&platform(&cwd, &data, &["delete", "shop", "--confirm"]));
+    assert_eq!(deleted["deleted"], true);
+    // The agent reaches the platform through its tools only: its token and state are
+    // unreadable to read_file and the shell.
+    let home = TestHome::new();
+    home.init();
+    for (tool, args) in [
+        (
+            "read_file",
+            serde_json::json!({"path": data.join("endpoint.json")}),
+        ),
+        (
+            "exec",
+            serde_json::json!({"command": format!("cat {}/endpoint.json", data.display())}),
+        ),
+        (
+            "write_file",
+            serde_json::json!({"path": data.join("platform.db"), "content": "x"}),
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_automaton"))
+            .arg("--home")
+            .arg(home.root())
+            .args([
+                "policy",
+                "check",
+                "--json",
+                "--tool",
+                tool,
+                "--args",
+                &args.to_string(),
+                "--provenance",
+                "self",
+            ])
+            .env("AUTOMATON_PLATFORM_DIR", &data)
+            .output()
+            .unwrap();
+        let verdict = json(&out);
+        assert_eq!(verdict["decision"], "forbid", "{tool}: {verdict}");
+        assert!(
+            verdict.to_string().contains("local platform"),
+            "{tool}: {verdict}"
+        );
+    }
+    assert_eq!(
+        daemon.stop().code(),
+        Some(0),
+        "SIGTERM stops the platform cleanly"
+    );
+}
+
+#[test]
+fn a_cli_that_finds_no_platform_starts_one_that_outlives_it() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("platform");
+    let out = platform(work.path(), &data, &["projects", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("started the local platform"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(json(&out), serde_json::json!([]));
+    let endpoint: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("endpoint.json")).unwrap())
+            .unwrap();
+    let pid = endpoint["pid"].as_u64().unwrap() as u32;
+    // The next command finds it running and says nothing about starting one.
+    let again = platform(work.path(), &data, &["projects", "list"]);
+    assert!(again.status.success());
+    assert!(!stderr(&again).contains("started"), "{}", stderr(&again));
+    terminate(pid);
+    let started = std::time::Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+    {
+        assert!(started.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn the_agent_deploys_what_it_wrote_and_gets_a_live_url() {
+    let home = TestHome::new();
+    home.init();
+    let data = home.dir.path().join("platform");
+    let _daemon = Daemon::start(&data);
+    let constitution = std::fs::read_to_string(home.path("constitution.md")).unwrap();
+    let model = ScriptedModel::builder()
+        .require_system_prefix(constitution.trim_end().to_owned())
+        .start()
+        .await
+        .unwrap();
+    let write_args = serde_json::json!({ "path": "site/main.py", "content": APP }).to_string();
+    model.push(Reply::tool_call("w1", "write_file", write_args));
+    model.push(Reply::tool_call(
+        "d1",
+        "deploy",
+        r#"{"project": "atlas-site", "service": "web", "dir": "site"}"#,
+    ));
+    model.set_fallback(Some(Reply::tool_call(
+        "s1",
+        "sleep",
+        r#"{"duration_seconds": 600, "reason": "deployed"}"#,
+    )));
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_automaton"))
+        .arg("--home")
+        .arg(home.root())
+        .args(["run", "--json", "--until-sleep"])
+        .env("OPENAI_BASE_URL", model.base_url())
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("AUTOMATON_PLATFORM_DIR", &data)
+        .env_remove("AUTOMATON_HOME")
+        .env_remove("CONWAY_ENDPOINT")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The model saw the deploy's answer: active, with the URL.
+    let requests = model.requests();
+    let answer = requests
+        .iter()
+        .flat_map(|r| r.body["messages"].as_array().unwrap().clone())
+        .find(|m| m["role"] == "tool" && m["tool_call_id"] == "d1")
+        .expect("the deploy's result went back to the model");
+    let result: serde_json::Value =
+        serde_json::from_str(answer["content"].as_str().unwrap()).unwrap();
+    assert_eq!(result["status"], "active", "{result}");
+    assert_eq!(result["project_created"], true);
+    let url = result["url"].as_str().unwrap();
+    assert_eq!(http_get(url), "hello from nobody");
+    // The call is in the audit trail like every other.
+    let conn = rusqlite::Connection::open(home.path("state.db")).unwrap();
+    let status: String = conn
+        .query_row(
+            "SELECT status FROM tool_calls WHERE name = 'deploy'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(status, "succeeded");
+}
+
+#[test]
+fn automaton_json_can_name_a_conway_gateway_with_a_token_file() {
+    let home = TestHome::new();
+    home.init();
+    let data = home.dir.path().join("gateway");
+    let _daemon = Daemon::start(&data);
+    let endpoint: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("endpoint.json")).unwrap())
+            .unwrap();
+    std::fs::create_dir_all(home.path("keys")).unwrap();
+    std::fs::write(
+        home.path("keys/conway.token"),
+        endpoint["token"].as_str().unwrap(),
+    )
+    .unwrap();
+    home.chmod("keys/conway.token", 0o600);
+    let path = home.path("automaton.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["conway"] = serde_json::json!({
+        "endpoint": endpoint["url"],
+        "tokenFile": "keys/conway.token",
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+
+    // No local platform is started: the configured gateway answers.
+    let unused = home.dir.path().join("unused-local");
+    let out = Command::new(env!("CARGO_BIN_EXE_automaton"))
+        .arg("--home")
+        .arg(home.root())
+        .args(["platform", "init", "from-config"])
+        .current_dir(home.dir.path())
+        .env("AUTOMATON_PLATFORM_DIR", &unused)
+        .env_remove("CONWAY_ENDPOINT")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("started"), "{}", stderr(&out));
+    assert!(!unused.exists());
+    let listed = platform(home.dir.path(), &data, &["projects", "list"]);
+    assert_eq!(json(&listed)[0]["name"], "from-config");
+
+    // A token file outside the home is refused with the key named.
+    config["conway"]["tokenFile"] = "/etc/passwd".into();
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let out = home.run(&["status", "--json"]);
+    let error = error_json(&out);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("conway.tokenFile"),
+        "{error}"
+    );
+}

@@ -26,6 +26,7 @@ use automaton_runtime::agent::run::{Agent, RunEnd, RunOptions};
 use automaton_runtime::agent::{history, tokens};
 use automaton_runtime::config::parse_address;
 use automaton_runtime::home::Home;
+use automaton_runtime::inference::chat::WireRequest;
 use automaton_runtime::inference::{ChatRequest, Message, Task, ToolCallRequest};
 use automaton_runtime::init::{self, InitOptions};
 use automaton_runtime::run_cmd;
@@ -317,15 +318,18 @@ async fn breakdown(
         );
 
         let started = Instant::now();
-        with_db(&agent.toolbox.db, |db| {
-            state::kv_set(db, "bench", "value", 0).map_err(|err| automaton_tools::Error::Corrupt {
-                path: "state.db".into(),
-                detail: err.to_string(),
+        with_db(&agent.toolbox.db, move |db| {
+            // A value that changes every round: writing the value a key holds commits nothing.
+            state::kv_set(db, "bench", &i.to_string(), 0).map_err(|err| {
+                automaton_tools::Error::Corrupt {
+                    path: "state.db".into(),
+                    detail: err.to_string(),
+                }
             })
         })
         .await?;
         laps.add(
-            "one state.db write txn (x4 per turn: turn row, 2 states, finish)",
+            "one state.db write txn (x6 per turn: turn, cost, intent, provenance, result, finish)",
             started,
         );
 
@@ -369,7 +373,7 @@ async fn breakdown(
                 .context_window,
         )?
         .saturating_sub(4096 + fixed);
-        let (kept, dropped, _) = history::fit(history_turns, budget);
+        let (kept, dropped, history_tokens) = history::fit(history_turns, budget);
         laps.add("tokens: history::fit (50 turns)", started);
         if !dropped.is_empty() {
             return Err(format!("{} turns were dropped from the history", dropped.len()).into());
@@ -380,12 +384,8 @@ async fn breakdown(
         messages.push(Message::User {
             content: input.to_owned(),
         });
-        let started = Instant::now();
-        let estimated: usize = messages
-            .iter()
-            .map(|m| tokens::count(&m.text_for_counting()) + 4)
-            .sum();
-        laps.add("tokens: estimate of all messages (system again)", started);
+        // As the loop does: the layers' and the stored history's counts, no recount.
+        let estimated = fixed + history_tokens;
 
         model.push(Reply::tool_call(
             format!("b{i}"),
@@ -413,17 +413,20 @@ async fn breakdown(
 
         // Two parts of `Inference::chat` that are not the HTTP exchange, timed alone.
         let started = Instant::now();
-        let body = serde_json::json!({
-            "model": agent.inference.choose_model(Task::AgentTurn, false, None).name,
-            "messages": messages.iter().map(Message::to_wire).collect::<Vec<_>>(),
-            "max_tokens": 4096,
-            "stream": false,
-            "tools": tools.clone(),
-            "tool_choice": "auto",
-        });
+        let body = WireRequest {
+            model: &agent
+                .inference
+                .choose_model(Task::AgentTurn, false, None)
+                .name,
+            messages: &messages,
+            max_tokens: 4096,
+            stream: false,
+            tools: &tools,
+            tool_choice: Some("auto"),
+        };
         let wire = serde_json::to_vec(&body)?;
         laps.add(
-            "  of which: request JSON (to_wire, tools clone, serialise)",
+            "  of which: request JSON (WireRequest, serialised once)",
             started,
         );
         if wire.is_empty() {
@@ -431,9 +434,8 @@ async fn breakdown(
         }
         let started = Instant::now();
         agent.inference.spent_today().await?;
-        agent.inference.spent_today().await?;
         laps.add(
-            "  of which: budget check (2 SUMs over inference_costs)",
+            "  of which: budget check (one ledger read, as spent_today)",
             started,
         );
 

@@ -33,6 +33,10 @@ pub const SCHEMA: CrateSchema = CrateSchema {
             version: 5,
             sql: include_str!("../migrations/0005_tier_changes.sql"),
         },
+        Migration {
+            version: 6,
+            sql: include_str!("../migrations/0006_inference_costs_covering.sql"),
+        },
     ],
 };
 
@@ -73,14 +77,17 @@ pub fn kv_get(db: &StateDb, key: &str) -> Result<Option<String>> {
         .optional()?)
 }
 
-/// Writes a kv value.
+/// Writes a kv value. `updated_at` is when the value last changed: writing the value a key
+/// already holds changes nothing, and so commits without a write to the disk (the loop sets
+/// `agent_state` to `running` every turn).
 pub fn kv_set(db: &mut StateDb, key: &str, value: &str, now_ms: i64) -> Result<()> {
     db.write(|tx| {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO kv (key, value, updated_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            rusqlite::params![key, value, now_ms],
-        )
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+             WHERE value IS NOT excluded.value",
+        )?
+        .execute(rusqlite::params![key, value, now_ms])
         .map(|_| ())
     })
     .map_err(Error::from)
@@ -101,4 +108,36 @@ pub fn inference_spent_since(db: &StateDb, since_ms: i64) -> Result<Usdc> {
         |row| row.get(0),
     )?;
     Ok(Usdc(u64::try_from(atoms).unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::home::Home;
+
+    fn open_temp() -> (tempfile::TempDir, StateDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path().to_owned());
+        let db = open(&home).unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn kv_set_keeps_updated_at_when_the_value_does_not_change() {
+        let (_dir, mut db) = open_temp();
+        let updated_at = |db: &StateDb| -> i64 {
+            db.conn()
+                .query_row("SELECT updated_at FROM kv WHERE key = 'k'", [], |r| {
+                    r.get(0)
+                })
+                .unwrap()
+        };
+        kv_set(&mut db, "k", "running", 1).unwrap();
+        kv_set(&mut db, "k", "running", 2).unwrap();
+        assert_eq!(kv_get(&db, "k").unwrap().as_deref(), Some("running"));
+        assert_eq!(updated_at(&db), 1);
+        kv_set(&mut db, "k", "sleeping", 3).unwrap();
+        assert_eq!(kv_get(&db, "k").unwrap().as_deref(), Some("sleeping"));
+        assert_eq!(updated_at(&db), 3);
+    }
 }

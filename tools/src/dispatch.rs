@@ -184,8 +184,7 @@ impl Dispatcher {
             duration_ms: elapsed_ms(started),
         };
 
-        let prepared = self.prepare(&request);
-        let (tool, args, assessment) = match prepared {
+        let (tool, args, assessment) = match self.prepare(&request) {
             Ok(prepared) => prepared,
             Err((args_json, err)) => {
                 let recorded = self
@@ -195,78 +194,81 @@ impl Dispatcher {
                 return finish(None, None, result, None);
             }
         };
-        let args_json = canonical_json(&args);
+        let effect = assessment.effect;
 
-        // Policy and the intent row, in one transaction.
-        let engine = Arc::clone(&self.engine);
-        let spec = tool.spec().clone();
-        let (provenance, turn_id) = (request.provenance, request.turn_id);
-        let intent_call_id = call_id.clone();
-        let intent_args = args.clone();
-        let intent_assessment = assessment.clone();
-        let intent_args_json = args_json.clone();
-        let outcome = with_db(&self.db, move |db| {
-            let outcome = {
-                let history = SqlHistory(db.conn());
-                engine.evaluate(&PolicyRequest {
-                    tool: &spec,
-                    assessment: &intent_assessment,
-                    args: &intent_args,
+        // Policy, then the intent row with its decision in one transaction. A call that will
+        // not run has nothing to wait for: its result commits in that same transaction.
+        let decided = {
+            let (engine, tool, clock) = (
+                Arc::clone(&self.engine),
+                Arc::clone(&tool),
+                Arc::clone(&self.clock),
+            );
+            let (call_id, provenance, turn_id) =
+                (call_id.clone(), request.provenance, request.turn_id);
+            with_db(&self.db, move |db| {
+                let spec = tool.spec();
+                let outcome = engine.evaluate(&PolicyRequest {
+                    tool: spec,
+                    assessment: &assessment,
+                    args: &args,
                     provenance,
                     turn_id,
                     now_ms: started_at,
-                    history: &history,
-                })
-            };
-            let status = if outcome.decision == Decision::Allow {
-                CallStatus::Running
-            } else {
-                CallStatus::Denied
-            };
-            let intent = Intent {
-                call_id: &intent_call_id,
-                turn_id,
-                tool: spec.name.as_str(),
-                category: Some(spec.category),
-                risk: Some(intent_assessment.risk),
-                effect: Some(intent_assessment.effect),
-                args_json: &intent_args_json,
-                provenance,
-                started_at,
-            };
-            db.write(|tx| audit::record_intent(tx, &intent, &outcome, status))?;
-            Ok(outcome)
-        })
-        .await;
-        let outcome = match outcome {
-            Ok(outcome) => outcome,
-            Err(err) => return finish(None, Some(assessment.effect), Err(err), None),
+                    history: &SqlHistory(db.conn()),
+                });
+                let args_json = canonical_json(&args);
+                let intent = Intent {
+                    call_id: &call_id,
+                    turn_id,
+                    tool: spec.name.as_str(),
+                    category: Some(spec.category),
+                    risk: Some(assessment.risk),
+                    effect: Some(assessment.effect),
+                    args_json: &args_json,
+                    provenance,
+                    started_at,
+                };
+                if outcome.decision == Decision::Allow {
+                    db.write(|tx| {
+                        audit::record_intent(tx, &intent, &outcome, CallStatus::Running)
+                    })?;
+                    return Ok(Decided::Allowed(args));
+                }
+                let denial = ToolError::Denied {
+                    reason: outcome.reason(),
+                    rules: outcome.verdict.rules.clone(),
+                };
+                let result = denial.to_model_json();
+                db.write(|tx| {
+                    audit::record_intent(tx, &intent, &outcome, CallStatus::Denied)?;
+                    audit::record_completion(
+                        tx,
+                        &Completion {
+                            call_id: &call_id,
+                            status: CallStatus::Denied,
+                            result: &result,
+                            error_code: code_name(Some(denial.code())),
+                            duration_ms: elapsed_ms(started),
+                            ended_at: clock.now_ms(),
+                            receipt: false,
+                        },
+                    )
+                })?;
+                Ok(Decided::Denied(outcome.decision, denial))
+            })
+            .await
         };
-
-        if outcome.decision != Decision::Allow {
-            let err = ToolError::Denied {
-                reason: outcome.reason(),
-                rules: outcome.verdict.rules.clone(),
-            };
-            tracing::info!(call_id, tool = %request.name, %provenance, reason = %outcome.reason(), "tool call denied");
-            let completed = self
-                .complete(
-                    &call_id,
-                    CallStatus::Denied,
-                    &err.to_model_json(),
-                    Some(&err),
-                    false,
-                    started,
-                )
-                .await;
-            let result = completed.map_or_else(Err, |_| Err(err));
-            return finish(
-                Some(outcome.decision),
-                Some(assessment.effect),
-                result,
-                None,
-            );
-        }
+        let args = match decided {
+            Ok(Decided::Allowed(args)) => args,
+            Ok(Decided::Denied(decision, err)) => {
+                if let ToolError::Denied { reason, .. } = &err {
+                    tracing::info!(call_id, tool = %request.name, provenance = %request.provenance, %reason, "tool call denied");
+                }
+                return finish(Some(decision), Some(effect), Err(err), None);
+            }
+            Err(err) => return finish(None, Some(effect), Err(err), None),
+        };
 
         let timeout = request
             .timeout
@@ -295,25 +297,15 @@ impl Dispatcher {
             .complete(
                 &call_id,
                 status,
-                &model_json,
+                model_json,
                 result.as_ref().err(),
-                assessment.effect.changes_state(),
+                effect.changes_state(),
                 started,
             )
             .await;
         match receipt {
-            Ok(receipt) => finish(
-                Some(Decision::Allow),
-                Some(assessment.effect),
-                result,
-                receipt,
-            ),
-            Err(err) => finish(
-                Some(Decision::Allow),
-                Some(assessment.effect),
-                Err(err),
-                None,
-            ),
+            Ok(receipt) => finish(Some(Decision::Allow), Some(effect), result, receipt),
+            Err(err) => finish(Some(Decision::Allow), Some(effect), Err(err), None),
         }
     }
 
@@ -344,10 +336,9 @@ impl Dispatcher {
                 )
             })?
         };
-        let args_json = canonical_json(&args);
         if !args.is_object() {
             return Err((
-                args_json,
+                canonical_json(&args),
                 ToolError::model(
                     ToolErrorCode::InvalidArguments,
                     format!("the arguments of `{}` must be a JSON object", request.name),
@@ -358,8 +349,10 @@ impl Dispatcher {
         let tool = self
             .registry
             .lookup(&request.name)
-            .map_err(|err| (args_json.clone(), err))?;
-        let assessment = tool.assess(&args).map_err(|err| (args_json, err))?;
+            .map_err(|err| (canonical_json(&args), err))?;
+        let assessment = tool
+            .assess(&args)
+            .map_err(|err| (canonical_json(&args), err))?;
         Ok((tool, args, assessment))
     }
 
@@ -427,17 +420,17 @@ impl Dispatcher {
         .await
     }
 
+    /// The result row and, for a call that could have changed state, its receipt.
     async fn complete(
         &self,
         call_id: &str,
         status: CallStatus,
-        result: &serde_json::Value,
+        result: serde_json::Value,
         error: Option<&ToolError>,
         receipt: bool,
         started: Instant,
     ) -> Result<Option<String>, ToolError> {
         let call_id = call_id.to_owned();
-        let result = result.clone();
         let error_code = error.and_then(|err| code_name(Some(err.code())));
         let duration_ms = elapsed_ms(started);
         let ended_at = self.clock.now_ms();
@@ -459,6 +452,14 @@ impl Dispatcher {
         })
         .await
     }
+}
+
+/// What the policy made of a call, as the transaction that recorded it returns it.
+enum Decided {
+    /// Allowed; its intent is durable and it may run with these arguments.
+    Allowed(serde_json::Value),
+    /// Refused; its intent and its result are durable.
+    Denied(Decision, ToolError),
 }
 
 fn code_name(code: Option<ToolErrorCode>) -> Option<String> {

@@ -116,12 +116,14 @@ pub fn append(
 
 /// The most recent `limit` turns' messages, oldest first.
 pub fn recent_turns(db: &StateDb, limit: usize) -> Result<Vec<TurnMessages>> {
-    let mut stmt = db.conn().prepare(
+    // The limit is written into the SQL, not bound: SQLite plans with a bound LIMIT's value,
+    // so binding it would re-prepare the cached statement on every call.
+    let mut stmt = db.conn().prepare_cached(&format!(
         "SELECT turn_id, role, content, tool_calls_json, tool_call_id, tokens FROM messages
-         WHERE turn_id IN (SELECT DISTINCT turn_id FROM messages ORDER BY turn_id DESC LIMIT ?1)
-         ORDER BY id",
-    )?;
-    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
+         WHERE turn_id IN (SELECT DISTINCT turn_id FROM messages ORDER BY turn_id DESC LIMIT {limit})
+         ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([], |row| {
         Ok((
             row.get::<_, i64>(0)?,
             row.get::<_, String>(1)?,
@@ -191,4 +193,56 @@ pub fn fit(turns: Vec<TurnMessages>, budget: usize) -> (Vec<TurnMessages>, Vec<S
     kept.reverse();
     dropped.reverse();
     (kept, dropped, used)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::home::Home;
+
+    fn message(turn: i64) -> Vec<Message> {
+        vec![
+            Message::User {
+                content: format!("input {turn}"),
+            },
+            Message::Assistant {
+                content: String::new(),
+                tool_calls: vec![ToolCallRequest {
+                    id: format!("c{turn}"),
+                    name: "exec".into(),
+                    arguments: "{}".into(),
+                }],
+            },
+            Message::Tool {
+                tool_call_id: format!("c{turn}"),
+                content: "{}".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn recent_turns_are_the_newest_whole_turns_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = crate::state::open(&Home::at(dir.path().to_owned())).unwrap();
+        for turn in 1..=5 {
+            db.write(|tx| {
+                tx.execute(
+                    "INSERT INTO turns (id, started_at, state, input_source) VALUES (?1, 0, 'completed', 'self')",
+                    [turn],
+                )?;
+                append(tx, turn, &message(turn), 0)
+            })
+            .unwrap();
+        }
+        for limit in [2, 2, 3] {
+            let turns = recent_turns(&db, limit).unwrap();
+            let ids: Vec<i64> = turns.iter().map(|t| t.turn_id).collect();
+            let expected: Vec<i64> = (6 - i64::try_from(limit).unwrap()..=5).collect();
+            assert_eq!(ids, expected);
+            for turn in &turns {
+                assert_eq!(turn.messages, message(turn.turn_id));
+                assert!(turn.stored_tokens > 0);
+            }
+        }
+    }
 }

@@ -4,7 +4,8 @@
 //! rather than `null` (llama.cpp's server rejects `null`), `tool_choice` is only ever `auto`
 //! (it rejects `required`), and missing `usage` reads as zero rather than failing.
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// One tool call the model asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,37 +49,9 @@ pub enum Message {
 }
 
 impl Message {
-    /// The OpenAI wire form.
-    pub fn to_wire(&self) -> serde_json::Value {
-        match self {
-            Self::System { content } => serde_json::json!({ "role": "system", "content": content }),
-            Self::User { content } => serde_json::json!({ "role": "user", "content": content }),
-            Self::Assistant {
-                content,
-                tool_calls,
-            } => {
-                let mut message = serde_json::json!({ "role": "assistant", "content": content });
-                if !tool_calls.is_empty() {
-                    message["tool_calls"] = tool_calls
-                        .iter()
-                        .map(|call| {
-                            serde_json::json!({
-                                "id": call.id,
-                                "type": "function",
-                                "function": { "name": call.name, "arguments": call.arguments },
-                            })
-                        })
-                        .collect();
-                }
-                message
-            }
-            Self::Tool {
-                tool_call_id,
-                content,
-            } => {
-                serde_json::json!({ "role": "tool", "tool_call_id": tool_call_id, "content": content })
-            }
-        }
+    /// The OpenAI wire form, serialised straight from the message (nothing is copied).
+    pub fn to_wire(&self) -> WireMessage<'_> {
+        WireMessage(self)
     }
 
     /// The text the message carries, for token counting.
@@ -100,6 +73,99 @@ impl Message {
             }
         }
     }
+}
+
+/// A [`Message`] in the OpenAI wire form: assistant tool calls as
+/// `{id, type: "function", function: {name, arguments}}`, `tool_calls` left out when there are
+/// none, and `content: ""` (never `null`) for a tool-only assistant message.
+#[derive(Debug, Clone, Copy)]
+pub struct WireMessage<'a>(&'a Message);
+
+impl Serialize for WireMessage<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        match self.0 {
+            Message::System { content } => {
+                map.serialize_entry("role", "system")?;
+                map.serialize_entry("content", content)?;
+            }
+            Message::User { content } => {
+                map.serialize_entry("role", "user")?;
+                map.serialize_entry("content", content)?;
+            }
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => {
+                map.serialize_entry("role", "assistant")?;
+                map.serialize_entry("content", content)?;
+                if !tool_calls.is_empty() {
+                    map.serialize_entry("tool_calls", &WireCalls(tool_calls))?;
+                }
+            }
+            Message::Tool {
+                tool_call_id,
+                content,
+            } => {
+                map.serialize_entry("role", "tool")?;
+                map.serialize_entry("tool_call_id", tool_call_id)?;
+                map.serialize_entry("content", content)?;
+            }
+        }
+        map.end()
+    }
+}
+
+struct WireCalls<'a>(&'a [ToolCallRequest]);
+
+impl Serialize for WireCalls<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Call<'a> {
+            id: &'a str,
+            #[serde(rename = "type")]
+            kind: &'static str,
+            function: Function<'a>,
+        }
+        #[derive(Serialize)]
+        struct Function<'a> {
+            name: &'a str,
+            arguments: &'a str,
+        }
+        serializer.collect_seq(self.0.iter().map(|call| Call {
+            id: &call.id,
+            kind: "function",
+            function: Function {
+                name: &call.name,
+                arguments: &call.arguments,
+            },
+        }))
+    }
+}
+
+/// A chat-completions request body, borrowing the conversation and the tool list: it is
+/// serialised once, by the client, with no `serde_json::Value` copy of ~30 KB built first.
+#[derive(Debug, Serialize)]
+pub struct WireRequest<'a> {
+    /// The model's name at the provider.
+    pub model: &'a str,
+    /// The conversation, in order (serialised through [`Message::to_wire`]).
+    #[serde(serialize_with = "wire_messages")]
+    pub messages: &'a [Message],
+    /// The answer's token ceiling.
+    pub max_tokens: u32,
+    /// Always `false`: answers are read whole.
+    pub stream: bool,
+    /// Left out (with `tool_choice`) when empty or when the model cannot call tools.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub tools: &'a [serde_json::Value],
+    /// Only ever `auto`: llama.cpp's server rejects `required`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<&'static str>,
+}
+
+fn wire_messages<S: Serializer>(messages: &&[Message], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(messages.iter().map(Message::to_wire))
 }
 
 /// Token counts a server reported.
@@ -207,10 +273,119 @@ mod tests {
                 arguments: "{}".into(),
             }],
         };
-        let wire = message.to_wire();
+        let wire = serde_json::to_value(message.to_wire()).unwrap();
         assert_eq!(wire["content"], "");
         assert_eq!(wire["tool_calls"][0]["function"]["name"], "exec");
         assert_eq!(wire["tool_calls"][0]["type"], "function");
+    }
+
+    /// The body as it was built before `WireRequest`: every message copied into a `Value`.
+    fn value_body(request: &WireRequest<'_>) -> serde_json::Value {
+        let messages: Vec<serde_json::Value> = request
+            .messages
+            .iter()
+            .map(|message| match message {
+                Message::System { content } => {
+                    serde_json::json!({ "role": "system", "content": content })
+                }
+                Message::User { content } => {
+                    serde_json::json!({ "role": "user", "content": content })
+                }
+                Message::Assistant {
+                    content,
+                    tool_calls,
+                } => {
+                    let mut wire = serde_json::json!({ "role": "assistant", "content": content });
+                    if !tool_calls.is_empty() {
+                        wire["tool_calls"] = tool_calls
+                            .iter()
+                            .map(|call| {
+                                serde_json::json!({
+                                    "id": call.id,
+                                    "type": "function",
+                                    "function": { "name": call.name, "arguments": call.arguments },
+                                })
+                            })
+                            .collect();
+                    }
+                    wire
+                }
+                Message::Tool {
+                    tool_call_id,
+                    content,
+                } => serde_json::json!({
+                    "role": "tool", "tool_call_id": tool_call_id, "content": content
+                }),
+            })
+            .collect();
+        let mut body = serde_json::json!({
+            "model": request.model,
+            "messages": messages,
+            "max_tokens": request.max_tokens,
+            "stream": request.stream,
+        });
+        if !request.tools.is_empty() {
+            body["tools"] = serde_json::Value::Array(request.tools.to_vec());
+            body["tool_choice"] = "auto".into();
+        }
+        body
+    }
+
+    #[test]
+    fn the_wire_body_is_byte_for_byte_the_value_built_body() {
+        let messages = vec![
+            Message::System {
+                content: "constitution \"quoted\" and\nnewlines é".into(),
+            },
+            Message::User {
+                content: "go".into(),
+            },
+            Message::Assistant {
+                content: String::new(),
+                tool_calls: vec![
+                    ToolCallRequest {
+                        id: "c1".into(),
+                        name: "exec".into(),
+                        arguments: r#"{"command":"ls"}"#.into(),
+                    },
+                    ToolCallRequest {
+                        id: "c2".into(),
+                        name: "sleep".into(),
+                        arguments: String::new(),
+                    },
+                ],
+            },
+            Message::Tool {
+                tool_call_id: "c1".into(),
+                content: r#"{"ok":true}"#.into(),
+            },
+            Message::Tool {
+                tool_call_id: "c2".into(),
+                content: "{}".into(),
+            },
+            Message::Assistant {
+                content: "thinking only".into(),
+                tool_calls: Vec::new(),
+            },
+        ];
+        let tools = [serde_json::json!({
+            "type": "function",
+            "function": {"name": "exec", "description": "Run", "parameters": {"type": "object"}},
+        })];
+        for (tools, tool_choice) in [(&tools[..], Some("auto")), (&[][..], None)] {
+            let request = WireRequest {
+                model: "gpt-4o-mini",
+                messages: &messages,
+                max_tokens: 4096,
+                stream: false,
+                tools,
+                tool_choice,
+            };
+            assert_eq!(
+                String::from_utf8(serde_json::to_vec(&request).unwrap()).unwrap(),
+                value_body(&request).to_string()
+            );
+        }
     }
 
     #[test]

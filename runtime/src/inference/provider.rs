@@ -160,10 +160,11 @@ impl Provider {
         &self.name
     }
 
-    /// One chat-completions request (no retries here: the router owns those).
-    pub async fn complete(
+    /// One chat-completions request (no retries here: the router owns those). `request` is
+    /// serialised once, into the HTTP body.
+    pub async fn complete<R: serde::Serialize + Sync>(
         &self,
-        request: &serde_json::Value,
+        request: &R,
     ) -> Result<Completion, InferenceError> {
         let raw: RawResponse = self
             .client

@@ -4,7 +4,7 @@
 //! records every attempt in `inference_costs`.
 
 use super::Endpoint;
-use super::chat::{Completion, Message};
+use super::chat::{Completion, Message, WireRequest};
 use super::provider::{InferenceError, Provider};
 use crate::config::{InferenceConfig, ModelConfig};
 use automaton_tools::clock::Clock;
@@ -165,6 +165,12 @@ impl std::fmt::Debug for Inference {
 /// The model assumed when none is configured (prices unknown: budgets cannot be enforced).
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
 const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+/// The spend of the last hour (`?1` = its start) and of the last day (`?2`).
+const SPENT_LAST_HOUR_AND_DAY: &str =
+    "SELECT COALESCE(SUM(cost_micro_usdc) FILTER (WHERE created_at >= ?1), 0),
+            COALESCE(SUM(cost_micro_usdc), 0)
+     FROM inference_costs WHERE created_at >= ?2";
 
 /// The cost of `tokens` at `price_per_million`, rounded up.
 pub fn cost_of(tokens: u64, price_per_million: Usdc) -> Usdc {
@@ -255,11 +261,12 @@ impl Inference {
     /// Spent on inference since `since_ms`.
     async fn spent_since(&self, since_ms: i64) -> Result<Usdc, String> {
         with_db(&self.db, move |db| {
-            let atoms: i64 = db.conn().query_row(
-                "SELECT COALESCE(SUM(cost_micro_usdc), 0) FROM inference_costs WHERE created_at >= ?1",
-                [since_ms],
-                |row| row.get(0),
-            )?;
+            let atoms: i64 = db
+                .conn()
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(cost_micro_usdc), 0) FROM inference_costs WHERE created_at >= ?1",
+                )?
+                .query_row([since_ms], |row| row.get(0))?;
             Ok(Usdc(u64::try_from(atoms).unwrap_or(0)))
         })
         .await
@@ -268,7 +275,25 @@ impl Inference {
 
     /// Spent on inference in the last day (for `status`).
     pub async fn spent_today(&self) -> Result<Usdc, String> {
-        self.spent_since(self.clock.now_ms() - 24 * HOUR_MS).await
+        self.spent_since(self.clock.now_ms() - DAY_MS).await
+    }
+
+    /// Spent on inference in the hour and in the day before `now`, in one read of the ledger
+    /// (both windows are checked before every call; the index on `(created_at,
+    /// cost_micro_usdc)` answers it without touching the rows).
+    async fn spent_last_hour_and_day(&self, now: i64) -> Result<(Usdc, Usdc), String> {
+        with_db(&self.db, move |db| {
+            let (hour, day): (i64, i64) = db
+                .conn()
+                .prepare_cached(SPENT_LAST_HOUR_AND_DAY)?
+                .query_row([now - HOUR_MS, now - DAY_MS], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?;
+            let atoms = |sum: i64| Usdc(u64::try_from(sum).unwrap_or(0));
+            Ok((atoms(hour), atoms(day)))
+        })
+        .await
+        .map_err(|err| err.to_string())
     }
 
     async fn check_budget(
@@ -293,20 +318,28 @@ impl Inference {
             }));
         }
         let now = self.clock.now_ms();
-        for (window, span, cap) in [
-            ("hour", HOUR_MS, self.config.hourly_max_micro_usdc),
-            ("day", 24 * HOUR_MS, self.daily_cap),
+        let unreadable = |window: &str, message: String| {
+            InferenceFailure::Budget(BudgetRefusal {
+                message: format!(
+                    "the spend ledger could not be read ({message}), so no call is made"
+                ),
+                budget: window.to_owned(),
+                retry_at_ms: Some(now + HOUR_MS / 60),
+            })
+        };
+        let (last_hour, last_day) = self
+            .spent_last_hour_and_day(now)
+            .await
+            .map_err(|message| unreadable("hour", message))?;
+        for (window, span, cap, spent) in [
+            (
+                "hour",
+                HOUR_MS,
+                self.config.hourly_max_micro_usdc,
+                last_hour,
+            ),
+            ("day", DAY_MS, self.daily_cap, last_day),
         ] {
-            let unreadable = |message: String| {
-                InferenceFailure::Budget(BudgetRefusal {
-                    message: format!(
-                        "the spend ledger could not be read ({message}), so no call is made"
-                    ),
-                    budget: window.to_owned(),
-                    retry_at_ms: Some(now + HOUR_MS / 60),
-                })
-            };
-            let spent = self.spent_since(now - span).await.map_err(unreadable)?;
             let after = spent.checked_add(estimate).unwrap_or(Usdc(u64::MAX));
             if after > cap {
                 let retry_at_ms = if estimate > cap {
@@ -314,7 +347,7 @@ impl Inference {
                 } else {
                     self.fits_again_at(now, span, after.saturating_sub(cap))
                         .await
-                        .map_err(unreadable)?
+                        .map_err(|message| unreadable(window, message))?
                 };
                 return Err(InferenceFailure::Budget(BudgetRefusal {
                     message: format!(
@@ -378,23 +411,23 @@ impl Inference {
         let now = self.clock.now_ms();
         with_db(&self.db, move |db| {
             Ok(db.write(|tx| {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO inference_costs (turn_id, task, provider, model, prompt_tokens,
                          completion_tokens, cost_micro_usdc, latency_ms, outcome, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![
-                        turn_id,
-                        task,
-                        provider,
-                        model,
-                        i64::try_from(prompt_tokens).unwrap_or(i64::MAX),
-                        i64::try_from(completion_tokens).unwrap_or(i64::MAX),
-                        i64::try_from(cost.atoms()).unwrap_or(i64::MAX),
-                        i64::try_from(latency_ms).unwrap_or(i64::MAX),
-                        outcome,
-                        now,
-                    ],
-                )
+                )?
+                .execute(params![
+                    turn_id,
+                    task,
+                    provider,
+                    model,
+                    i64::try_from(prompt_tokens).unwrap_or(i64::MAX),
+                    i64::try_from(completion_tokens).unwrap_or(i64::MAX),
+                    i64::try_from(cost.atoms()).unwrap_or(i64::MAX),
+                    i64::try_from(latency_ms).unwrap_or(i64::MAX),
+                    outcome,
+                    now,
+                ])
             })?)
         })
         .await
@@ -410,16 +443,15 @@ impl Inference {
         let model = self.choose_model(request.task, request.low_compute, request.model_override);
         self.check_budget(&model, request.estimated_prompt_tokens)
             .await?;
-        let mut body = serde_json::json!({
-            "model": model.name,
-            "messages": request.messages.iter().map(Message::to_wire).collect::<Vec<_>>(),
-            "max_tokens": self.config.max_tokens_per_call,
-            "stream": false,
-        });
-        if !request.tools.is_empty() && model.supports_tools {
-            body["tools"] = serde_json::Value::Array(request.tools.to_vec());
-            body["tool_choice"] = "auto".into();
-        }
+        let with_tools = !request.tools.is_empty() && model.supports_tools;
+        let body = WireRequest {
+            model: &model.name,
+            messages: request.messages,
+            max_tokens: self.config.max_tokens_per_call,
+            stream: false,
+            tools: if with_tools { request.tools } else { &[] },
+            tool_choice: with_tools.then_some("auto"),
+        };
         let mut errors = Vec::new();
         let mut retry_after = None;
         for backend in &self.backends {
@@ -517,6 +549,24 @@ impl Inference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budget_windows_are_summed_from_the_index_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::state::open(&crate::home::Home::at(dir.path().to_owned())).unwrap();
+        let plan: Vec<String> = db
+            .conn()
+            .prepare(&format!("EXPLAIN QUERY PLAN {SPENT_LAST_HOUR_AND_DAY}"))
+            .unwrap()
+            .query_map([1, 2], |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|step| step.contains("COVERING INDEX")),
+            "{plan:?}"
+        );
+    }
 
     #[test]
     fn costs_round_up_in_micro_usdc() {

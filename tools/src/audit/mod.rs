@@ -170,11 +170,8 @@ pub fn record_completion(
             Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
         })?;
     let prev_hash: String = tx
-        .query_row(
-            "SELECT hash FROM receipts ORDER BY seq DESC LIMIT 1",
-            [],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT hash FROM receipts ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |row| row.get(0))
         .optional()?
         .unwrap_or_else(|| GENESIS_HASH.to_owned());
     let receipt = Receipt {

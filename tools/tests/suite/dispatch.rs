@@ -3,6 +3,7 @@
 use super::*;
 use automaton_tools::policy::Decision;
 use automaton_tools::tool::ExternalSource;
+use rusqlite::OptionalExtension;
 
 #[tokio::test]
 async fn the_same_dangerous_call_is_allowed_for_self_and_forbidden_for_external() {
@@ -228,4 +229,119 @@ async fn rate_limits_are_tighter_for_self_modification() {
         .call("danger_note", serde_json::json!({ "text": "x" }))
         .await;
     assert_eq!(other.decision, Some(Decision::Allow));
+}
+
+/// A call's row as another connection to state.db sees it: only what is committed.
+#[derive(Debug, PartialEq, Eq)]
+struct Committed {
+    status: String,
+    decision: String,
+    error_code: Option<String>,
+    result: Option<serde_json::Value>,
+    ended: bool,
+    /// Its policy_decisions rows.
+    decisions: i64,
+    /// Its receipts.
+    receipts: i64,
+}
+
+fn committed(f: &Fixture, call_id: &str) -> Option<Committed> {
+    let other = rusqlite::Connection::open(f.home.join("state.db")).unwrap();
+    other
+        .query_row(
+            "SELECT status, decision, error_code, result_json, ended_at IS NOT NULL,
+                    (SELECT COUNT(*) FROM policy_decisions WHERE call_id = ?1),
+                    (SELECT COUNT(*) FROM receipts WHERE call_id = ?1)
+             FROM tool_calls WHERE id = ?1",
+            [call_id],
+            |row| {
+                Ok(Committed {
+                    status: row.get(0)?,
+                    decision: row.get(1)?,
+                    error_code: row.get(2)?,
+                    result: row
+                        .get::<_, Option<String>>(3)?
+                        .map(|text| serde_json::from_str(&text).unwrap()),
+                    ended: row.get(4)?,
+                    decisions: row.get(5)?,
+                    receipts: row.get(6)?,
+                })
+            },
+        )
+        .optional()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_intent_and_its_decision_are_committed_before_the_tool_runs() {
+    let f = Fixture::new();
+    let call = f.call(
+        "danger_note",
+        serde_json::json!({ "text": "slow", "sleep_ms": 400 }),
+    );
+    // While the tool sleeps, its intent row must already be durable, seen from outside.
+    let watch = async {
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let other = rusqlite::Connection::open(f.home.join("state.db")).unwrap();
+            let running: Option<String> = other
+                .query_row(
+                    "SELECT id FROM tool_calls WHERE status = 'running' AND name = 'danger_note'",
+                    [],
+                    |row| row.get(0),
+                )
+                .optional()
+                .unwrap();
+            if let Some(call_id) = running {
+                return committed(&f, &call_id);
+            }
+        }
+        None
+    };
+    let (record, seen) = tokio::join!(call, watch);
+    assert_eq!(
+        seen.expect("the running intent was never visible from another connection"),
+        Committed {
+            status: "running".into(),
+            decision: "allow".into(),
+            error_code: None,
+            result: None,
+            ended: false,
+            decisions: 1,
+            receipts: 0,
+        }
+    );
+    let done = committed(&f, &record.call_id).unwrap();
+    assert_eq!(done.status, "succeeded");
+    assert_eq!(done.result, Some(record.model_json()));
+    assert!(done.ended);
+    assert_eq!(done.decisions, 1);
+}
+
+#[tokio::test]
+async fn a_denied_call_is_recorded_whole_without_running() {
+    let f = Fixture::new();
+    let external = Provenance::External(ExternalSource::RelayMessage);
+    let record = f
+        .call_as(
+            external,
+            "danger_note",
+            serde_json::json!({ "text": "pay" }),
+        )
+        .await;
+    assert_eq!(record.decision, Some(Decision::Forbid));
+    assert!(matches!(record.result, Err(ToolError::Denied { .. })));
+    assert!(record.receipt.is_none());
+    assert_eq!(
+        committed(&f, &record.call_id).unwrap(),
+        Committed {
+            status: "denied".into(),
+            decision: "forbid".into(),
+            error_code: Some("POLICY_DENIED".into()),
+            result: Some(record.model_json()),
+            ended: true,
+            decisions: 1,
+            receipts: 0,
+        }
+    );
 }

@@ -129,7 +129,8 @@ impl Tool for DeployTool {
     }
 
     fn subjects(&self, args: &DeployArgs) -> Vec<Subject> {
-        vec![Subject::Read(self.0.workspace().join(&args.dir))]
+        // The whole directory is packed and uploaded: nothing protected may lie in it.
+        vec![Subject::ReadTree(self.0.workspace().join(&args.dir))]
     }
 
     async fn call(&self, ctx: &ToolContext, args: DeployArgs) -> Result<ToolOutput, ToolError> {

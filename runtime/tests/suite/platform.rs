@@ -230,6 +230,12 @@ fn the_platform_cli_deploys_to_a_live_url_and_answers_errors_in_the_seed_s_shape
             "write_file",
             serde_json::json!({"path": data.join("platform.db"), "content": "x"}),
         ),
+        // Deploying a directory that holds the wallet would publish it.
+        (
+            "deploy",
+            serde_json::json!({"project": "p", "dir": home.root()}),
+        ),
+        ("deploy", serde_json::json!({"project": "p", "dir": ".."})),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_automaton"))
             .arg("--home")
@@ -250,11 +256,37 @@ fn the_platform_cli_deploys_to_a_live_url_and_answers_errors_in_the_seed_s_shape
             .unwrap();
         let verdict = json(&out);
         assert_eq!(verdict["decision"], "forbid", "{tool}: {verdict}");
-        assert!(
-            verdict.to_string().contains("local platform"),
-            "{tool}: {verdict}"
-        );
+        let why = if tool == "deploy" {
+            "wallet.json"
+        } else {
+            "local platform"
+        };
+        assert!(verdict.to_string().contains(why), "{tool}: {verdict}");
     }
+    // The workspace itself is fine to deploy.
+    let fine = Command::new(env!("CARGO_BIN_EXE_automaton"))
+        .arg("--home")
+        .arg(home.root())
+        .args([
+            "policy",
+            "check",
+            "--json",
+            "--tool",
+            "deploy",
+            "--args",
+            r#"{"project": "p", "dir": "site"}"#,
+            "--provenance",
+            "self",
+        ])
+        .env("AUTOMATON_PLATFORM_DIR", &data)
+        .output()
+        .unwrap();
+    assert_eq!(
+        json(&fine)["decision"],
+        "allow",
+        "{}",
+        String::from_utf8_lossy(&fine.stdout)
+    );
     assert_eq!(
         daemon.stop().code(),
         Some(0),

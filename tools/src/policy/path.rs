@@ -499,6 +499,12 @@ impl Gate for PathGate {
             let (path, access) = match subject {
                 Subject::Read(path) => (path, PathAccess::Read),
                 Subject::Write(path) => (path, PathAccess::Write),
+                Subject::ReadTree(dir) => {
+                    if let Some(reason) = self.paths.tree_violation(dir, PathAccess::Read) {
+                        verdict.push(self.name(), "secret_read", Decision::Forbid, reason);
+                    }
+                    continue;
+                }
                 _ => continue,
             };
             if let Some((rule, reason)) = self.paths.violation(path, access) {

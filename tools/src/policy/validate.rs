@@ -84,7 +84,7 @@ pub fn validate(subject: &Subject) -> Result<(), (&'static str, String)> {
                 ));
             }
         }
-        Subject::Command { .. } | Subject::Read(_) | Subject::Write(_) => {}
+        Subject::Command { .. } | Subject::Read(_) | Subject::ReadTree(_) | Subject::Write(_) => {}
     }
     Ok(())
 }

@@ -26,6 +26,9 @@ pub enum Subject {
     },
     /// A file read.
     Read(PathBuf),
+    /// A whole directory read (packed, archived, uploaded): refused when it is, lies in, or
+    /// holds a protected path.
+    ReadTree(PathBuf),
     /// A file written, created, moved or deleted.
     Write(PathBuf),
     /// A URL fetched or called.

@@ -212,15 +212,7 @@ pub fn project_state(conn: &Connection, name: &str) -> Result<ProjectState> {
         .prepare_cached(
             "SELECT id, kind, service, message, at FROM events WHERE project = ?1 ORDER BY id DESC LIMIT ?2",
         )?
-        .query_map(params![name, RECENT_EVENTS], |row| {
-            Ok(ProjectEvent {
-                id: row.get(0)?,
-                kind: row.get(1)?,
-                service: row.get(2)?,
-                message: row.get(3)?,
-                at_ms: row.get(4)?,
-            })
-        })?
+        .query_map(params![name, RECENT_EVENTS], event_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     recent_events.reverse();
     Ok(ProjectState {
@@ -720,14 +712,17 @@ pub fn events_after(conn: &Connection, project: &str, after_id: i64) -> Result<V
         .prepare_cached(
             "SELECT id, kind, service, message, at FROM events WHERE project = ?1 AND id > ?2 ORDER BY id LIMIT 500",
         )?
-        .query_map(params![project, after_id], |row| {
-            Ok(ProjectEvent {
-                id: row.get(0)?,
-                kind: row.get(1)?,
-                service: row.get(2)?,
-                message: row.get(3)?,
-                at_ms: row.get(4)?,
-            })
-        })?
+        .query_map(params![project, after_id], event_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// A `SELECT id, kind, service, message, at FROM events` row.
+fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectEvent> {
+    Ok(ProjectEvent {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        service: row.get(2)?,
+        message: row.get(3)?,
+        at_ms: row.get(4)?,
+    })
 }

@@ -81,7 +81,21 @@ pub fn detect(dir: &Path) -> Result<BuildPlan> {
             .or_else(|| stack.as_ref().and_then(|plan| plan.build.clone()));
         let start = match (toml.start, toml.static_dir) {
             (Some(command), None) => Start::Command { command },
-            (None, Some(dir)) => Start::Static { dir },
+            (None, Some(dir)) => {
+                let inside = !dir.as_os_str().is_empty()
+                    && dir.components().all(|part| {
+                        matches!(
+                            part,
+                            std::path::Component::Normal(_) | std::path::Component::CurDir
+                        )
+                    });
+                if !inside {
+                    return Err(invalid_toml(
+                        "`static_dir` must be a directory inside the source, e.g. \"public\"",
+                    ));
+                }
+                Start::Static { dir }
+            }
             (Some(_), Some(_)) => {
                 return Err(invalid_toml(
                     "give either `start` or `static_dir`, not both",
@@ -464,6 +478,14 @@ mod tests {
         assert_eq!(err.code, ErrorCode::NoProviderDetected);
         assert_eq!(err.state.unwrap()["files_at_root"][0], "README.md");
 
+        for escape in ["/", "../..", "site/../.."] {
+            let toml = source(&[("conway.toml", &format!("static_dir = \"{escape}\"\n"))]);
+            assert_eq!(
+                detect(toml.path()).unwrap_err().code,
+                ErrorCode::InvalidInput,
+                "{escape}"
+            );
+        }
         let bad_toml = source(&[("conway.toml", "start = 1\n")]);
         assert_eq!(
             detect(bad_toml.path()).unwrap_err().code,

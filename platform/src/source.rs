@@ -259,8 +259,15 @@ pub fn unpack(archive: &Path, dest: &Path) -> Result<u64> {
                     .map_err(|err| bad(format!("a symlink has an unreadable target: {err}")))?
                     .map(std::borrow::Cow::into_owned)
                     .unwrap_or_default();
-                let parent = relative.parent().unwrap_or(Path::new(""));
-                if link.is_absolute() || contained(&parent.join(&link)).is_none() {
+                // Judged by text only, a link may climb (`u -> d/..` where `d -> .`): so no
+                // link may be absolute or contain `..` at all; links can only point down.
+                let climbs = link.components().any(|part| {
+                    matches!(
+                        part,
+                        Component::ParentDir | Component::RootDir | Component::Prefix(_)
+                    )
+                });
+                if link.is_absolute() || climbs {
                     return Err(bad(format!(
                         "the symlink `{}` points outside the source (to `{}`)",
                         path.display(),
@@ -694,6 +701,10 @@ mod tests {
             vec![("a/../../escape.txt", tar::EntryType::Regular, "x")],
             vec![("link", tar::EntryType::Symlink, "/etc")],
             vec![("link", tar::EntryType::Symlink, "../..")],
+            vec![
+                ("d", tar::EntryType::Symlink, "."),
+                ("u1", tar::EntryType::Symlink, "d/.."),
+            ],
             vec![
                 ("inside", tar::EntryType::Symlink, "."),
                 ("dir", tar::EntryType::Symlink, "inside"),

@@ -91,6 +91,25 @@ impl LocalPlatform {
                             .with_hint("deploy to an existing service, or delete one you no longer need")
                             .with_state(serde_json::json!({"services": services.iter().map(|s| s.name.clone()).collect::<Vec<_>>()})));
                         }
+                        // `<service>-<project>` must name one service: `web-api`/`shop` and
+                        // `web`/`api-shop` would share a live URL.
+                        let host = super::proxy::host_for(&project_name, &service_name);
+                        let taken: Option<(String, String)> = tx
+                            .prepare("SELECT project, name FROM services")?
+                            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                            .filter_map(std::result::Result::ok)
+                            .find(|(p, s)| {
+                                (p != &project_name || s != &service_name)
+                                    && super::proxy::host_for(p, s) == host
+                            });
+                        if let Some((p, s)) = taken {
+                            return Err(Error::new(
+                                ErrorCode::Conflict,
+                                format!("service {service_name} of {project_name} would share the live URL {host} with service {s} of {p}"),
+                            )
+                            .with_hint("pick another service name (the URL is <service>-<project>.localhost)")
+                            .with_state(serde_json::json!({"host": host, "taken_by": {"project": p, "service": s}})));
+                        }
                         let building = store::builds_in_flight(tx, &project_name)?;
                         if building >= MAX_BUILDS_IN_FLIGHT {
                             return Err(Error::new(

@@ -244,6 +244,16 @@ async fn build_failures_and_undetectable_sources_say_what_to_fix() {
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
+    // Two services may not share a live URL across projects.
+    let site = packed(work.path(), "site", &[("index.html", "hi")]);
+    deploy(&platform, "web-api", &site).await;
+    platform.create_project("api-shop", None).await.unwrap();
+    let err = platform
+        .deploy("api-shop", "web", &site, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Conflict, "{err:?}");
+    assert!(err.message.contains("web-api-shop.localhost"), "{err:?}");
     platform.shutdown().await;
 }
 

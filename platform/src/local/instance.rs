@@ -117,6 +117,8 @@ impl Instance {
                 tokio::spawn(supervise(spec, command, stop.clone(), state_tx, on_exit))
             }
             Start::Static { dir } => {
+                // detect() admits only directories inside the release; the server also
+                // refuses anything that resolves outside `root`.
                 let root = spec.release_dir.join(dir);
                 tokio::spawn(crate::local::static_site::serve(root, port, stop.clone()))
             }
@@ -145,7 +147,7 @@ impl Instance {
 /// The environment every app process starts from: a few of the platform's own variables,
 /// never its secrets.
 fn base_env() -> Vec<(String, String)> {
-    ["PATH", "HOME", "LANG", "TMPDIR", "USER"]
+    ["PATH", "LANG", "TMPDIR", "USER"]
         .into_iter()
         .filter_map(|key| std::env::var(key).ok().map(|value| (key.to_owned(), value)))
         .collect()
@@ -160,6 +162,9 @@ pub fn shell(command: &str, dir: &Path, env: &[(String, String)]) -> tokio::proc
         .current_dir(dir)
         .env_clear()
         .envs(base_env())
+        // The app's HOME is its release, not the platform user's home (where the platform's
+        // token and other automatons' homes live).
+        .env("HOME", dir)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -233,6 +238,11 @@ async fn supervise(
         let spawned = shell(&command, &spec.release_dir, &env).spawn();
         let exit = match spawned {
             Ok(mut child) => {
+                // Taken now: after `wait` the child no longer reports its pid.
+                let group = child
+                    .id()
+                    .and_then(|id| i32::try_from(id).ok())
+                    .and_then(rustix::process::Pid::from_raw);
                 let prefix = format!("{} ", spec.release);
                 let pumps = [
                     child.stdout.take().map(|pipe| {
@@ -266,11 +276,7 @@ async fn supervise(
                     let _ = tokio::time::timeout(Duration::from_secs(1), pump).await;
                 }
                 // The group may have children that outlived the leader.
-                if let Some(pid) = child
-                    .id()
-                    .and_then(|id| i32::try_from(id).ok())
-                    .and_then(rustix::process::Pid::from_raw)
-                {
+                if let Some(pid) = group {
                     let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
                 }
                 status.map_or_else(

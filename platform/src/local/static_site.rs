@@ -34,6 +34,13 @@ async fn respond(root: &Path, method: &Method, path: &str) -> Response<Body> {
     let Some(relative) = decode_path(path) else {
         return plain(StatusCode::BAD_REQUEST, "bad path");
     };
+    // Dotfiles (.env, the release marker, .git leftovers) are never served.
+    if relative
+        .components()
+        .any(|part| part.as_os_str().to_string_lossy().starts_with('.'))
+    {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    }
     let Ok(root) = tokio::fs::canonicalize(root).await else {
         return plain(StatusCode::NOT_FOUND, "not found");
     };

@@ -405,4 +405,133 @@ mod tests {
         huge.extend_from_slice(b"\r\n\r\n");
         assert_eq!(send(proxy, &huge).await.0, 431);
     }
+
+    /// A backend that keeps connections alive, answering each request with `name`, and that
+    /// answers an upgrade with `101` and then echoes every byte.
+    async fn conversational(name: &'static str) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    while let Ok(Some(head)) = read_head(&mut stream).await {
+                        if String::from_utf8_lossy(&head)
+                            .to_ascii_lowercase()
+                            .contains("upgrade: websocket")
+                        {
+                            let _ = stream
+                                .write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+                                .await;
+                            let (mut from, mut to) = stream.split();
+                            let _ = tokio::io::copy(&mut from, &mut to).await;
+                            return;
+                        }
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{name}",
+                            name.len()
+                        );
+                        if stream.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        address
+    }
+
+    /// Reads one response with a `Content-Length` (or none, for a `101`) off a live connection.
+    async fn response(stream: &mut TcpStream) -> (u16, String) {
+        let head = read_head(stream).await.ok().flatten().unwrap();
+        let end = head.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
+        let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let length: usize = text
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        let mut body = head[end..].to_vec();
+        body.resize(length, 0);
+        stream
+            .read_exact(&mut body[head.len() - end..])
+            .await
+            .unwrap();
+        (status, String::from_utf8(body).unwrap())
+    }
+
+    fn keep_alive(host: &str) -> Vec<u8> {
+        format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes()
+    }
+
+    const WEBSOCKET: &[u8] = b"GET /ws HTTP/1.1\r\nHost: live-shop.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+
+    /// Opens a connection through the proxy, upgrades it and checks that bytes go both ways.
+    async fn upgraded(proxy: SocketAddr) -> TcpStream {
+        let mut stream = TcpStream::connect(proxy).await.unwrap();
+        stream.write_all(WEBSOCKET).await.unwrap();
+        assert_eq!(response(&mut stream).await.0, 101);
+        stream.write_all(b"ping").await.unwrap();
+        let mut echo = [0; 4];
+        stream.read_exact(&mut echo).await.unwrap();
+        assert_eq!(&echo, b"ping");
+        stream
+    }
+
+    #[tokio::test]
+    async fn an_open_connection_keeps_its_backend_when_the_route_moves() {
+        let routes = Routes::default();
+        let (old, new) = (conversational("old").await, conversational("new").await);
+        routes.set("app-shop.localhost", vec![old]);
+        let proxy = proxy(&routes).await;
+        let mut open = TcpStream::connect(proxy).await.unwrap();
+        open.write_all(&keep_alive("app-shop.localhost"))
+            .await
+            .unwrap();
+        assert_eq!(response(&mut open).await, (200, "old".to_owned()));
+
+        routes.set("app-shop.localhost", vec![new]);
+        open.write_all(&keep_alive("app-shop.localhost"))
+            .await
+            .unwrap();
+        assert_eq!(response(&mut open).await, (200, "old".to_owned()));
+        let mut fresh = TcpStream::connect(proxy).await.unwrap();
+        fresh
+            .write_all(&keep_alive("app-shop.localhost"))
+            .await
+            .unwrap();
+        assert_eq!(response(&mut fresh).await, (200, "new".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn upgraded_connections_carry_bytes_both_ways() {
+        let routes = Routes::default();
+        routes.set("live-shop.localhost", vec![conversational("ws").await]);
+        let mut stream = upgraded(proxy(&routes).await).await;
+        let message = vec![7_u8; 200_000];
+        let (mut from, mut to) = stream.split();
+        let (written, echoed) = tokio::join!(to.write_all(&message), async {
+            let mut echoed = vec![0; message.len()];
+            from.read_exact(&mut echoed).await.map(|_| echoed)
+        });
+        written.unwrap();
+        assert!(echoed.unwrap() == message);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_never_finishes_its_head_is_answered_408_after_the_timeout() {
+        let routes = Routes::default();
+        routes.set("app-shop.localhost", vec![backend("app").await]);
+        let proxy = proxy(&routes).await;
+        let started = tokio::time::Instant::now();
+        let mut stream = TcpStream::connect(proxy).await.unwrap();
+        // A slowloris: part of a head, then nothing.
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: app-shop.localhost\r\nX-Slow: ")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 408 "), "{answer:?}");
+        assert!(started.elapsed() >= HEAD_TIMEOUT);
+    }
 }

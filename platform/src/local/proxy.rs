@@ -15,6 +15,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// The largest request head accepted.
@@ -23,6 +24,9 @@ const MAX_HEAD: usize = 64 * 1024;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long connecting to an instance may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long connections in flight may go on once the proxy stops; keep-alive and WebSocket
+/// connections would otherwise hold a platform shutdown open for good.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// The host name of a service's live URL.
 pub fn host_for(project: &str, service: &str) -> String {
@@ -78,17 +82,21 @@ impl Routes {
     }
 }
 
-/// Accepts connections on `listener` until `stop` is cancelled.
+/// Accepts connections on `listener` until `stop` is cancelled; then closes the port, gives
+/// the connections in flight [`DRAIN_GRACE`] to finish and cuts the rest.
 pub async fn serve(listener: TcpListener, routes: Routes, stop: CancellationToken) {
+    let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = stop.cancelled() => return,
+            // Reap finished connections so the set holds only live ones.
+            Some(_) = connections.join_next() => continue,
+            () = stop.cancelled() => break,
         };
         match accepted {
             Ok((client, peer)) => {
                 let routes = routes.clone();
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     if let Err(err) = relay(client, peer, &routes).await {
                         tracing::debug!(%peer, error = %err, "a proxied connection ended with an error");
                     }
@@ -100,6 +108,17 @@ pub async fn serve(listener: TcpListener, routes: Routes, stop: CancellationToke
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(DRAIN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::debug!(
+            cut = connections.len(),
+            "proxied connections still open after the grace period are cut"
+        );
     }
 }
 
@@ -533,5 +552,55 @@ mod tests {
         stream.read_to_end(&mut answer).await.unwrap();
         assert!(answer.starts_with(b"HTTP/1.1 408 "), "{answer:?}");
         assert!(started.elapsed() >= HEAD_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn stopping_closes_the_port_and_lets_open_connections_finish() {
+        let routes = Routes::default();
+        routes.set("live-shop.localhost", vec![conversational("ws").await]);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let served = tokio::spawn(serve(listener, routes, stop.clone()));
+        let mut open = upgraded(address).await;
+
+        stop.cancel();
+        let refused = async {
+            while TcpStream::connect(address).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), refused)
+            .await
+            .unwrap();
+        open.write_all(b"still here").await.unwrap();
+        let mut echo = [0; 10];
+        open.read_exact(&mut echo).await.unwrap();
+        assert_eq!(&echo, b"still here");
+        assert!(!served.is_finished());
+
+        drop(open);
+        tokio::time::timeout(Duration::from_secs(2), served)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stopping_cuts_connections_still_open_after_the_grace_period() {
+        let routes = Routes::default();
+        routes.set("live-shop.localhost", vec![conversational("ws").await]);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let served = tokio::spawn(serve(listener, routes, stop.clone()));
+        let mut open = upgraded(address).await;
+
+        let stopped = tokio::time::Instant::now();
+        stop.cancel();
+        served.await.unwrap();
+        assert!(stopped.elapsed() >= DRAIN_GRACE);
+        let mut rest = Vec::new();
+        assert_eq!(open.read_to_end(&mut rest).await.unwrap(), 0);
     }
 }

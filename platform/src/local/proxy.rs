@@ -151,7 +151,7 @@ async fn relay(mut client: TcpStream, peer: SocketAddr, routes: &Routes) -> std:
             &mut client,
             400,
             "Bad Request",
-            "a request with a Host header was expected",
+            "a well-formed HTTP/1.1 request head with exactly one Host header was expected",
         )
         .await;
     };
@@ -230,28 +230,40 @@ async fn read_head(client: &mut TcpStream) -> Result<Option<Vec<u8>>, HeadError>
 }
 
 /// Where the head ends (just past `\r\n\r\n`) and its host, lowercased, without the port.
+/// `None` for a head a proxy must refuse (RFC 9112): no or two `Host` headers, a header name
+/// that is not a token (`Host :`, a folded line) — the ambiguities requests are smuggled by.
 fn parse_head(head: &[u8]) -> Option<(usize, String)> {
-    let end = head.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let text = std::str::from_utf8(&head[..end]).ok()?;
+    let at = head.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let text = std::str::from_utf8(&head[..at]).ok()?;
     let mut lines = text.split("\r\n");
     let request_line = lines.next()?;
     if request_line.split(' ').count() != 3 {
         return None;
     }
-    let host = lines.find_map(|line| {
+    let mut host = None;
+    for line in lines {
         let (name, value) = line.split_once(':')?;
-        name.trim()
-            .eq_ignore_ascii_case("host")
-            .then(|| value.trim().to_owned())
-    })?;
-    let host = host.rsplit_once(':').map_or(host.as_str(), |(name, port)| {
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return None;
+        }
+        if name.eq_ignore_ascii_case("host") && host.replace(value.trim()).is_some() {
+            return None;
+        }
+    }
+    let host = host?;
+    let host = host.rsplit_once(':').map_or(host, |(name, port)| {
         if port.chars().all(|c| c.is_ascii_digit()) {
             name
         } else {
-            host.as_str()
+            host
         }
     });
-    (!host.is_empty()).then(|| (end, host.to_ascii_lowercase()))
+    (!host.is_empty()).then(|| (at + 4, host.to_ascii_lowercase()))
+}
+
+/// A byte of an HTTP token (RFC 9110 §5.6.2), which header names are.
+fn is_token_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 
 async fn answer(
@@ -602,5 +614,44 @@ mod tests {
         assert!(stopped.elapsed() >= DRAIN_GRACE);
         let mut rest = Vec::new();
         assert_eq!(open.read_to_end(&mut rest).await.unwrap(), 0);
+    }
+
+    #[test]
+    fn heads_a_proxy_must_refuse_have_no_host() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "GET / HTTP/1.1\r\nHost: App-Shop.localhost\r\n\r\n",
+                Some("app-shop.localhost"),
+            ),
+            (
+                "GET / HTTP/1.1\r\nhost:app-shop.localhost:8080\r\n\r\n",
+                Some("app-shop.localhost"),
+            ),
+            (
+                "GET / HTTP/1.1\r\nAccept: */*\r\nHost:  a.localhost \r\n\r\n",
+                Some("a.localhost"),
+            ),
+            ("GET / HTTP/1.1\r\n\r\n", None),
+            ("GET / HTTP/1.1\r\nHost:\r\n\r\n", None),
+            ("GET / HTTP/1.1\r\nHost: :80\r\n\r\n", None),
+            ("GET /\r\nHost: a.localhost\r\n\r\n", None),
+            (
+                "GET / HTTP/1.1\r\nHost: a.localhost\r\nHost: b.localhost\r\n\r\n",
+                None,
+            ),
+            ("GET / HTTP/1.1\r\nHost : a.localhost\r\n\r\n", None),
+            (
+                "GET / HTTP/1.1\r\nHost: a.localhost\r\n folded\r\n\r\n",
+                None,
+            ),
+            ("GET / HTTP/1.1\r\nno colon\r\n\r\n", None),
+        ];
+        for (head, host) in cases {
+            let parsed = parse_head(head.as_bytes());
+            assert_eq!(parsed.as_ref().map(|(_, h)| h.as_str()), *host, "{head:?}");
+            if let Some((end, _)) = parsed {
+                assert_eq!(end, head.len(), "{head:?}");
+            }
+        }
     }
 }

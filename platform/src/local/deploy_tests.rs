@@ -501,7 +501,7 @@ async fn a_build_past_its_limit_is_stopped_with_timeout() {
         "slow",
         &[(
             "conway.toml",
-            "build = \"echo starting the long build; sleep 30\"\nstart = \"true\"\n",
+            "build = \"echo starting the long build; sleep 31.7\"\nstart = \"true\"\n",
         )],
     );
     let started = std::time::Instant::now();
@@ -521,15 +521,15 @@ async fn a_build_past_its_limit_is_stopped_with_timeout() {
         "{error:?}"
     );
     assert!(
-        pgrep_sleep_30().is_empty(),
+        pgrep_build_sleep().is_empty(),
         "the build's whole process group was killed"
     );
     platform.shutdown().await;
 }
 
-fn pgrep_sleep_30() -> String {
+fn pgrep_build_sleep() -> String {
     let out = std::process::Command::new("pgrep")
-        .args(["-f", "^sleep 30$"])
+        .args(["-f", "^sleep 31.7$"])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_owned()

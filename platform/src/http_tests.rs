@@ -32,6 +32,7 @@ impl Gateway {
             LocalOptions {
                 health_timeout: Duration::from_secs(10),
                 build_timeout: Duration::from_secs(60),
+                ..LocalOptions::default()
             },
         )
         .unwrap();

@@ -5,6 +5,7 @@
 
 mod deploy;
 mod instance;
+mod processes;
 pub mod proxy;
 mod services;
 mod static_site;
@@ -24,7 +25,7 @@ use crate::model::{
 use automaton_tools::clock::Clock;
 use automaton_tools::db::{CrateSchema, Migration, StateDb};
 use automaton_tools::tool::BoxFuture;
-use instance::{Instance, InstanceState, LogTail};
+use instance::{Instance, InstanceState, LogTail, Transition};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +48,10 @@ pub const SCHEMA: CrateSchema = CrateSchema {
             version: 3,
             sql: include_str!("../../migrations/0003_scoped_tokens.sql"),
         },
+        Migration {
+            version: 4,
+            sql: include_str!("../../migrations/0004_app_processes.sql"),
+        },
     ],
 };
 
@@ -63,6 +68,8 @@ pub struct LocalOptions {
     pub health_timeout: Duration,
     /// How long a build may run (seed 000: 30 minutes).
     pub build_timeout: Duration,
+    /// How long an app in a crash loop must stay up after a restart to count as recovered.
+    pub stable_after: Duration,
 }
 
 impl Default for LocalOptions {
@@ -70,6 +77,7 @@ impl Default for LocalOptions {
         Self {
             health_timeout: Duration::from_secs(30),
             build_timeout: Duration::from_secs(30 * 60),
+            stable_after: Duration::from_secs(60),
         }
     }
 }
@@ -152,43 +160,103 @@ impl LocalPlatform {
         &self.inner.data_dir
     }
 
-    /// Brings the platform back after a start: operations a previous process left unfinished
-    /// are failed (nothing of them took effect) and every service that should run is started
-    /// again on its current release. Returns the services started.
+    /// Brings the platform back after a start: app processes a crashed platform process left
+    /// running are killed, operations it left unfinished are failed (nothing of them took
+    /// effect), idempotency keys it left pending are freed, and every service that should run
+    /// is started again on its current release with its replicas. A service that cannot start
+    /// is recorded (`service.unhealthy`) and the others still start. Returns the services
+    /// started.
     pub async fn resume(&self) -> Result<Vec<String>> {
+        self.kill_leftover_processes().await?;
         let serving = self
             .on_db(|db, now| {
-                db.write(|tx| store::fail_abandoned_operations(tx, now))?;
+                db.write(|tx| {
+                    store::fail_abandoned_operations(tx, now)?;
+                    store::release_abandoned_claims(tx)
+                })?;
                 let rows = db
                     .conn()
                     .prepare(
-                        "SELECT s.project, s.name, s.current_release, r.plan_json FROM services s
+                        "SELECT s.project, s.name, s.current_release, r.plan_json, s.replicas FROM services s
                          JOIN releases r ON r.project = s.project AND r.service = s.name AND r.id = s.current_release
                          WHERE s.status IN ('active', 'crash_loop') AND s.replicas > 0",
                     )?
                     .query_map([], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?))
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                            r.get::<_, u32>(4)?,
+                        ))
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(rows)
             })
             .await?;
         let mut started = Vec::new();
-        for (project, service, release, plan) in serving {
-            let Some(plan) =
-                plan.and_then(|text| serde_json::from_str::<crate::detect::BuildPlan>(&text).ok())
-            else {
-                continue;
+        for (project, service, release, plan, replicas) in serving {
+            let outcome = match plan
+                .and_then(|text| serde_json::from_str::<crate::detect::BuildPlan>(&text).ok())
+            {
+                Some(plan) => {
+                    self.resume_service(&project, &service, &release, &plan.start, replicas)
+                        .await
+                }
+                None => Err(Error::new(
+                    ErrorCode::InternalError,
+                    format!("release {release} has no readable build plan"),
+                )),
             };
-            let dir = deploy::release_dir(self.data_dir(), &project, &service, &release);
+            match outcome {
+                Ok(()) => started.push(format!("{service}-{project}")),
+                Err(error) => {
+                    let (p, s, message) = (project.clone(), service.clone(), error.message);
+                    tracing::warn!(project, service, %message, "a service did not start again");
+                    self.on_db(move |db, now| {
+                        db.write(|tx| {
+                            store::record_event(
+                                tx,
+                                &p,
+                                "service.unhealthy",
+                                Some(&s),
+                                &format!(
+                                    "after the platform restarted it did not start: {message}"
+                                ),
+                                now,
+                            )
+                        })
+                    })
+                    .await?;
+                }
+            }
+        }
+        Ok(started)
+    }
+
+    /// Starts `replicas` instances of the service's current release after a platform restart.
+    /// They serve whatever their health gate says (the supervisor keeps restarting them); a
+    /// failed gate is recorded for whoever looks.
+    async fn resume_service(
+        &self,
+        project: &str,
+        service: &str,
+        release: &str,
+        start: &crate::detect::Start,
+        replicas: u32,
+    ) -> Result<()> {
+        let dir = deploy::release_dir(self.data_dir(), project, service, release);
+        let mut candidates = Vec::new();
+        for _ in 0..replicas.clamp(1, services::MAX_REPLICAS) {
             let candidate = self
-                .start_candidate(&project, &service, &release, &dir, &plan.start)
+                .start_candidate(project, service, release, &dir, start)
                 .await?;
-            // It serves again whatever the gate says: the supervisor keeps restarting it, and
-            // a failed gate is recorded for whoever looks.
             candidate.adopted.store(true, Ordering::SeqCst);
-            if let Err(error) = self.health_gate(&candidate).await {
-                let (p, s, message) = (project.clone(), service.clone(), error.message);
+            candidates.push(candidate);
+        }
+        for candidate in &candidates {
+            if let Err(error) = self.health_gate(candidate).await {
+                let (p, s, message) = (project.to_owned(), service.to_owned(), error.message);
                 self.on_db(move |db, now| {
                     db.write(|tx| {
                         store::record_event(
@@ -203,11 +271,10 @@ impl LocalPlatform {
                 })
                 .await?;
             }
-            self.swap_instances(&project, &service, vec![candidate.instance])
-                .await;
-            started.push(format!("{service}-{project}"));
         }
-        Ok(started)
+        let instances = candidates.into_iter().map(|c| c.instance).collect();
+        self.swap_instances(project, service, instances).await;
+        Ok(())
     }
 
     /// The release the service serves now, if any.
@@ -346,7 +413,7 @@ impl LocalPlatform {
         let platform = self.clone();
         let (project, service, release) =
             (project.to_owned(), service.to_owned(), release.to_owned());
-        Arc::new(move |state: &InstanceState| {
+        Arc::new(move |state: &InstanceState, transition: Transition| {
             if !adopted.load(Ordering::SeqCst) {
                 return;
             }
@@ -367,7 +434,24 @@ impl LocalPlatform {
                                 state.exits,
                                 state.last_error_line.as_deref().unwrap_or("(none)")
                             );
-                            if state.crash_loop {
+                            if transition == Transition::Recovered {
+                                store::set_service_status_if(
+                                    tx,
+                                    &project,
+                                    &service,
+                                    ServiceStatus::CrashLoop,
+                                    ServiceStatus::Active,
+                                    now,
+                                )?;
+                                store::record_event(
+                                    tx,
+                                    &project,
+                                    "service.recovered",
+                                    Some(&service),
+                                    &format!("{release} has stayed up since restart {}; the crash loop is over", state.exits),
+                                    now,
+                                )
+                            } else if state.crash_loop {
                                 store::set_service_status(
                                     tx,
                                     &project,
@@ -565,7 +649,24 @@ impl Platform for LocalPlatform {
         archive: &'a Path,
         idempotency_key: Option<&'a str>,
     ) -> BoxFuture<'a, Result<crate::model::DeployAccepted>> {
-        Box::pin(self.accept_deploy(project, service, archive, idempotency_key))
+        // On the platform's own task: a caller that goes away between the commit and the
+        // start of the build does not leave the deploy queued forever.
+        let (platform, project, service, archive, key) = (
+            self.clone(),
+            project.to_owned(),
+            service.to_owned(),
+            archive.to_owned(),
+            idempotency_key.map(str::to_owned),
+        );
+        Box::pin(async move {
+            tokio::spawn(async move {
+                platform
+                    .accept_deploy(&project, &service, &archive, key.as_deref())
+                    .await
+            })
+            .await
+            .map_err(|err| Error::new(ErrorCode::InternalError, format!("a deploy: {err}")))?
+        })
     }
 
     fn get_operation<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Operation>> {
@@ -727,5 +828,7 @@ fn token_hash(secret: &str) -> String {
     hex::encode(<sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()))
 }
 
+#[cfg(test)]
+mod lifecycle_tests;
 #[cfg(test)]
 mod tests;

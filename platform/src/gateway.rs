@@ -113,8 +113,13 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
+    let streams = platform.clone();
     axum::serve(listener, router(platform))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .with_graceful_shutdown(async move {
+            stop.cancelled().await;
+            // Followers of event streams never hang up on their own.
+            streams.close_streams();
+        })
         .await
 }
 
@@ -468,21 +473,21 @@ async fn logs(
         |(path, mut offset, mut partial)| async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                let Ok(bytes) = tokio::fs::read(&path).await else {
+                let Ok(len) = tokio::fs::metadata(&path).await.map(|meta| meta.len()) else {
                     continue;
                 };
-                let len = bytes.len() as u64;
                 if len < offset {
-                    offset = 0; // truncated: start over
+                    offset = 0; // rotated or truncated: start over
                 }
                 if len == offset {
                     continue;
                 }
-                let start = usize::try_from(offset)
-                    .unwrap_or(usize::MAX)
-                    .min(bytes.len());
-                partial.push_str(&String::from_utf8_lossy(&bytes[start..]));
-                offset = len;
+                // Only what was written since the last look.
+                let Ok(fresh) = read_from(&path, offset).await else {
+                    continue;
+                };
+                partial.push_str(&String::from_utf8_lossy(&fresh));
+                offset += fresh.len() as u64;
                 let mut lines = Vec::new();
                 while let Some(end) = partial.find('\n') {
                     let line: String = partial.drain(..=end).collect();
@@ -497,7 +502,8 @@ async fn logs(
         },
     );
     use futures_util::StreamExt;
-    Ok(Sse::new(tail.chain(follow.flatten()))
+    let closed = platform.streams_closed();
+    Ok(Sse::new(tail.chain(follow.flatten()).take_until(closed))
         .keep_alive(KeepAlive::default())
         .into_response())
 }
@@ -518,6 +524,7 @@ async fn stream_events(
         .unwrap_or(0);
     // Fails now, as JSON, for an unknown project.
     platform.events_after(&project, i64::MAX).await?;
+    let closed = platform.streams_closed();
     let stream = futures_util::stream::unfold(
         (platform, project, after),
         |(platform, project, mut after)| async move {
@@ -549,9 +556,19 @@ async fn stream_events(
         },
     );
     use futures_util::StreamExt;
-    Ok(Sse::new(stream.flatten())
+    Ok(Sse::new(stream.flatten().take_until(closed))
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// The bytes of `path` from `offset` to its end.
+async fn read_from(path: &std::path::Path, offset: u64) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::open(path).await?;
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).await?;
+    Ok(bytes)
 }
 
 #[derive(Deserialize)]
@@ -583,13 +600,31 @@ async fn list_env(
     Ok(Json(serde_json::json!({ "names": platform.list_env(&project).await? })).into_response())
 }
 
+/// The operation when the caller may read it. One outside the token's projects is
+/// `NOT_FOUND`, as an unknown id is: an operation id does not reveal which project it is in.
+async fn operation_in_reach(
+    platform: &LocalPlatform,
+    who: &Principal,
+    id: &str,
+) -> ApiResult<crate::model::Operation> {
+    who.require(Capability::Read, None)?;
+    let operation = platform.get_operation(id).await?;
+    if !who.reaches(&operation.project) {
+        return Err(
+            Error::new(ErrorCode::NotFound, format!("no operation {id}"))
+                .with_hint("operation ids come from deploy answers; poll the one you were given")
+                .into(),
+        );
+    }
+    Ok(operation)
+}
+
 async fn get_operation(
     State(platform): State<LocalPlatform>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let operation = platform.get_operation(&id).await?;
-    who.require(Capability::Read, Some(&operation.project))?;
+    let operation = operation_in_reach(&platform, &who, &id).await?;
     Ok(Json(operation).into_response())
 }
 
@@ -600,13 +635,13 @@ async fn stream_operation(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     // Fails now, as JSON, for an unknown operation or one out of the token's reach.
-    let operation = platform.get_operation(&id).await?;
-    who.require(Capability::Read, Some(&operation.project))?;
+    operation_in_reach(&platform, &who, &id).await?;
     let after = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<i64>().ok())
         .unwrap_or(0);
+    let closed = platform.streams_closed();
     let stream = futures_util::stream::unfold(
         (platform, id, after, false),
         |(platform, id, mut after, finished)| async move {
@@ -646,7 +681,7 @@ async fn stream_operation(
         },
     );
     use futures_util::StreamExt;
-    Ok(Sse::new(stream.flatten())
+    Ok(Sse::new(stream.flatten().take_until(closed))
         .keep_alive(KeepAlive::default())
         .into_response())
 }

@@ -222,7 +222,14 @@ pub async fn stop_group(child: &mut tokio::process::Child) {
     let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
 }
 
-/// Copies each line of `pipe` to the tail, the log file and `on_line`.
+/// A log file past this size is moved to `<name>.1` (replacing the one before) and started
+/// afresh: at most twice this per service on disk.
+pub const LOG_ROTATE_BYTES: u64 = 10 * 1024 * 1024;
+/// Lines written between two checks of the log file's size.
+const LINES_PER_ROTATION_CHECK: u32 = 64;
+
+/// Copies each line of `pipe` to the tail, the log file (rotated at [`LOG_ROTATE_BYTES`])
+/// and `on_line`.
 pub async fn pump_lines(
     pipe: impl tokio::io::AsyncRead + Unpin,
     prefix: String,
@@ -230,25 +237,63 @@ pub async fn pump_lines(
     log_file: Option<PathBuf>,
     on_line: Option<LineSink>,
 ) {
-    let mut file = match log_file {
-        Some(path) => tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .await
-            .ok(),
+    let mut file = match &log_file {
+        Some(path) => open_log(path).await,
         None => None,
     };
+    let mut since_check = 0;
     let mut lines = BufReader::new(pipe).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(file) = file.as_mut() {
-            let _ = file.write_all(format!("{prefix}{line}\n").as_bytes()).await;
+        if let (Some(path), Some(open)) = (&log_file, file.as_mut()) {
+            let _ = open.write_all(format!("{prefix}{line}\n").as_bytes()).await;
+            since_check += 1;
+            if since_check == LINES_PER_ROTATION_CHECK {
+                since_check = 0;
+                let _ = open.flush().await;
+                if let Some(reopened) = rotate_if_due(path, open).await {
+                    *open = reopened;
+                }
+            }
         }
         if let Some(on_line) = &on_line {
             on_line(&line);
         }
         tail.push(line);
     }
+    if let Some(open) = file.as_mut() {
+        // tokio hands writes to the blocking pool: wait for the last one to land.
+        let _ = open.flush().await;
+    }
+}
+
+async fn open_log(path: &Path) -> Option<tokio::fs::File> {
+    tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .await
+        .ok()
+}
+
+/// Rotates the log when it is past its size, or follows a rotation another writer of the
+/// same file did; the file to write to from now on, when it changed.
+async fn rotate_if_due(path: &Path, open: &tokio::fs::File) -> Option<tokio::fs::File> {
+    use std::os::unix::fs::MetadataExt;
+    let ours = open.metadata().await.ok()?;
+    let Ok(at_path) = tokio::fs::metadata(path).await else {
+        // Removed under us (the project was deleted): stop writing.
+        return None;
+    };
+    if (ours.dev(), ours.ino()) != (at_path.dev(), at_path.ino()) {
+        return open_log(path).await;
+    }
+    if at_path.len() <= LOG_ROTATE_BYTES {
+        return None;
+    }
+    let mut rotated = path.as_os_str().to_owned();
+    rotated.push(".1");
+    tokio::fs::rename(path, &rotated).await.ok()?;
+    open_log(path).await
 }
 
 async fn supervise(
@@ -384,4 +429,35 @@ async fn supervise(
 pub fn free_port() -> std::io::Result<u16> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     Ok(listener.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_log_past_its_size_is_rotated_once_and_kept_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.log");
+        let line = format!("{}\n", "x".repeat(1023));
+        let lines = usize::try_from(LOG_ROTATE_BYTES / 1024).unwrap() + 2 * 64 + 10;
+        let input = line.repeat(lines).into_bytes();
+        let tail = Arc::new(LogTail::default());
+        pump_lines(
+            &input[..],
+            String::new(),
+            Arc::clone(&tail),
+            Some(path.clone()),
+            None,
+        )
+        .await;
+        let rotated = std::fs::metadata(dir.path().join("api.log.1"))
+            .unwrap()
+            .len();
+        let current = std::fs::metadata(&path).unwrap().len();
+        assert!(rotated > LOG_ROTATE_BYTES, "{rotated}");
+        assert!(current > 0 && current < 200 * 1024, "{current}");
+        assert_eq!(rotated + current, (lines * 1024) as u64, "no line lost");
+        assert_eq!(tail.last(1), vec!["x".repeat(1023)]);
+    }
 }

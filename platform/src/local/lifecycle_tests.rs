@@ -329,3 +329,30 @@ async fn an_env_change_that_breaks_a_service_says_what_already_restarted() {
     assert_eq!(get(&format!("http://127.0.0.1:{port}/")).await.1, "picky");
     platform.shutdown().await;
 }
+
+#[tokio::test]
+async fn deleting_a_project_stops_it_and_removes_its_releases_and_logs() {
+    let work = tempfile::tempdir().unwrap();
+    let platform = platform(work.path());
+    platform.create_project("shop", None).await.unwrap();
+    let app = packed(work.path(), "app", &[("main.py", &python_app("bye"))]);
+    deploy(&platform, "api", &app).await;
+    let data = work.path().join("platform");
+    assert!(data.join("releases/shop/api").is_dir());
+    assert!(data.join("logs/shop/api.log").is_file());
+    let port = running_ports(&platform, "api").await[0];
+
+    let deleted = platform.delete_project("shop", true, None).await.unwrap();
+    assert_eq!(deleted.removed_services, ["api"]);
+    assert!(!data.join("releases/shop").exists());
+    assert!(!data.join("logs/shop").exists());
+    assert!(platform.inner.running.lock().await.is_empty());
+    assert!(recorded_groups(&platform).await.is_empty());
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err(),
+        "the app no longer listens"
+    );
+    platform.shutdown().await;
+}

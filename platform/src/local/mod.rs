@@ -99,6 +99,8 @@ struct Inner {
     routes: proxy::Routes,
     /// The proxy's port, once it listens.
     proxy_port: std::sync::OnceLock<u16>,
+    /// Cancelled when the gateway stops: its open event streams end.
+    streams_closing: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for LocalPlatform {
@@ -135,10 +137,12 @@ impl LocalPlatform {
                     ),
                 )
                 .with_hint("give a writable directory with --data-dir or AUTOMATON_PLATFORM_DIR")
+                .not_retryable()
             })?;
         let db = StateDb::open(&data_dir.join("platform.db"), &[SCHEMA]).map_err(|err| {
             Error::new(ErrorCode::InternalError, format!("platform.db: {err}"))
                 .with_hint("move the damaged platform.db aside and start the platform again")
+                .not_retryable()
         })?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -151,8 +155,20 @@ impl LocalPlatform {
                 service_locks: Mutex::default(),
                 routes: proxy::Routes::default(),
                 proxy_port: std::sync::OnceLock::new(),
+                streams_closing: tokio_util::sync::CancellationToken::new(),
             }),
         })
+    }
+
+    /// Ends every open event stream (operations, logs, project events): a stopping gateway
+    /// does not wait on followers that never hang up.
+    pub fn close_streams(&self) {
+        self.inner.streams_closing.cancel();
+    }
+
+    /// Resolves once [`Self::close_streams`] was called.
+    pub fn streams_closed(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.inner.streams_closing.clone().cancelled_owned()
     }
 
     /// The data directory.
@@ -383,6 +399,35 @@ impl LocalPlatform {
         };
         for instance in stopped {
             instance.stop().await;
+        }
+    }
+
+    /// Removes a deleted project's release directories, log files and in-memory tails.
+    async fn forget_project_files(&self, project: &str) {
+        {
+            let mut tails = self
+                .inner
+                .tails
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            tails.retain(|(p, _), _| p != project);
+        }
+        let dirs = [
+            self.data_dir().join("releases").join(project),
+            self.data_dir().join("logs").join(project),
+        ];
+        let removed = tokio::task::spawn_blocking(move || {
+            for dir in dirs {
+                if let Err(err) = std::fs::remove_dir_all(&dir)
+                    && err.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(dir = %dir.display(), error = %err, "a deleted project's files stay");
+                }
+            }
+        })
+        .await;
+        if let Err(err) = removed {
+            tracing::warn!(error = %err, "removing a deleted project's files failed");
         }
     }
 
@@ -704,7 +749,26 @@ impl Platform for LocalPlatform {
                     ErrorCode::InvalidInput,
                     format!("deleting project {name} needs confirmation"),
                 )
-                .with_hint("deleting stops every service and removes its releases and env for good; pass confirm=true (`--confirm`) to go ahead"));
+                .with_hint("deleting stops every service and removes its releases, logs and env for good; pass confirm=true (`--confirm`) to go ahead"));
+            }
+            // Every service's lock first: no rollout, rollback or scale of the project runs
+            // while it goes.
+            let p = name.to_owned();
+            let services = self
+                .on_db(move |db, _| {
+                    if !store::project_exists(db.conn(), &p)? {
+                        return Ok(Vec::new());
+                    }
+                    Ok(store::project_state(db.conn(), &p)?.services)
+                })
+                .await?;
+            let locks: Vec<_> = services
+                .iter()
+                .map(|service| self.service_lock(name, &service.name))
+                .collect();
+            let mut held = Vec::new();
+            for lock in &locks {
+                held.push(lock.lock().await);
             }
             let owned = name.to_owned();
             let key = idempotency_key.map(str::to_owned);
@@ -725,6 +789,8 @@ impl Platform for LocalPlatform {
                 })
                 .await?;
             self.stop_project(name).await;
+            self.forget_project_files(name).await;
+            drop(held);
             Ok(deleted)
         })
     }

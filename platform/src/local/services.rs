@@ -688,12 +688,27 @@ fn validate_env(name: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// The last `n` lines of a file (none when it does not exist).
+/// The most of a log file's end [`last_lines`] reads.
+const LOG_READ_BYTES: u64 = 1024 * 1024;
+
+/// The last `n` lines of a file (none when it does not exist), read from its last MB.
 fn last_lines(path: &Path, n: usize) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
         return Vec::new();
     };
-    let lines: Vec<&str> = text.lines().collect();
+    let len = file.metadata().map_or(0, |meta| meta.len());
+    let start = len.saturating_sub(LOG_READ_BYTES);
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if start > 0 && !lines.is_empty() {
+        // The first line was cut by the window.
+        lines.remove(0);
+    }
     lines[lines.len().saturating_sub(n)..]
         .iter()
         .map(|line| (*line).to_owned())
@@ -716,6 +731,22 @@ mod tests {
         );
         assert!(suggest("OSError: [Errno 98] Address already in use").contains("$PORT"));
         assert!(suggest("segfault").contains("log tail"));
+    }
+
+    #[test]
+    fn the_last_lines_come_from_the_end_of_a_big_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.log");
+        let mut text = String::new();
+        for n in 0..40_000 {
+            text.push_str(&format!("line {n} {}\n", "y".repeat(40)));
+        }
+        std::fs::write(&path, text).unwrap();
+        let last = last_lines(&path, 3);
+        assert_eq!(last.len(), 3);
+        assert!(last[2].starts_with("line 39999 "), "{last:?}");
+        assert!(last[0].starts_with("line 39997 "), "{last:?}");
+        assert!(last_lines(&dir.path().join("none.log"), 3).is_empty());
     }
 
     #[test]

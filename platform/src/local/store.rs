@@ -90,6 +90,7 @@ pub fn replayed<T: DeserializeOwned>(
                 ErrorCode::InternalError,
                 format!("a stored answer does not parse: {err}"),
             )
+            .not_retryable()
         });
     }
     Err(Error::new(
@@ -149,6 +150,7 @@ pub fn remember<T: Serialize>(
             ErrorCode::InternalError,
             format!("an answer does not serialise: {err}"),
         )
+        .not_retryable()
     })?;
     conn.execute(
         "INSERT INTO idempotency_keys (key, verb, request_sha256, response_json, created_at) VALUES (?1, ?2, ?3, ?4, ?5)

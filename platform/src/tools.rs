@@ -522,6 +522,14 @@ impl Tool for SetEnvTool {
         }]
     }
 
+    fn secret_args(&self, args: &SetEnvArgs) -> Vec<String> {
+        // The values may be credentials: the audit trail keeps the names only.
+        args.vars
+            .keys()
+            .map(|name| format!("/vars/{}", name.replace('~', "~0").replace('/', "~1")))
+            .collect()
+    }
+
     async fn call(&self, _ctx: &ToolContext, args: SetEnvArgs) -> Result<ToolOutput, ToolError> {
         let platform = connect(&self.0).await?;
         let vars: Vec<(String, String)> = args.vars.into_iter().collect();

@@ -345,6 +345,11 @@ async fn the_agent_deploys_what_it_wrote_and_gets_a_live_url() {
         "deploy",
         r#"{"project": "atlas-site", "service": "web", "dir": "site"}"#,
     ));
+    model.push(Reply::tool_call(
+        "e1",
+        "set_env",
+        r#"{"project": "atlas-site", "vars": {"API_KEY": "sk-very-secret-value"}}"#,
+    ));
     model.set_fallback(Some(Reply::tool_call(
         "s1",
         "sleep",
@@ -386,6 +391,20 @@ async fn the_agent_deploys_what_it_wrote_and_gets_a_live_url() {
         )
         .unwrap();
     assert_eq!(status, "succeeded");
+    // An env value is a secret: the trail keeps the name and the size, not the value.
+    let (status, args): (String, String) = conn
+        .query_row(
+            "SELECT status, args_json FROM tool_calls WHERE name = 'set_env'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(status, "succeeded");
+    assert!(!args.contains("sk-very-secret-value"), "{args}");
+    assert!(
+        args.contains("API_KEY") && args.contains("[redacted: 20 bytes]"),
+        "{args}"
+    );
 }
 
 #[test]

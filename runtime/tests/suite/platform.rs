@@ -326,6 +326,55 @@ fn a_cli_that_finds_no_platform_starts_one_that_outlives_it() {
     }
 }
 
+#[test]
+fn the_admin_token_never_goes_to_a_program_that_took_the_daemon_s_address() {
+    use std::io::Read;
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("platform");
+    std::fs::create_dir_all(&data).unwrap();
+    // The daemon is gone; another program listens where it did and records what it hears.
+    let impostor = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = impostor.local_addr().unwrap();
+    impostor.set_nonblocking(true).unwrap();
+    let endpoint = serde_json::json!({
+        "url": format!("http://{address}"),
+        "token": "cwy_the_admin_secret",
+        "pid": std::process::id(),
+    });
+    std::fs::write(data.join("endpoint.json"), endpoint.to_string()).unwrap();
+    let started = std::time::Instant::now();
+    let out = platform(work.path(), &data, &["projects", "list"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a daemon that cannot start is reported at once"
+    );
+    assert!(!out.status.success());
+    let err = error_json(&out);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("stopped as it started"),
+        "{err}"
+    );
+    assert!(
+        err["hint"].as_str().unwrap().contains("endpoint.json"),
+        "{err}"
+    );
+    let mut heard = Vec::new();
+    while let Ok((mut connection, _)) = impostor.accept() {
+        connection.set_nonblocking(false).unwrap();
+        connection
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let _ = connection.read_to_end(&mut heard);
+    }
+    assert!(
+        !String::from_utf8_lossy(&heard).contains("cwy_the_admin_secret"),
+        "the token leaked"
+    );
+}
+
 #[tokio::test]
 async fn the_agent_deploys_what_it_wrote_and_gets_a_live_url() {
     let home = TestHome::new();

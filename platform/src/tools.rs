@@ -45,6 +45,7 @@ pub fn register(registry: &mut Registry, access: &Access) -> Result<(), String> 
     registry.register(ListEnvTool(Arc::clone(access)))?;
     registry.register(LogsTool(Arc::clone(access)))?;
     registry.register(DeleteProjectTool(Arc::clone(access)))?;
+    registry.register(crate::token_tool::TokenTool(Arc::clone(access)))?;
     Ok(())
 }
 

@@ -6,6 +6,8 @@
 mod deploy;
 mod instance;
 pub mod proxy;
+mod repo_git;
+mod repos;
 mod services;
 mod static_site;
 mod store;
@@ -46,6 +48,10 @@ pub const SCHEMA: CrateSchema = CrateSchema {
         Migration {
             version: 3,
             sql: include_str!("../../migrations/0003_scoped_tokens.sql"),
+        },
+        Migration {
+            version: 6,
+            sql: include_str!("../../migrations/0006_repos.sql"),
         },
     ],
 };
@@ -91,6 +97,8 @@ struct Inner {
     routes: proxy::Routes,
     /// The proxy's port, once it listens.
     proxy_port: std::sync::OnceLock<u16>,
+    /// The forge's state beside the database.
+    repos: repos::RepoState,
 }
 
 impl std::fmt::Debug for LocalPlatform {
@@ -143,6 +151,7 @@ impl LocalPlatform {
                 service_locks: Mutex::default(),
                 routes: proxy::Routes::default(),
                 proxy_port: std::sync::OnceLock::new(),
+                repos: repos::RepoState::default(),
             }),
         })
     }
@@ -717,6 +726,90 @@ impl Platform for LocalPlatform {
                 revoked: self.revoke_token_as(&Principal::admin(), id).await?,
             })
         })
+    }
+
+    // ---- Git repositories (the forge), in `repos.rs` ----
+
+    fn create_repo<'a>(
+        &'a self,
+        project: &'a str,
+        request: &'a crate::model::RepoRequest,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::CreatedRepo>> {
+        Box::pin(self.create_repo_in(project, request, idempotency_key))
+    }
+
+    fn list_repos<'a>(
+        &'a self,
+        project: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<crate::model::RepoInfo>>> {
+        Box::pin(self.list_repos_in(project))
+    }
+
+    fn get_repo<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+    ) -> BoxFuture<'a, Result<crate::model::RepoInfo>> {
+        Box::pin(self.repo_info(project, repo))
+    }
+
+    fn delete_repo<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        confirm: bool,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::DeletedRepo>> {
+        Box::pin(self.delete_repo_in(project, repo, confirm, idempotency_key))
+    }
+
+    fn list_refs<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<crate::model::RepoRef>>> {
+        Box::pin(self.repo_refs(project, repo))
+    }
+
+    fn list_commits<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        git_ref: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<crate::model::RepoCommit>>> {
+        Box::pin(self.repo_log(project, repo, git_ref, limit))
+    }
+
+    fn get_tree<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        git_ref: Option<&'a str>,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<crate::model::RepoTree>> {
+        Box::pin(self.repo_tree(project, repo, git_ref, path))
+    }
+
+    fn get_file<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        git_ref: Option<&'a str>,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<crate::model::RepoFile>> {
+        Box::pin(self.repo_file(project, repo, git_ref, path))
+    }
+
+    fn commit_files<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        request: &'a crate::model::CommitRequest,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::CommitResult>> {
+        Box::pin(self.commit_repo_files(project, repo, request, idempotency_key))
     }
 }
 

@@ -1,0 +1,3 @@
+//! The forge on the local platform, against real bare repositories.
+
+use super::*;

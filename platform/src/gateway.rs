@@ -26,6 +26,9 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
+mod git;
+mod repos;
+
 /// The OpenAPI document served at `/v1/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("../openapi.yaml");
 
@@ -96,6 +99,7 @@ pub fn router(platform: LocalPlatform) -> axum::Router {
         .route("/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/operations/{id}", get(get_operation))
         .route("/operations/{id}/stream", get(stream_operation))
+        .merge(repos::routes())
         .route_layer(middleware::from_fn_with_state(
             platform.clone(),
             authenticate,
@@ -103,6 +107,7 @@ pub fn router(platform: LocalPlatform) -> axum::Router {
         .route("/openapi.yaml", get(openapi));
     axum::Router::new()
         .nest("/v1", v1)
+        .merge(git::routes())
         .fallback(not_found)
         .with_state(platform)
 }
@@ -113,6 +118,8 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
+    // Repositories' clone URLs name this gateway's smart HTTP.
+    platform.set_git_base(&format!("http://{}/git", listener.local_addr()?));
     axum::serve(listener, router(platform))
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await

@@ -226,28 +226,31 @@ fn entries(repo: &Repository, tree: &git2::Tree<'_>, dir: &str) -> Result<Vec<Tr
     Ok(out)
 }
 
-/// `NOT_FOUND` for `path` at `commit`, naming what its parent directory holds.
+/// `NOT_FOUND` for `path` at `commit`, naming what its nearest existing directory holds.
 fn path_not_found(repo: &Repository, tree: &git2::Tree<'_>, path: &str, commit: Oid) -> Error {
-    let parent = path.rsplit_once('/').map_or("", |(parent, _)| parent);
-    let siblings: Vec<String> = parent_tree(repo, tree, parent)
-        .and_then(|dir| entries(repo, &dir, parent).ok())
-        .map(|list| list.into_iter().map(|e| e.path).collect())
-        .unwrap_or_default();
+    let mut dir = path;
+    let (dir, siblings) = loop {
+        dir = dir.rsplit_once('/').map_or("", |(parent, _)| parent);
+        let found = parent_tree(repo, tree, dir).and_then(|sub| entries(repo, &sub, dir).ok());
+        if let Some(list) = found {
+            break (dir, list.into_iter().map(|e| e.path).collect::<Vec<_>>());
+        }
+        if dir.is_empty() {
+            break (dir, Vec::new());
+        }
+    };
+    let place = if dir.is_empty() { "the root" } else { dir };
     let hint = if siblings.is_empty() {
-        format!("`{parent}` does not exist either; read the root with getRepoTree")
+        format!("{place} is empty")
     } else {
-        format!(
-            "{} holds: {}",
-            if parent.is_empty() { "the root" } else { parent },
-            siblings.join(", ")
-        )
+        format!("{place} holds: {}", siblings.join(", "))
     };
     Error::new(
         ErrorCode::NotFound,
         format!("no `{path}` at commit {}", &commit.to_string()[..12]),
     )
     .with_hint(hint)
-    .with_state(serde_json::json!({ "directory": parent, "entries": siblings }))
+    .with_state(serde_json::json!({ "directory": dir, "entries": siblings }))
 }
 
 fn parent_tree<'r>(repo: &'r Repository, tree: &git2::Tree<'r>, dir: &str) -> Option<git2::Tree<'r>> {

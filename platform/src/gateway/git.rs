@@ -342,3 +342,7 @@ async fn backend(
     *response.headers_mut() = response_headers;
     Ok(response)
 }
+
+#[cfg(test)]
+#[path = "git_tests.rs"]
+mod tests;

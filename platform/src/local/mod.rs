@@ -7,7 +7,7 @@ mod deploy;
 mod instance;
 pub mod proxy;
 mod repo_git;
-mod repos;
+pub(crate) mod repos;
 mod services;
 mod static_site;
 mod store;

@@ -559,4 +559,4 @@ impl LocalPlatform {
 
 #[cfg(test)]
 #[path = "repos_tests.rs"]
-mod tests;
+pub(crate) mod tests;

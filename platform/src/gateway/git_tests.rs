@@ -292,3 +292,42 @@ async fn git_refuses_tokens_without_the_capability_or_scope_and_revoked_ones_at_
     assert!(err.contains("404") || err.contains("not found"), "{err}");
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn a_gzipped_chunked_upload_pack_request_is_inflated_and_answered_with_a_pack() {
+    use std::io::Write;
+    let gateway = Gateway::start().await;
+    let admin = gateway.client();
+    admin.create_project("shop", None).await.unwrap();
+    let info = admin.create_repo("shop", &repo("site", None), None).await.unwrap().repo;
+    let head = admin
+        .commit_files("shop", "site", &commit("first", vec![text("README.md", "hello")]), None)
+        .await
+        .unwrap()
+        .commit;
+    // Protocol v0: want the head, done. Gzipped, and streamed so it goes chunked.
+    let request = format!("0032want {head}\n00000009done\n");
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(request.as_bytes()).unwrap();
+    let body = gzip.finish().unwrap();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(7).map(|chunk| Ok(chunk.to_vec())).collect();
+    let response = reqwest::Client::new()
+        .post(format!("{}/git-upload-pack", info.clone_url))
+        .basic_auth("x", Some(&gateway.token))
+        .header("Content-Type", "application/x-git-upload-pack-request")
+        .header("Content-Encoding", "gzip")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/x-git-upload-pack-result"
+    );
+    let answer = response.bytes().await.unwrap();
+    assert!(answer.starts_with(b"0008NAK\n"), "{answer:?}");
+    assert!(answer.windows(4).any(|w| w == b"PACK"));
+    gateway.stop().await;
+}

@@ -9,6 +9,7 @@ use automaton_tools::tool::{
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 /// What the `repo` tool does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -62,20 +63,6 @@ impl JsonSchema for RepoAction {
     }
 }
 
-/// One file of a commit.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RepoFileArg {
-    /// Relative path.
-    pub path: String,
-    /// New content.
-    #[serde(default)]
-    pub content: Option<String>,
-    /// Delete it instead.
-    #[serde(default)]
-    pub delete: bool,
-}
-
 /// Arguments of `repo`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -84,34 +71,28 @@ pub struct RepoArgs {
     pub action: RepoAction,
     /// The project.
     pub project: String,
-    /// The repository (all but list).
+    /// All but list.
     #[serde(default)]
     pub repo: Option<String>,
-    /// create: the service a push to the default branch deploys.
+    /// create: the service pushes deploy.
     #[serde(default)]
     pub deploy_service: Option<String>,
     /// log/tree/file: branch, tag or commit.
     #[serde(default, rename = "ref")]
     pub git_ref: Option<String>,
-    /// tree/file: the path.
+    /// tree/file.
     #[serde(default)]
     pub path: Option<String>,
-    /// log: how many (default 10).
-    #[serde(default)]
-    pub limit: Option<usize>,
-    /// commit: the branch (default the default branch).
-    #[serde(default)]
-    pub branch: Option<String>,
-    /// commit: the message.
+    /// commit.
     #[serde(default)]
     pub message: Option<String>,
-    /// commit: the files, in one commit.
+    /// commit: path to new content (null deletes), in one commit.
     #[serde(default)]
-    pub files: Vec<RepoFileArg>,
+    pub files: BTreeMap<String, Option<String>>,
     /// delete: must be true.
     #[serde(default)]
     pub confirm: bool,
-    /// create/commit/delete: reuse on a retry.
+    /// Reuse on a retry.
     #[serde(default)]
     pub idempotency_key: Option<String>,
 }
@@ -132,7 +113,7 @@ impl Tool for RepoTool {
     type Args = RepoArgs;
 
     fn description(&self) -> String {
-        "Git repositories of a project: create (with deploy_service, pushes deploy), list, info (clone_url; token as password), log, tree, file, commit (files in one commit, no git needed), delete.".to_owned()
+        "A project's git repos: create, list, info (clone_url; token is the password), log (10 newest), tree, file, commit (no git needed; to the default branch), delete.".to_owned()
     }
 
     fn category(&self) -> Category {
@@ -169,7 +150,7 @@ impl Tool for RepoTool {
         let bytes = args
             .files
             .iter()
-            .map(|file| file.path.len() + file.content.as_ref().map_or(0, String::len))
+            .map(|(path, content)| path.len() + content.as_ref().map_or(0, String::len))
             .sum();
         vec![Subject::Size {
             field: "files",
@@ -214,7 +195,7 @@ impl Tool for RepoTool {
             ),
             RepoAction::Log => {
                 let commits = platform
-                    .list_commits(project, repo()?, args.git_ref.as_deref(), args.limit.unwrap_or(10))
+                    .list_commits(project, repo()?, args.git_ref.as_deref(), 10)
                     .await
                     .map_err(to_tool_error)?;
                 Ok(ToolOutput::new(serde_json::json!({ "commits": commits })))
@@ -243,16 +224,16 @@ impl Tool for RepoTool {
                     .clone()
                     .ok_or_else(|| missing("commit", "message", "\"message\": \"add the page\""))?;
                 let request = CommitRequest {
-                    branch: args.branch.clone(),
+                    branch: None,
                     message,
                     files: args
                         .files
                         .iter()
-                        .map(|file| FileChange {
-                            path: file.path.clone(),
-                            content: file.content.clone(),
+                        .map(|(path, content)| FileChange {
+                            path: path.clone(),
+                            content: content.clone(),
                             encoding: ContentEncoding::Utf8,
-                            delete: file.delete,
+                            delete: content.is_none(),
                         })
                         .collect(),
                     author: None,

@@ -76,7 +76,7 @@ async fn the_repo_tool_creates_commits_reads_and_deletes_with_risk_per_action() 
         &tool,
         serde_json::json!({
             "action": "commit", "project": "shop", "repo": "site", "message": "first",
-            "files": [{"path": "index.html", "content": "<h1>hi</h1>"}, {"path": "app/main.py", "content": "print(1)"}],
+            "files": {"index.html": "<h1>hi</h1>", "app/main.py": "print(1)"},
             "idempotency_key": "c1",
         }),
     )
@@ -95,10 +95,21 @@ async fn the_repo_tool_creates_commits_reads_and_deletes_with_risk_per_action() 
         .await
         .unwrap();
     assert_eq!(log["commits"][0]["id"], committed["commit"]);
+    // A null content deletes the path.
+    let removed = call(
+        &tool,
+        serde_json::json!({"action": "commit", "project": "shop", "repo": "site", "message": "rm", "files": {"app/main.py": null}}),
+    )
+    .await
+    .unwrap();
+    let tree = call(&tool, serde_json::json!({"action": "tree", "project": "shop", "repo": "site"}))
+        .await
+        .unwrap();
+    assert_eq!(tree["entries"].as_array().unwrap().len(), 1, "{tree}");
     let info = call(&tool, serde_json::json!({"action": "info", "project": "shop", "repo": "site"}))
         .await
         .unwrap();
-    assert_eq!(info["head"], committed["commit"]);
+    assert_eq!(info["head"], removed["commit"]);
     let listed = call(&tool, serde_json::json!({"action": "list", "project": "shop"}))
         .await
         .unwrap();
@@ -117,7 +128,7 @@ async fn the_repo_tool_creates_commits_reads_and_deletes_with_risk_per_action() 
     assert_eq!(code, ToolErrorCode::NotFound);
     assert!(hint.contains("index.html"), "{hint}");
     let (code, _, hint) = model_error(
-        call(&tool, serde_json::json!({"action": "commit", "project": "shop", "repo": "site", "message": "x", "files": [{"path": "../x", "content": "x"}]}))
+        call(&tool, serde_json::json!({"action": "commit", "project": "shop", "repo": "site", "message": "x", "files": {"../x": "x"}}))
             .await
             .unwrap_err(),
     );

@@ -4,13 +4,13 @@
 
 use crate::error::Result;
 use crate::model::{
+    CommitRequest, CommitResult, CreatedRepo, DeletedRepo, RepoCommit, RepoFile, RepoInfo, RepoRef,
+    RepoRequest, RepoTree,
+};
+use crate::model::{
     CreatedProject, DeletedProject, DeployAccepted, EnvChange, IssuedToken, Operation,
     OperationEvent, ProjectState, ProjectSummary, RevokedTokens, ServiceDetail, ServiceLogs,
     ServiceState, TokenInfo, TokenRequest,
-};
-use crate::model::{
-    CommitRequest, CommitResult, CreatedRepo, DeletedRepo, RepoCommit, RepoFile, RepoInfo,
-    RepoRef, RepoRequest, RepoTree,
 };
 use automaton_tools::tool::BoxFuture;
 use std::path::Path;
@@ -178,8 +178,11 @@ pub trait Platform: Send + Sync {
     ) -> BoxFuture<'a, Result<DeletedRepo>>;
 
     /// `listRepoRefs`: branches and tags.
-    fn list_refs<'a>(&'a self, project: &'a str, repo: &'a str)
-    -> BoxFuture<'a, Result<Vec<RepoRef>>>;
+    fn list_refs<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RepoRef>>>;
 
     /// `listRepoCommits`: newest first from `git_ref` (default: the default branch), at most
     /// `limit` (capped at [`crate::model::MAX_LOG_LIMIT`]).

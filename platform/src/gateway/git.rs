@@ -107,8 +107,13 @@ async fn admit(
     let Some(secret) = secret_of(headers) else {
         return Err(refusal(
             StatusCode::UNAUTHORIZED,
-            &Error::new(ErrorCode::Unauthenticated, "this git request carries no token")
-                .with_hint("use the platform token as the password: http://x:TOKEN@HOST/git/PROJECT/REPO.git"),
+            &Error::new(
+                ErrorCode::Unauthenticated,
+                "this git request carries no token",
+            )
+            .with_hint(
+                "use the platform token as the password: http://x:TOKEN@HOST/git/PROJECT/REPO.git",
+            ),
         ));
     };
     let principal = match platform.principal(&secret).await {
@@ -116,8 +121,11 @@ async fn admit(
         Ok(None) => {
             return Err(refusal(
                 StatusCode::UNAUTHORIZED,
-                &Error::new(ErrorCode::Unauthenticated, "the token is not valid (unknown or revoked)")
-                    .with_hint("use a live platform token as the git password"),
+                &Error::new(
+                    ErrorCode::Unauthenticated,
+                    "the token is not valid (unknown or revoked)",
+                )
+                .with_hint("use a live platform token as the git password"),
             ));
         }
         Err(error) => return Err(refusal(StatusCode::INTERNAL_SERVER_ERROR, &error)),
@@ -145,12 +153,26 @@ async fn info_refs(
         _ => {
             return refusal(
                 StatusCode::FORBIDDEN,
-                &Error::new(ErrorCode::InvalidInput, "only git's smart HTTP protocol is served")
-                    .with_hint("use git 1.6.6 or newer"),
+                &Error::new(
+                    ErrorCode::InvalidInput,
+                    "only git's smart HTTP protocol is served",
+                )
+                .with_hint("use git 1.6.6 or newer"),
             );
         }
     };
-    serve(platform, project, repo, service, "info/refs", Method::GET, query, headers, Body::empty()).await
+    serve(
+        platform,
+        project,
+        repo,
+        service,
+        "info/refs",
+        Method::GET,
+        query,
+        headers,
+        Body::empty(),
+    )
+    .await
 }
 
 async fn upload_pack(
@@ -160,7 +182,18 @@ async fn upload_pack(
     body: Body,
 ) -> Response {
     let service = Service::UploadPack;
-    serve(platform, project, repo, service, service.name(), Method::POST, String::new(), headers, body).await
+    serve(
+        platform,
+        project,
+        repo,
+        service,
+        service.name(),
+        Method::POST,
+        String::new(),
+        headers,
+        body,
+    )
+    .await
 }
 
 async fn receive_pack(
@@ -170,10 +203,24 @@ async fn receive_pack(
     body: Body,
 ) -> Response {
     let service = Service::ReceivePack;
-    serve(platform, project, repo, service, service.name(), Method::POST, String::new(), headers, body).await
+    serve(
+        platform,
+        project,
+        repo,
+        service,
+        service.name(),
+        Method::POST,
+        String::new(),
+        headers,
+        body,
+    )
+    .await
 }
 
-#[expect(clippy::too_many_arguments, reason = "one CGI request's parts, passed once")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one CGI request's parts, passed once"
+)]
 async fn serve(
     platform: LocalPlatform,
     project: String,
@@ -193,7 +240,11 @@ async fn serve(
     if let Err(error) = platform.require_repo(&project, &name).await {
         return refusal(crate::gateway::status_of(error.code), &error);
     }
-    match backend(&platform, &principal, &project, &name, service, rest, &method, &query, &headers, body).await {
+    match backend(
+        &platform, &principal, &project, &name, service, rest, &method, &query, &headers, body,
+    )
+    .await
+    {
         Ok(response) => response,
         Err(error) => {
             tracing::warn!(error = %error, project, repo = name, "git http-backend failed");
@@ -207,7 +258,10 @@ fn internal(what: &str, err: impl std::fmt::Display) -> Error {
 }
 
 /// Runs `git http-backend` for one request and streams its answer.
-#[expect(clippy::too_many_arguments, reason = "one CGI request's parts, passed once")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one CGI request's parts, passed once"
+)]
 async fn backend(
     platform: &LocalPlatform,
     principal: &Principal,
@@ -252,7 +306,10 @@ async fn backend(
         ("CONTENT_TYPE", header(header::CONTENT_TYPE)),
         ("CONTENT_LENGTH", header(header::CONTENT_LENGTH)),
         ("HTTP_CONTENT_ENCODING", header(header::CONTENT_ENCODING)),
-        ("GIT_PROTOCOL", header(HeaderName::from_static("git-protocol"))),
+        (
+            "GIT_PROTOCOL",
+            header(HeaderName::from_static("git-protocol")),
+        ),
     ] {
         if let Some(value) = value {
             command.env(variable, value);
@@ -326,14 +383,24 @@ async fn backend(
         let stderr = errors.await.unwrap_or_default();
         let succeeded = fed && exit.as_ref().is_ok_and(std::process::ExitStatus::success);
         if !succeeded {
-            tracing::warn!(project = project_name, repo = repo_name, ?exit, stderr = stderr.trim(), "git http-backend did not succeed");
+            tracing::warn!(
+                project = project_name,
+                repo = repo_name,
+                ?exit,
+                stderr = stderr.trim(),
+                "git http-backend did not succeed"
+            );
             return;
         }
         if service == Service::ReceivePack && status.is_success() {
             match platform.repo_pushed(&project_name, &repo_name).await {
-                Ok(Some(deploy)) => tracing::info!(project = project_name, repo = repo_name, commit = deploy.commit, operation = ?deploy.operation_id, "push-to-deploy"),
+                Ok(Some(deploy)) => {
+                    tracing::info!(project = project_name, repo = repo_name, commit = deploy.commit, operation = ?deploy.operation_id, "push-to-deploy")
+                }
                 Ok(None) => {}
-                Err(error) => tracing::warn!(project = project_name, repo = repo_name, %error, "push-to-deploy failed"),
+                Err(error) => {
+                    tracing::warn!(project = project_name, repo = repo_name, %error, "push-to-deploy failed")
+                }
             }
         }
     });

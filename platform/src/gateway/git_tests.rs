@@ -62,7 +62,11 @@ async fn deployed(client: &HttpPlatform, project: &str, name: &str, commit: &str
     let deadline = Instant::now() + Duration::from_secs(30);
     let operation = loop {
         let info = client.get_repo(project, name).await.unwrap();
-        if let Some(last) = info.last_deploy.clone().filter(|last| last.commit == commit) {
+        if let Some(last) = info
+            .last_deploy
+            .clone()
+            .filter(|last| last.commit == commit)
+        {
             assert_eq!(last.error, None, "{last:?}");
             break last.operation_id.unwrap();
         }
@@ -83,7 +87,10 @@ async fn the_http_client_runs_the_repo_verbs_scenario_through_the_gateway() {
     let client = gateway.client();
     repo_verbs_scenario(&client).await;
     let info = client.get_repo("forge", "docs").await.unwrap();
-    assert_eq!(info.clone_url, format!("{}/git/forge/docs.git", gateway.url));
+    assert_eq!(
+        info.clone_url,
+        format!("{}/git/forge/docs.git", gateway.url)
+    );
     gateway.stop().await;
 }
 
@@ -121,18 +128,29 @@ async fn git_clone_and_push_through_the_gateway_and_a_push_deploys_what_was_push
     let v1 = head_of(&checkout).await;
     let live = deployed(&client, "shop", "site", &v1).await;
     assert_eq!(live, format!("http://web-shop.localhost:{proxy_port}/"));
-    assert_eq!(crate::test_support::get(&live).await, (200, "pushed v1".to_owned()));
+    assert_eq!(
+        crate::test_support::get(&live).await,
+        (200, "pushed v1".to_owned())
+    );
 
     // A commit through the API deploys too, and `git pull` sees it.
     let api = client
-        .commit_files("shop", "site", &commit("from the API", vec![text("index.html", "api v2")]), None)
+        .commit_files(
+            "shop",
+            "site",
+            &commit("from the API", vec![text("index.html", "api v2")]),
+            None,
+        )
         .await
         .unwrap();
     deployed(&client, "shop", "site", &api.commit).await;
     assert_eq!(crate::test_support::get(&live).await.1, "api v2");
     let (ok, err) = git(&checkout, &["pull", "--ff-only", "origin", "main"]).await;
     assert!(ok, "{err}");
-    assert_eq!(std::fs::read_to_string(checkout.join("index.html")).unwrap(), "api v2");
+    assert_eq!(
+        std::fs::read_to_string(checkout.join("index.html")).unwrap(),
+        "api v2"
+    );
 
     // A push bigger than git's post buffer goes chunked; it lands whole and deploys.
     let big: Vec<u8> = (0..3_000_000_u32)
@@ -141,7 +159,11 @@ async fn git_clone_and_push_through_the_gateway_and_a_push_deploys_what_was_push
     std::fs::write(checkout.join("big.bin"), &big).unwrap();
     std::fs::write(checkout.join("index.html"), "pushed v3").unwrap();
     assert!(git(&checkout, &["add", "."]).await.0);
-    assert!(git(&checkout, &["commit", "-m", "v3 with a big file"]).await.0);
+    assert!(
+        git(&checkout, &["commit", "-m", "v3 with a big file"])
+            .await
+            .0
+    );
     let (ok, err) = git(&checkout, &["push", "origin", "HEAD:main"]).await;
     assert!(ok, "{err}");
     let v3 = head_of(&checkout).await;
@@ -149,7 +171,9 @@ async fn git_clone_and_push_through_the_gateway_and_a_push_deploys_what_was_push
     assert_eq!(crate::test_support::get(&live).await.1, "pushed v3");
     let tree = client.get_tree("shop", "site", None, "").await.unwrap();
     assert!(
-        tree.entries.iter().any(|e| e.path == "big.bin" && e.size == Some(3_000_000)),
+        tree.entries
+            .iter()
+            .any(|e| e.path == "big.bin" && e.size == Some(3_000_000)),
         "{tree:?}"
     );
     let log = client.list_commits("shop", "site", None, 10).await.unwrap();
@@ -157,7 +181,11 @@ async fn git_clone_and_push_through_the_gateway_and_a_push_deploys_what_was_push
     assert_eq!(messages, ["v3 with a big file", "from the API", "v1"]);
 
     // A push to another branch deploys nothing.
-    assert!(git(&checkout, &["push", "origin", "HEAD:refs/heads/side"]).await.0);
+    assert!(
+        git(&checkout, &["push", "origin", "HEAD:refs/heads/side"])
+            .await
+            .0
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let info = client.get_repo("shop", "site").await.unwrap();
     assert_eq!(info.last_deploy.unwrap().commit, v3);
@@ -178,9 +206,18 @@ async fn git_refuses_tokens_without_the_capability_or_scope_and_revoked_ones_at_
     let admin = gateway.client();
     admin.create_project("shop", None).await.unwrap();
     admin.create_project("other", None).await.unwrap();
-    let info = admin.create_repo("shop", &repo("site", None), None).await.unwrap().repo;
+    let info = admin
+        .create_repo("shop", &repo("site", None), None)
+        .await
+        .unwrap()
+        .repo;
     admin
-        .commit_files("shop", "site", &commit("first", vec![text("README.md", "hello")]), None)
+        .commit_files(
+            "shop",
+            "site",
+            &commit("first", vec![text("README.md", "hello")]),
+            None,
+        )
         .await
         .unwrap();
     let issue = |capabilities: &[Capability], project: &str| {
@@ -197,7 +234,10 @@ async fn git_refuses_tokens_without_the_capability_or_scope_and_revoked_ones_at_
     // No credentials: 401 with a Basic challenge, so git asks for (or sends) the token.
     let anonymous = reqwest::Client::new();
     let response = anonymous
-        .get(format!("{}/info/refs?service=git-upload-pack", info.clone_url))
+        .get(format!(
+            "{}/info/refs?service=git-upload-pack",
+            info.clone_url
+        ))
         .send()
         .await
         .unwrap();
@@ -211,8 +251,15 @@ async fn git_refuses_tokens_without_the_capability_or_scope_and_revoked_ones_at_
     assert!(response.text().await.unwrap().contains("TOKEN"));
     let (ok, err) = git(work, &["clone", &info.clone_url, "anonymous"]).await;
     assert!(!ok);
-    assert!(err.contains("could not read Username") || err.contains("Authentication failed"), "{err}");
-    let (ok, _) = git(work, &["clone", &with_token(&info.clone_url, "cwy_wrong"), "wrong"]).await;
+    assert!(
+        err.contains("could not read Username") || err.contains("Authentication failed"),
+        "{err}"
+    );
+    let (ok, _) = git(
+        work,
+        &["clone", &with_token(&info.clone_url, "cwy_wrong"), "wrong"],
+    )
+    .await;
     assert!(!ok);
     // Only the smart protocol is served.
     let dumb = anonymous
@@ -225,7 +272,15 @@ async fn git_refuses_tokens_without_the_capability_or_scope_and_revoked_ones_at_
 
     // Read only: clone yes, push no.
     let reader = issue(&[Capability::Read], "shop").await;
-    let (ok, err) = git(work, &["clone", &with_token(&info.clone_url, &reader.secret), "read"]).await;
+    let (ok, err) = git(
+        work,
+        &[
+            "clone",
+            &with_token(&info.clone_url, &reader.secret),
+            "read",
+        ],
+    )
+    .await;
     assert!(ok, "{err}");
     let checkout = work.join("read");
     std::fs::write(checkout.join("README.md"), "changed").unwrap();
@@ -234,28 +289,57 @@ async fn git_refuses_tokens_without_the_capability_or_scope_and_revoked_ones_at_
     assert!(!ok);
     assert!(err.contains("403"), "{err}");
     let as_reader = HttpPlatform::with_retry(&gateway.url, &reader.secret, fast_retry()).unwrap();
-    assert_eq!(as_reader.get_repo("shop", "site").await.unwrap().name, "site");
+    assert_eq!(
+        as_reader.get_repo("shop", "site").await.unwrap().name,
+        "site"
+    );
     let err = as_reader
-        .commit_files("shop", "site", &commit("no", vec![text("a.txt", "a")]), None)
+        .commit_files(
+            "shop",
+            "site",
+            &commit("no", vec![text("a.txt", "a")]),
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::CapabilityMissing);
     assert!(err.hint.contains("manage_repos"), "{err:?}");
     assert_eq!(
-        as_reader.create_repo("shop", &repo("more", None), None).await.unwrap_err().code,
+        as_reader
+            .create_repo("shop", &repo("more", None), None)
+            .await
+            .unwrap_err()
+            .code,
         ErrorCode::CapabilityMissing
     );
 
     // Without `read` no clone; outside the scope nothing.
     let deployer = issue(&[Capability::Deploy], "shop").await;
-    let (ok, err) = git(work, &["clone", &with_token(&info.clone_url, &deployer.secret), "deploy"]).await;
+    let (ok, err) = git(
+        work,
+        &[
+            "clone",
+            &with_token(&info.clone_url, &deployer.secret),
+            "deploy",
+        ],
+    )
+    .await;
     assert!(!ok);
     assert!(err.contains("403"), "{err}");
     let elsewhere = issue(&[Capability::Read, Capability::ManageRepos], "other").await;
-    let (ok, err) = git(work, &["clone", &with_token(&info.clone_url, &elsewhere.secret), "elsewhere"]).await;
+    let (ok, err) = git(
+        work,
+        &[
+            "clone",
+            &with_token(&info.clone_url, &elsewhere.secret),
+            "elsewhere",
+        ],
+    )
+    .await;
     assert!(!ok);
     assert!(err.contains("403"), "{err}");
-    let as_elsewhere = HttpPlatform::with_retry(&gateway.url, &elsewhere.secret, fast_retry()).unwrap();
+    let as_elsewhere =
+        HttpPlatform::with_retry(&gateway.url, &elsewhere.secret, fast_retry()).unwrap();
     assert_eq!(
         as_elsewhere.list_repos("shop").await.unwrap_err().code,
         ErrorCode::CapabilityMissing
@@ -264,11 +348,19 @@ async fn git_refuses_tokens_without_the_capability_or_scope_and_revoked_ones_at_
     // A repo token pushes; revoked, it stops at once.
     let writer = issue(&[Capability::Read, Capability::ManageRepos], "shop").await;
     let writer_url = with_token(&info.clone_url, &writer.secret);
-    assert!(git(&checkout, &["remote", "set-url", "origin", &writer_url]).await.0);
+    assert!(
+        git(&checkout, &["remote", "set-url", "origin", &writer_url])
+            .await
+            .0
+    );
     let (ok, err) = git(&checkout, &["push", "origin", "HEAD:main"]).await;
     assert!(ok, "{err}");
     assert_eq!(
-        admin.get_file("shop", "site", None, "README.md").await.unwrap().content,
+        admin
+            .get_file("shop", "site", None, "README.md")
+            .await
+            .unwrap()
+            .content,
         "changed"
     );
     admin.revoke_token(&writer.token.id).await.unwrap();
@@ -280,14 +372,22 @@ async fn git_refuses_tokens_without_the_capability_or_scope_and_revoked_ones_at_
     let (ok, _) = git(work, &["clone", &writer_url, "revoked"]).await;
     assert!(!ok);
     assert_eq!(
-        admin.get_file("shop", "site", None, "README.md").await.unwrap().content,
+        admin
+            .get_file("shop", "site", None, "README.md")
+            .await
+            .unwrap()
+            .content,
         "changed",
         "nothing of the refused push landed"
     );
 
     // An unknown repository is a 404, whatever the token.
     let missing = info.clone_url.replace("site.git", "nope.git");
-    let (ok, err) = git(work, &["clone", &with_token(&missing, &gateway.token), "missing"]).await;
+    let (ok, err) = git(
+        work,
+        &["clone", &with_token(&missing, &gateway.token), "missing"],
+    )
+    .await;
     assert!(!ok);
     assert!(err.contains("404") || err.contains("not found"), "{err}");
     gateway.stop().await;
@@ -299,9 +399,18 @@ async fn a_gzipped_chunked_upload_pack_request_is_inflated_and_answered_with_a_p
     let gateway = Gateway::start().await;
     let admin = gateway.client();
     admin.create_project("shop", None).await.unwrap();
-    let info = admin.create_repo("shop", &repo("site", None), None).await.unwrap().repo;
+    let info = admin
+        .create_repo("shop", &repo("site", None), None)
+        .await
+        .unwrap()
+        .repo;
     let head = admin
-        .commit_files("shop", "site", &commit("first", vec![text("README.md", "hello")]), None)
+        .commit_files(
+            "shop",
+            "site",
+            &commit("first", vec![text("README.md", "hello")]),
+            None,
+        )
         .await
         .unwrap()
         .commit;
@@ -317,7 +426,9 @@ async fn a_gzipped_chunked_upload_pack_request_is_inflated_and_answered_with_a_p
         .basic_auth("x", Some(&gateway.token))
         .header("Content-Type", "application/x-git-upload-pack-request")
         .header("Content-Encoding", "gzip")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .unwrap();

@@ -98,7 +98,10 @@ async fn list_refs(
     Path((project, repo)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     who.require(Capability::Read, Some(&project))?;
-    Ok(Json(serde_json::json!({ "refs": platform.list_refs(&project, &repo).await? })).into_response())
+    Ok(
+        Json(serde_json::json!({ "refs": platform.list_refs(&project, &repo).await? }))
+            .into_response(),
+    )
 }
 
 #[derive(Deserialize)]

@@ -21,7 +21,12 @@ const PLATFORM_EMAIL: &str = "platform@automaton.localhost";
 
 /// An `INTERNAL_ERROR` for a git2 failure while doing `what`.
 pub fn git_error(what: &str) -> impl Fn(git2::Error) -> Error + '_ {
-    move |err| Error::new(ErrorCode::InternalError, format!("{what}: {}", err.message()))
+    move |err| {
+        Error::new(
+            ErrorCode::InternalError,
+            format!("{what}: {}", err.message()),
+        )
+    }
 }
 
 /// Creates an empty bare repository at `dir` whose HEAD names [`DEFAULT_BRANCH`], replacing
@@ -96,7 +101,10 @@ pub fn refs(repo: &Repository) -> Result<Vec<RepoRef>> {
 
 /// The commit `git_ref` names (a branch, tag, full ref or commit id; default HEAD). `None`
 /// for HEAD of an empty repository; `NOT_FOUND` naming the refs that exist otherwise.
-pub fn resolve<'r>(repo: &'r Repository, git_ref: Option<&str>) -> Result<Option<git2::Commit<'r>>> {
+pub fn resolve<'r>(
+    repo: &'r Repository,
+    git_ref: Option<&str>,
+) -> Result<Option<git2::Commit<'r>>> {
     let Some(spec) = git_ref.map(str::trim).filter(|spec| !spec.is_empty()) else {
         let (_, head) = head(repo)?;
         return match head {
@@ -134,11 +142,12 @@ pub fn resolve<'r>(repo: &'r Repository, git_ref: Option<&str>) -> Result<Option
                     known.join(", ")
                 )
             };
-            Err(
-                Error::new(ErrorCode::NotFound, format!("no ref `{spec}` in this repository"))
-                    .with_hint(hint)
-                    .with_state(serde_json::json!({ "refs": known })),
+            Err(Error::new(
+                ErrorCode::NotFound,
+                format!("no ref `{spec}` in this repository"),
             )
+            .with_hint(hint)
+            .with_state(serde_json::json!({ "refs": known })))
         }
     }
 }
@@ -146,8 +155,11 @@ pub fn resolve<'r>(repo: &'r Repository, git_ref: Option<&str>) -> Result<Option
 /// The commit `git_ref` names, or `NOT_FOUND` when the repository is empty.
 fn resolve_existing<'r>(repo: &'r Repository, git_ref: Option<&str>) -> Result<git2::Commit<'r>> {
     resolve(repo, git_ref)?.ok_or_else(|| {
-        Error::new(ErrorCode::NotFound, "the repository is empty: it has no commits")
-            .with_hint("commit files (commitRepoFiles) or `git push` first")
+        Error::new(
+            ErrorCode::NotFound,
+            "the repository is empty: it has no commits",
+        )
+        .with_hint("commit files (commitRepoFiles) or `git push` first")
     })
 }
 
@@ -159,7 +171,8 @@ pub fn log(repo: &Repository, git_ref: Option<&str>, limit: usize) -> Result<Vec
     let mut walk = repo.revwalk().map_err(git_error("walking the history"))?;
     walk.set_sorting(git2::Sort::TIME | git2::Sort::TOPOLOGICAL)
         .map_err(git_error("walking the history"))?;
-    walk.push(start.id()).map_err(git_error("walking the history"))?;
+    walk.push(start.id())
+        .map_err(git_error("walking the history"))?;
     let mut out = Vec::new();
     for id in walk.take(limit) {
         let id = id.map_err(git_error("walking the history"))?;
@@ -207,7 +220,11 @@ fn entries(repo: &Repository, tree: &git2::Tree<'_>, dir: &str) -> Result<Vec<Tr
             let name = entry.name().unwrap_or_default();
             let kind = kind_of(entry.filemode());
             let size = (kind == EntryKind::File)
-                .then(|| odb.read_header(entry.id()).ok().map(|(size, _)| size as u64))
+                .then(|| {
+                    odb.read_header(entry.id())
+                        .ok()
+                        .map(|(size, _)| size as u64)
+                })
                 .flatten();
             TreeEntry {
                 path: if dir.is_empty() {
@@ -253,7 +270,11 @@ fn path_not_found(repo: &Repository, tree: &git2::Tree<'_>, path: &str, commit: 
     .with_state(serde_json::json!({ "directory": dir, "entries": siblings }))
 }
 
-fn parent_tree<'r>(repo: &'r Repository, tree: &git2::Tree<'r>, dir: &str) -> Option<git2::Tree<'r>> {
+fn parent_tree<'r>(
+    repo: &'r Repository,
+    tree: &git2::Tree<'r>,
+    dir: &str,
+) -> Option<git2::Tree<'r>> {
     if dir.is_empty() {
         return Some(tree.clone());
     }
@@ -320,9 +341,7 @@ pub fn file(repo: &Repository, git_ref: Option<&str>, path: &str) -> Result<Repo
     if size > MAX_READ_FILE_BYTES {
         return Err(Error::new(
             ErrorCode::InvalidInput,
-            format!(
-                "`{path}` is {size} bytes, over the {MAX_READ_FILE_BYTES}-byte read limit"
-            ),
+            format!("`{path}` is {size} bytes, over the {MAX_READ_FILE_BYTES}-byte read limit"),
         )
         .with_hint("clone the repository with git to read large files")
         .with_state(serde_json::json!({ "size": size })));
@@ -454,14 +473,18 @@ fn check_author(author: &Author) -> Result<()> {
     let bad = |field: &str| {
         field.trim().is_empty()
             || field.len() > 256
-            || field.chars().any(|c| c.is_control() || c == '<' || c == '>')
+            || field
+                .chars()
+                .any(|c| c.is_control() || c == '<' || c == '>')
     };
     if bad(&author.name) || bad(&author.email) {
         return Err(Error::new(
             ErrorCode::InvalidInput,
             "the author needs a name and an email without `<`, `>` or control characters",
         )
-        .with_hint("e.g. {\"name\": \"Ada\", \"email\": \"ada@example.com\"}, or leave the author out"));
+        .with_hint(
+            "e.g. {\"name\": \"Ada\", \"email\": \"ada@example.com\"}, or leave the author out",
+        ));
     }
     Ok(())
 }
@@ -513,7 +536,9 @@ pub fn commit(repo: &Repository, request: &CommitRequest, now_ms: i64) -> Result
         match &change.bytes {
             None => {
                 if existing.is_none() {
-                    let at = parent.as_ref().map_or_else(|| Oid::ZERO_SHA1, git2::Commit::id);
+                    let at = parent
+                        .as_ref()
+                        .map_or_else(|| Oid::ZERO_SHA1, git2::Commit::id);
                     return Err(path_not_found(repo, &baseline, &change.path, at));
                 }
                 update.remove(change.path.as_str());
@@ -557,7 +582,9 @@ pub fn commit(repo: &Repository, request: &CommitRequest, now_ms: i64) -> Result
             default_branch: is_default,
         });
     }
-    let tree = repo.find_tree(tree_id).map_err(git_error("reading the tree"))?;
+    let tree = repo
+        .find_tree(tree_id)
+        .map_err(git_error("reading the tree"))?;
     let time = git2::Time::new(now_ms.div_euclid(1000), 0);
     let committer = git2::Signature::new(PLATFORM_NAME, PLATFORM_EMAIL, &time)
         .map_err(git_error("signing the commit"))?;
@@ -570,7 +597,10 @@ pub fn commit(repo: &Repository, request: &CommitRequest, now_ms: i64) -> Result
     let id = repo
         .commit(None, &author, &committer, &request.message, &tree, &parents)
         .map_err(git_error("writing the commit"))?;
-    let log_message = format!("commitRepoFiles: {}", request.message.lines().next().unwrap_or(""));
+    let log_message = format!(
+        "commitRepoFiles: {}",
+        request.message.lines().next().unwrap_or("")
+    );
     let moved = match current {
         Some(old) => repo.reference_matching(&refname, id, true, old, &log_message),
         None => repo.reference(&refname, id, false, &log_message),
@@ -585,7 +615,8 @@ pub fn commit(repo: &Repository, request: &CommitRequest, now_ms: i64) -> Result
     })?;
     if head.is_none() && !is_default {
         // An empty repository's first branch becomes its default.
-        repo.set_head(&refname).map_err(git_error("pointing HEAD at the branch"))?;
+        repo.set_head(&refname)
+            .map_err(git_error("pointing HEAD at the branch"))?;
     }
     Ok(Committed {
         commit: id,
@@ -609,7 +640,12 @@ pub fn export(repo: &Repository, commit: Oid, dest: &Path) -> Result<u64> {
     Ok(files)
 }
 
-fn export_tree(repo: &Repository, tree: &git2::Tree<'_>, dir: &Path, files: &mut u64) -> Result<()> {
+fn export_tree(
+    repo: &Repository,
+    tree: &git2::Tree<'_>,
+    dir: &Path,
+    files: &mut u64,
+) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let io = |path: &Path, err: std::io::Error| {
         Error::new(

@@ -15,8 +15,8 @@ use super::repo_git::{self, git_error};
 use super::{LocalPlatform, store};
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{
-    CommitRequest, CommitResult, CreatedRepo, DeletedRepo, MAX_LOG_LIMIT, RepoCommit,
-    RepoDeploy, RepoFile, RepoInfo, RepoRef, RepoRequest, RepoTree, validate_name,
+    CommitRequest, CommitResult, CreatedRepo, DeletedRepo, MAX_LOG_LIMIT, RepoCommit, RepoDeploy,
+    RepoFile, RepoInfo, RepoRef, RepoRequest, RepoTree, validate_name,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::PathBuf;
@@ -45,11 +45,13 @@ fn repo_row(conn: &Connection, project: &str, name: &str) -> Result<Option<RepoR
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    Ok(row.map(|(deploy_service, last_deploy, created_at)| RepoRow {
-        deploy_service,
-        last_deploy: last_deploy.and_then(|text| serde_json::from_str(&text).ok()),
-        created_at,
-    }))
+    Ok(
+        row.map(|(deploy_service, last_deploy, created_at)| RepoRow {
+            deploy_service,
+            last_deploy: last_deploy.and_then(|text| serde_json::from_str(&text).ok()),
+            created_at,
+        }),
+    )
 }
 
 fn repo_names(conn: &Connection, project: &str) -> Result<Vec<String>> {
@@ -394,7 +396,8 @@ impl LocalPlatform {
         }
         let now = self.inner.clock.now_ms();
         let owned = request.clone();
-        let committed = on_git(move || repo_git::commit(&repo_git::open(&dir)?, &owned, now)).await?;
+        let committed =
+            on_git(move || repo_git::commit(&repo_git::open(&dir)?, &owned, now)).await?;
         let (p, n) = (project.to_owned(), name.to_owned());
         let deploy_service = self
             .on_db(move |db, _| Ok(repo_row(db.conn(), &p, &n)?.and_then(|row| row.deploy_service)))
@@ -429,7 +432,9 @@ impl LocalPlatform {
                     store::record_event(tx, &p, "repo.commit", None, &message, now)?;
                 }
                 match key {
-                    Some(key) => store::remember(tx, &key, "commitRepoFiles", &body, &recorded, now),
+                    Some(key) => {
+                        store::remember(tx, &key, "commitRepoFiles", &body, &recorded, now)
+                    }
                     None => Ok(()),
                 }
             })
@@ -496,13 +501,19 @@ impl LocalPlatform {
         let id = git2::Oid::from_str(commit).map_err(git_error("reading the commit id"))?;
         let packed = on_git(move || {
             std::fs::create_dir_all(&scratch_root).map_err(|err| {
-                Error::new(ErrorCode::InternalError, format!("a scratch directory: {err}"))
+                Error::new(
+                    ErrorCode::InternalError,
+                    format!("a scratch directory: {err}"),
+                )
             })?;
             let scratch = tempfile::Builder::new()
                 .prefix("repo-export-")
                 .tempdir_in(&scratch_root)
                 .map_err(|err| {
-                    Error::new(ErrorCode::InternalError, format!("a scratch directory: {err}"))
+                    Error::new(
+                        ErrorCode::InternalError,
+                        format!("a scratch directory: {err}"),
+                    )
                 })?;
             let tree = scratch.path().join("tree");
             repo_git::export(&repo_git::open(&dir)?, id, &tree)?;
@@ -549,7 +560,14 @@ impl LocalPlatform {
                     ),
                     (None, None) => format!("{n}: nothing deployed"),
                 };
-                store::record_event(tx, &p, "repo.deploy", Some(&recorded.service), &message, now)
+                store::record_event(
+                    tx,
+                    &p,
+                    "repo.deploy",
+                    Some(&recorded.service),
+                    &message,
+                    now,
+                )
             })
         })
         .await?;

@@ -73,13 +73,19 @@ pub(crate) async fn repo_verbs_scenario(platform: &dyn Platform) {
     assert!(created.created);
     assert_eq!(created.repo.default_branch, "main");
     assert_eq!(created.repo.head, None);
-    assert!(created.repo.clone_url.ends_with("/forge/site.git"), "{created:?}");
+    assert!(
+        created.repo.clone_url.ends_with("/forge/site.git"),
+        "{created:?}"
+    );
     let again = platform
         .create_repo("forge", &repo("site", Some("web")), None)
         .await
         .unwrap();
     assert!(!again.created);
-    assert_eq!(again.repo.deploy_service, None, "the existing one, unchanged");
+    assert_eq!(
+        again.repo.deploy_service, None,
+        "the existing one, unchanged"
+    );
     for (bad, hint) in [("site.git", "leave out `.git`"), ("My Site", "`my-site`")] {
         let err = platform
             .create_repo("forge", &repo(bad, None), None)
@@ -95,9 +101,24 @@ pub(crate) async fn repo_verbs_scenario(platform: &dyn Platform) {
     assert_eq!(err.code, ErrorCode::InvalidInput);
 
     // An empty repository: no commits, no refs, and a tree read says how to fill it.
-    assert!(platform.list_commits("forge", "site", None, 10).await.unwrap().is_empty());
-    assert!(platform.list_refs("forge", "site").await.unwrap().is_empty());
-    let err = platform.get_tree("forge", "site", None, "").await.unwrap_err();
+    assert!(
+        platform
+            .list_commits("forge", "site", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        platform
+            .list_refs("forge", "site")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let err = platform
+        .get_tree("forge", "site", None, "")
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
     assert!(err.hint.contains("commit files"), "{err:?}");
 
@@ -144,13 +165,19 @@ pub(crate) async fn repo_verbs_scenario(platform: &dyn Platform) {
             ("logo.bin", EntryKind::File, Some(7)),
         ]
     );
-    let src = platform.get_tree("forge", "site", None, "src/").await.unwrap();
+    let src = platform
+        .get_tree("forge", "site", None, "src/")
+        .await
+        .unwrap();
     assert_eq!(src.entries[0].path, "src/app.py");
     let page = platform
         .get_file("forge", "site", None, "index.html")
         .await
         .unwrap();
-    assert_eq!((page.encoding, page.content.as_str()), (ContentEncoding::Utf8, "<h1>v1</h1>"));
+    assert_eq!(
+        (page.encoding, page.content.as_str()),
+        (ContentEncoding::Utf8, "<h1>v1</h1>")
+    );
     let binary = platform
         .get_file("forge", "site", None, "logo.bin")
         .await
@@ -169,19 +196,35 @@ pub(crate) async fn repo_verbs_scenario(platform: &dyn Platform) {
         .commit_files(
             "forge",
             "site",
-            &commit("second page\n\nwith a body", vec![text("index.html", "<h1>v2</h1>"), deletion("src/app.py")]),
+            &commit(
+                "second page\n\nwith a body",
+                vec![text("index.html", "<h1>v2</h1>"), deletion("src/app.py")],
+            ),
             None,
         )
         .await
         .unwrap();
     assert!(second.changed && !second.created_branch);
-    let log = platform.list_commits("forge", "site", None, 10).await.unwrap();
+    let log = platform
+        .list_commits("forge", "site", None, 10)
+        .await
+        .unwrap();
     assert_eq!(log.len(), 2);
     assert_eq!(log[0].id, second.commit);
     assert_eq!(log[0].message, "second page\n\nwith a body");
-    assert_eq!(log[0].parents, [first.commit.clone()]);
-    assert_eq!((log[1].author_name.as_str(), log[1].author_email.as_str()), ("Ada", "ada@example.com"));
-    assert_eq!(platform.list_commits("forge", "site", None, 1).await.unwrap().len(), 1);
+    assert_eq!(log[0].parents, std::slice::from_ref(&first.commit));
+    assert_eq!(
+        (log[1].author_name.as_str(), log[1].author_email.as_str()),
+        ("Ada", "ada@example.com")
+    );
+    assert_eq!(
+        platform
+            .list_commits("forge", "site", None, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let old = platform
         .get_file("forge", "site", Some(&first.commit), "src/app.py")
         .await
@@ -199,66 +242,131 @@ pub(crate) async fn repo_verbs_scenario(platform: &dyn Platform) {
 
     // The same content again changes nothing; an idempotency key replays the first answer.
     let same = platform
-        .commit_files("forge", "site", &commit("again", vec![text("index.html", "<h1>v2</h1>")]), None)
+        .commit_files(
+            "forge",
+            "site",
+            &commit("again", vec![text("index.html", "<h1>v2</h1>")]),
+            None,
+        )
         .await
         .unwrap();
     assert!(!same.changed);
     assert_eq!(same.commit, second.commit);
     let keyed = commit("keyed", vec![text("notes.txt", "one")]);
-    let once = platform.commit_files("forge", "site", &keyed, Some("commit-1")).await.unwrap();
-    let twice = platform.commit_files("forge", "site", &keyed, Some("commit-1")).await.unwrap();
+    let once = platform
+        .commit_files("forge", "site", &keyed, Some("commit-1"))
+        .await
+        .unwrap();
+    let twice = platform
+        .commit_files("forge", "site", &keyed, Some("commit-1"))
+        .await
+        .unwrap();
     assert_eq!(once, twice);
-    assert_eq!(platform.list_commits("forge", "site", None, 10).await.unwrap().len(), 3);
+    assert_eq!(
+        platform
+            .list_commits("forge", "site", None, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
 
     // Another branch starts from main; refs list both.
     let mut feature = commit("feature work", vec![text("feature.txt", "wip")]);
     feature.branch = Some("feature/login".to_owned());
-    let on_feature = platform.commit_files("forge", "site", &feature, None).await.unwrap();
+    let on_feature = platform
+        .commit_files("forge", "site", &feature, None)
+        .await
+        .unwrap();
     assert!(on_feature.created_branch);
     assert_eq!(on_feature.branch, "feature/login");
     let refs = platform.list_refs("forge", "site").await.unwrap();
     let ref_names: Vec<&str> = refs.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(ref_names, ["refs/heads/feature/login", "refs/heads/main"]);
     assert_eq!(
-        platform.list_commits("forge", "site", Some("feature/login"), 10).await.unwrap().len(),
+        platform
+            .list_commits("forge", "site", Some("feature/login"), 10)
+            .await
+            .unwrap()
+            .len(),
         4
     );
-    assert_eq!(platform.get_repo("forge", "site").await.unwrap().head, Some(once.commit.clone()));
+    assert_eq!(
+        platform.get_repo("forge", "site").await.unwrap().head,
+        Some(once.commit.clone())
+    );
 
     // Bad inputs: clear errors, nothing written.
-    for bad in ["../escape.txt", "/etc/passwd", ".git/config", "src/.GIT/x", "a//b", "a/./b", "back\\slash"] {
+    for bad in [
+        "../escape.txt",
+        "/etc/passwd",
+        ".git/config",
+        "src/.GIT/x",
+        "a//b",
+        "a/./b",
+        "back\\slash",
+    ] {
         let err = platform
             .commit_files("forge", "site", &commit("bad", vec![text(bad, "x")]), None)
             .await
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidInput, "{bad}: {err:?}");
         assert!(err.hint.contains("relative path"), "{bad}: {err:?}");
-        let err = platform.get_file("forge", "site", None, bad).await.unwrap_err();
+        let err = platform
+            .get_file("forge", "site", None, bad)
+            .await
+            .unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidInput, "{bad}: {err:?}");
     }
     for (request, word) in [
         (commit("  ", vec![text("a.txt", "x")]), "message"),
         (commit("no files", vec![]), "no files"),
-        (commit("twice", vec![text("a.txt", "x"), text("a.txt", "y")]), "twice"),
-        (commit("dir", vec![text("index.html/inner", "x")]), "fit the tree"),
+        (
+            commit("twice", vec![text("a.txt", "x"), text("a.txt", "y")]),
+            "twice",
+        ),
+        (
+            commit("dir", vec![text("index.html/inner", "x")]),
+            "fit the tree",
+        ),
     ] {
-        let err = platform.commit_files("forge", "site", &request, None).await.unwrap_err();
+        let err = platform
+            .commit_files("forge", "site", &request, None)
+            .await
+            .unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidInput, "{word}: {err:?}");
         assert!(err.message.contains(word), "{word}: {err:?}");
     }
     let mut bad_branch = commit("branch", vec![text("a.txt", "x")]);
     bad_branch.branch = Some("no..dots".to_owned());
     assert_eq!(
-        platform.commit_files("forge", "site", &bad_branch, None).await.unwrap_err().code,
+        platform
+            .commit_files("forge", "site", &bad_branch, None)
+            .await
+            .unwrap_err()
+            .code,
         ErrorCode::InvalidInput
     );
     let err = platform
-        .commit_files("forge", "site", &commit("gone", vec![deletion("missing.txt")]), None)
+        .commit_files(
+            "forge",
+            "site",
+            &commit("gone", vec![deletion("missing.txt")]),
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
     assert!(err.hint.contains("index.html"), "{err:?}");
-    assert_eq!(platform.list_commits("forge", "site", None, 10).await.unwrap().len(), 3, "nothing committed");
+    assert_eq!(
+        platform
+            .list_commits("forge", "site", None, 10)
+            .await
+            .unwrap()
+            .len(),
+        3,
+        "nothing committed"
+    );
 
     let err = platform
         .list_commits("forge", "site", Some("nope"), 10)
@@ -267,19 +375,31 @@ pub(crate) async fn repo_verbs_scenario(platform: &dyn Platform) {
     assert_eq!(err.code, ErrorCode::NotFound);
     assert!(err.hint.contains("main"), "{err:?}");
     assert_eq!(err.state.unwrap()["refs"][1], "main");
-    let err = platform.get_file("forge", "site", None, "src/app.py").await.unwrap_err();
+    let err = platform
+        .get_file("forge", "site", None, "src/app.py")
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
     assert!(err.hint.contains("index.html"), "{err:?}");
-    let err = platform.get_file("forge", "site", None, "").await.unwrap_err();
+    let err = platform
+        .get_file("forge", "site", None, "")
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidInput);
-    let err = platform.get_tree("forge", "site", None, "index.html").await.unwrap_err();
+    let err = platform
+        .get_tree("forge", "site", None, "index.html")
+        .await
+        .unwrap_err();
     assert!(err.hint.contains("getRepoFile"), "{err:?}");
     let err = platform.get_repo("forge", "stie").await.unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
     assert!(err.hint.contains("did you mean `site`"), "{err:?}");
 
     // List, then delete: confirmation needed, idempotent.
-    platform.create_repo("forge", &repo("docs", None), None).await.unwrap();
+    platform
+        .create_repo("forge", &repo("docs", None), None)
+        .await
+        .unwrap();
     let names: Vec<String> = platform
         .list_repos("forge")
         .await
@@ -288,17 +408,35 @@ pub(crate) async fn repo_verbs_scenario(platform: &dyn Platform) {
         .map(|r| r.name)
         .collect();
     assert_eq!(names, ["docs", "site"]);
-    let err = platform.delete_repo("forge", "site", false, None).await.unwrap_err();
+    let err = platform
+        .delete_repo("forge", "site", false, None)
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidInput);
     assert!(err.hint.contains("confirm=true"), "{err:?}");
-    assert!(platform.delete_repo("forge", "site", true, None).await.unwrap().deleted);
-    assert!(!platform.delete_repo("forge", "site", true, None).await.unwrap().deleted);
+    assert!(
+        platform
+            .delete_repo("forge", "site", true, None)
+            .await
+            .unwrap()
+            .deleted
+    );
+    assert!(
+        !platform
+            .delete_repo("forge", "site", true, None)
+            .await
+            .unwrap()
+            .deleted
+    );
     assert_eq!(
         platform.get_repo("forge", "site").await.unwrap_err().code,
         ErrorCode::NotFound
     );
     // A repository created again under the same name starts empty.
-    let fresh = platform.create_repo("forge", &repo("site", None), None).await.unwrap();
+    let fresh = platform
+        .create_repo("forge", &repo("site", None), None)
+        .await
+        .unwrap();
     assert!(fresh.created && fresh.repo.head.is_none());
 }
 
@@ -324,24 +462,52 @@ async fn a_commit_to_the_default_branch_deploys_the_repository_s_service() {
         .await
         .unwrap();
     let committed = platform
-        .commit_files("shop", "site", &commit("the page", vec![text("index.html", "from the forge")]), None)
+        .commit_files(
+            "shop",
+            "site",
+            &commit("the page", vec![text("index.html", "from the forge")]),
+            None,
+        )
         .await
         .unwrap();
     let deploy = committed.deploy.clone().unwrap();
-    assert_eq!((deploy.commit.as_str(), deploy.service.as_str()), (committed.commit.as_str(), "web"));
+    assert_eq!(
+        (deploy.commit.as_str(), deploy.service.as_str()),
+        (committed.commit.as_str(), "web")
+    );
     let operation = platform
-        .wait_operation(deploy.operation_id.as_deref().unwrap(), Duration::from_secs(60))
+        .wait_operation(
+            deploy.operation_id.as_deref().unwrap(),
+            Duration::from_secs(60),
+        )
         .await
         .unwrap();
-    assert_eq!(operation.status, OperationStatus::Succeeded, "{operation:?}");
-    let url = operation.result.unwrap()["url"].as_str().unwrap().to_owned();
-    assert_eq!(crate::test_support::get(&url).await, (200, "from the forge".to_owned()));
+    assert_eq!(
+        operation.status,
+        OperationStatus::Succeeded,
+        "{operation:?}"
+    );
+    let url = operation.result.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        crate::test_support::get(&url).await,
+        (200, "from the forge".to_owned())
+    );
     let info = platform.get_repo("shop", "site").await.unwrap();
     assert_eq!(info.last_deploy, Some(deploy));
     // Another branch deploys nothing; a push with nothing new deploys nothing.
     let mut side = commit("side", vec![text("index.html", "side")]);
     side.branch = Some("side".to_owned());
-    assert_eq!(platform.commit_files("shop", "site", &side, None).await.unwrap().deploy, None);
+    assert_eq!(
+        platform
+            .commit_files("shop", "site", &side, None)
+            .await
+            .unwrap()
+            .deploy,
+        None
+    );
     assert_eq!(platform.repo_pushed("shop", "site").await.unwrap(), None);
     let events: Vec<String> = platform
         .get_project("shop")

@@ -202,7 +202,12 @@ impl Tool for RepoTool {
             }
             RepoAction::Tree => output(
                 &platform
-                    .get_tree(project, repo()?, args.git_ref.as_deref(), args.path.as_deref().unwrap_or(""))
+                    .get_tree(
+                        project,
+                        repo()?,
+                        args.git_ref.as_deref(),
+                        args.path.as_deref().unwrap_or(""),
+                    )
                     .await
                     .map_err(to_tool_error)?,
             ),

@@ -25,7 +25,10 @@ impl PlatformAccess for Local {
     }
 }
 
-async fn call(tool: &TypedTool<RepoTool>, args: serde_json::Value) -> Result<serde_json::Value, ToolError> {
+async fn call(
+    tool: &TypedTool<RepoTool>,
+    args: serde_json::Value,
+) -> Result<serde_json::Value, ToolError> {
     let ctx = ToolContext {
         call_id: "call-1".to_owned(),
         turn_id: Some(1),
@@ -53,7 +56,10 @@ async fn the_repo_tool_creates_commits_reads_and_deletes_with_risk_per_action() 
 
     let spec = tool.spec();
     assert!(spec.description.len() < 250, "{}", spec.description);
-    assert_eq!(spec.parameters["required"], serde_json::json!(["action", "project"]));
+    assert_eq!(
+        spec.parameters["required"],
+        serde_json::json!(["action", "project"])
+    );
     assert_eq!(spec.parameters["properties"]["action"]["enum"][6], "commit");
     for (action, risk, effect) in [
         ("list", RiskLevel::Safe, Effect::ReadOnly),
@@ -68,9 +74,12 @@ async fn the_repo_tool_creates_commits_reads_and_deletes_with_risk_per_action() 
         assert_eq!((assessed.risk, assessed.effect), (risk, effect), "{action}");
     }
 
-    let created = call(&tool, serde_json::json!({"action": "create", "project": "shop", "repo": "site"}))
-        .await
-        .unwrap();
+    let created = call(
+        &tool,
+        serde_json::json!({"action": "create", "project": "shop", "repo": "site"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(created["created"], true);
     let committed = call(
         &tool,
@@ -87,13 +96,19 @@ async fn the_repo_tool_creates_commits_reads_and_deletes_with_risk_per_action() 
         .await
         .unwrap();
     assert_eq!(file["content"], "<h1>hi</h1>");
-    let tree = call(&tool, serde_json::json!({"action": "tree", "project": "shop", "repo": "site"}))
-        .await
-        .unwrap();
+    let tree = call(
+        &tool,
+        serde_json::json!({"action": "tree", "project": "shop", "repo": "site"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(tree["entries"][0]["path"], "app");
-    let log = call(&tool, serde_json::json!({"action": "log", "project": "shop", "repo": "site"}))
-        .await
-        .unwrap();
+    let log = call(
+        &tool,
+        serde_json::json!({"action": "log", "project": "shop", "repo": "site"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(log["commits"][0]["id"], committed["commit"]);
     // A null content deletes the path.
     let removed = call(
@@ -102,24 +117,44 @@ async fn the_repo_tool_creates_commits_reads_and_deletes_with_risk_per_action() 
     )
     .await
     .unwrap();
-    let tree = call(&tool, serde_json::json!({"action": "tree", "project": "shop", "repo": "site"}))
-        .await
-        .unwrap();
+    let tree = call(
+        &tool,
+        serde_json::json!({"action": "tree", "project": "shop", "repo": "site"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(tree["entries"].as_array().unwrap().len(), 1, "{tree}");
-    let info = call(&tool, serde_json::json!({"action": "info", "project": "shop", "repo": "site"}))
-        .await
-        .unwrap();
+    let info = call(
+        &tool,
+        serde_json::json!({"action": "info", "project": "shop", "repo": "site"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(info["head"], removed["commit"]);
-    let listed = call(&tool, serde_json::json!({"action": "list", "project": "shop"}))
-        .await
-        .unwrap();
+    let listed = call(
+        &tool,
+        serde_json::json!({"action": "list", "project": "shop"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(listed["repos"][0]["name"], "site");
 
     // Errors the model can act on.
     let (code, message, _) = model_error(
-        call(&tool, serde_json::json!({"action": "info", "project": "shop"})).await.unwrap_err(),
+        call(
+            &tool,
+            serde_json::json!({"action": "info", "project": "shop"}),
+        )
+        .await
+        .unwrap_err(),
     );
-    assert_eq!((code, message.as_str()), (ToolErrorCode::InvalidArguments, "action `info` needs `repo`"));
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            ToolErrorCode::InvalidArguments,
+            "action `info` needs `repo`"
+        )
+    );
     let (code, _, hint) = model_error(
         call(&tool, serde_json::json!({"action": "file", "project": "shop", "repo": "site", "path": "nope.txt"}))
             .await
@@ -135,13 +170,19 @@ async fn the_repo_tool_creates_commits_reads_and_deletes_with_risk_per_action() 
     assert_eq!(code, ToolErrorCode::InvalidArguments);
     assert!(hint.contains("relative path"), "{hint}");
     let (_, _, hint) = model_error(
-        call(&tool, serde_json::json!({"action": "delete", "project": "shop", "repo": "site"}))
-            .await
-            .unwrap_err(),
+        call(
+            &tool,
+            serde_json::json!({"action": "delete", "project": "shop", "repo": "site"}),
+        )
+        .await
+        .unwrap_err(),
     );
     assert!(hint.contains("confirm"), "{hint}");
-    let deleted = call(&tool, serde_json::json!({"action": "delete", "project": "shop", "repo": "site", "confirm": true}))
-        .await
-        .unwrap();
+    let deleted = call(
+        &tool,
+        serde_json::json!({"action": "delete", "project": "shop", "repo": "site", "confirm": true}),
+    )
+    .await
+    .unwrap();
     assert_eq!(deleted["deleted"], true);
 }

@@ -487,7 +487,11 @@ fn the_repos_cli_commits_reads_and_deletes_and_git_pushes_through_the_daemon_dep
     std::fs::create_dir_all(cwd.join("src")).unwrap();
     assert!(platform(&cwd, &data, &["init", "shop"]).status.success());
 
-    let created = platform(&cwd, &data, &["repos", "create", "site", "--deploy-service", "web"]);
+    let created = platform(
+        &cwd,
+        &data,
+        &["repos", "create", "site", "--deploy-service", "web"],
+    );
     assert!(created.status.success(), "{}", stderr(&created));
     let clone_url = json(&created)["repo"]["clone_url"]
         .as_str()
@@ -504,12 +508,23 @@ fn the_repos_cli_commits_reads_and_deletes_and_git_pushes_through_the_daemon_dep
     let committed = platform(
         &cwd,
         &data,
-        &["repos", "commit", "site", "index.html", "./src/app.py", "-m", "first"],
+        &[
+            "repos",
+            "commit",
+            "site",
+            "index.html",
+            "./src/app.py",
+            "-m",
+            "first",
+        ],
     );
     assert!(committed.status.success(), "{}", stderr(&committed));
     let committed = json(&committed);
     assert_eq!(committed["branch"], "main");
-    assert!(committed["deploy"]["operation_id"].as_str().is_some(), "{committed}");
+    assert!(
+        committed["deploy"]["operation_id"].as_str().is_some(),
+        "{committed}"
+    );
     let proxy = endpoint["proxy"].as_str().unwrap();
     let live = format!(
         "http://web-shop.localhost:{}/",
@@ -517,11 +532,19 @@ fn the_repos_cli_commits_reads_and_deletes_and_git_pushes_through_the_daemon_dep
     );
     wait_for_body(&live, "from the cli");
 
-    let log = json(&platform(&cwd, &data, &["repos", "log", "site", "--limit", "5"]));
+    let log = json(&platform(
+        &cwd,
+        &data,
+        &["repos", "log", "site", "--limit", "5"],
+    ));
     assert_eq!(log[0]["message"], "first");
     let tree = json(&platform(&cwd, &data, &["repos", "tree", "site"]));
     assert_eq!(tree["entries"][0]["path"], "src");
-    let file = json(&platform(&cwd, &data, &["repos", "file", "site", "src/app.py"]));
+    let file = json(&platform(
+        &cwd,
+        &data,
+        &["repos", "file", "site", "src/app.py"],
+    ));
     assert_eq!(file["content"], "print(1)\n");
     let refs = json(&platform(&cwd, &data, &["repos", "refs", "site"]));
     assert_eq!(refs[0]["name"], "refs/heads/main");
@@ -538,7 +561,11 @@ fn the_repos_cli_commits_reads_and_deletes_and_git_pushes_through_the_daemon_dep
     assert!(cloned.status.success(), "{}", stderr(&cloned));
     let checkout = work.path().join("checkout");
     std::fs::write(checkout.join("index.html"), "from git").unwrap();
-    assert!(git(&checkout, &["commit", "-am", "pushed"]).status.success());
+    assert!(
+        git(&checkout, &["commit", "-am", "pushed"])
+            .status
+            .success()
+    );
     let pushed = git(&checkout, &["push", "origin", "HEAD:main"]);
     assert!(pushed.status.success(), "{}", stderr(&pushed));
     wait_for_body(&live, "from git");
@@ -557,9 +584,17 @@ fn the_repos_cli_commits_reads_and_deletes_and_git_pushes_through_the_daemon_dep
     assert_eq!(escape["code"], "INVALID_INPUT");
     let unconfirmed = error_json(&platform(&cwd, &data, &["repos", "delete", "site"]));
     assert_eq!(unconfirmed["code"], "INVALID_INPUT");
-    let deleted = json(&platform(&cwd, &data, &["repos", "delete", "site", "--confirm"]));
+    let deleted = json(&platform(
+        &cwd,
+        &data,
+        &["repos", "delete", "site", "--confirm"],
+    ));
     assert_eq!(deleted["deleted"], true);
-    let again = json(&platform(&cwd, &data, &["repos", "delete", "site", "--confirm"]));
+    let again = json(&platform(
+        &cwd,
+        &data,
+        &["repos", "delete", "site", "--confirm"],
+    ));
     assert_eq!(again["deleted"], false);
     assert_eq!(daemon.stop().code(), Some(0));
 }

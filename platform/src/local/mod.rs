@@ -633,6 +633,7 @@ impl Platform for LocalPlatform {
                 })
                 .await?;
             self.stop_project(name).await;
+            self.remove_project_repos(name).await?;
             Ok(deleted)
         })
     }

@@ -106,6 +106,17 @@ fn validate_repo_name(name: &str) -> Result<()> {
     validate_name("repository", name)
 }
 
+/// Removes `dir` and everything in it; gone already is fine.
+async fn remove_dir(dir: &std::path::Path) -> Result<()> {
+    match tokio::fs::remove_dir_all(dir).await {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(Error::new(
+            ErrorCode::InternalError,
+            format!("removing {}: {err}", dir.display()),
+        )),
+        _ => Ok(()),
+    }
+}
+
 async fn on_git<T, F>(work: F) -> Result<T>
 where
     T: Send + 'static,
@@ -301,20 +312,15 @@ impl LocalPlatform {
                 })
             })
             .await?;
-        let dir = self.repo_dir(project, name);
-        if deleted.deleted && dir.starts_with(self.repos_root()) {
-            tokio::fs::remove_dir_all(&dir).await.or_else(|err| {
-                if err.kind() == std::io::ErrorKind::NotFound {
-                    Ok(())
-                } else {
-                    Err(Error::new(
-                        ErrorCode::InternalError,
-                        format!("removing {}: {err}", dir.display()),
-                    ))
-                }
-            })?;
+        if deleted.deleted {
+            remove_dir(&self.repo_dir(project, name)).await?;
         }
         Ok(deleted)
+    }
+
+    /// Removes the bare repositories of a deleted project (their rows went with it).
+    pub(crate) async fn remove_project_repos(&self, project: &str) -> Result<()> {
+        remove_dir(&self.repos_root().join(project)).await
     }
 
     /// Runs `read` on the repository (after checking it exists) on the blocking pool.

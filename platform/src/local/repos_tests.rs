@@ -448,8 +448,12 @@ async fn the_local_platform_runs_the_repo_verbs_scenario() {
     // In process, without a gateway, the clone URL is the bare repository itself.
     let info = platform.get_repo("forge", "docs").await.unwrap();
     assert!(info.clone_url.starts_with("file://"), "{info:?}");
-    let dir = info.clone_url.trim_start_matches("file://");
-    assert!(git2::Repository::open_bare(dir).is_ok());
+    let dir = info.clone_url.trim_start_matches("file://").to_owned();
+    assert!(git2::Repository::open_bare(&dir).is_ok());
+    // Deleting the project deletes its repositories, on disk too.
+    platform.delete_project("forge", true, None).await.unwrap();
+    assert!(!std::path::Path::new(&dir).exists());
+    assert!(!platform.repos_root().join("forge").exists());
 }
 
 #[tokio::test]

@@ -35,8 +35,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 pub(super) fn routes() -> axum::Router<LocalPlatform> {
     axum::Router::new()
         .route("/git/{project}/{repo}/info/refs", get(info_refs))
-        .route("/git/{project}/{repo}/git-upload-pack", post(upload_pack))
-        .route("/git/{project}/{repo}/git-receive-pack", post(receive_pack))
+        .route("/git/{project}/{repo}/{service}", post(rpc))
         .layer(DefaultBodyLimit::disable())
 }
 
@@ -50,6 +49,13 @@ enum Service {
 }
 
 impl Service {
+    /// The service a `service=` parameter or a POST path names.
+    fn parse(name: &str) -> Option<Self> {
+        [Self::UploadPack, Self::ReceivePack]
+            .into_iter()
+            .find(|service| service.name() == name)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::UploadPack => "git-upload-pack",
@@ -136,6 +142,20 @@ async fn admit(
     Ok(principal)
 }
 
+/// One smart-HTTP request, as the CGI backend needs it.
+struct GitRequest {
+    project: String,
+    /// The repository's name, without `.git`.
+    repo: String,
+    service: Service,
+    /// What follows the repository in the path: `info/refs` or the service's name.
+    rest: &'static str,
+    method: Method,
+    query: String,
+    headers: HeaderMap,
+    body: Body,
+}
+
 /// `GET …/info/refs?service=…`: the ref advertisement (smart protocol only).
 async fn info_refs(
     State(platform): State<LocalPlatform>,
@@ -144,110 +164,87 @@ async fn info_refs(
     headers: HeaderMap,
 ) -> Response {
     let query = query.unwrap_or_default();
-    let service = match query
+    let Some(service) = query
         .split('&')
         .find_map(|pair| pair.strip_prefix("service="))
-    {
-        Some("git-upload-pack") => Service::UploadPack,
-        Some("git-receive-pack") => Service::ReceivePack,
-        _ => {
-            return refusal(
-                StatusCode::FORBIDDEN,
-                &Error::new(
-                    ErrorCode::InvalidInput,
-                    "only git's smart HTTP protocol is served",
-                )
-                .with_hint("use git 1.6.6 or newer"),
-            );
-        }
+        .and_then(Service::parse)
+    else {
+        return refusal(
+            StatusCode::FORBIDDEN,
+            &Error::new(
+                ErrorCode::InvalidInput,
+                "only git's smart HTTP protocol is served",
+            )
+            .with_hint("use git 1.6.6 or newer"),
+        );
     };
     serve(
         platform,
-        project,
-        repo,
-        service,
-        "info/refs",
-        Method::GET,
-        query,
-        headers,
-        Body::empty(),
+        GitRequest {
+            project,
+            repo,
+            service,
+            rest: "info/refs",
+            method: Method::GET,
+            query,
+            headers,
+            body: Body::empty(),
+        },
     )
     .await
 }
 
-async fn upload_pack(
+/// `POST …/git-upload-pack` or `…/git-receive-pack`: one exchange of the protocol.
+async fn rpc(
     State(platform): State<LocalPlatform>,
-    Path((project, repo)): Path<(String, String)>,
+    Path((project, repo, name)): Path<(String, String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let service = Service::UploadPack;
-    serve(
-        platform,
+    let Some(service) = Service::parse(&name) else {
+        return refusal(
+            StatusCode::NOT_FOUND,
+            &Error::new(ErrorCode::NotFound, format!("no git service `{name}`"))
+                .with_hint("git posts to git-upload-pack or git-receive-pack"),
+        );
+    };
+    let request = GitRequest {
         project,
         repo,
         service,
-        service.name(),
-        Method::POST,
-        String::new(),
+        rest: service.name(),
+        method: Method::POST,
+        query: String::new(),
         headers,
         body,
-    )
-    .await
+    };
+    serve(platform, request).await
 }
 
-async fn receive_pack(
-    State(platform): State<LocalPlatform>,
-    Path((project, repo)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let service = Service::ReceivePack;
-    serve(
-        platform,
-        project,
-        repo,
-        service,
-        service.name(),
-        Method::POST,
-        String::new(),
-        headers,
-        body,
+/// Admits the request, checks the repository exists, and runs the backend.
+async fn serve(platform: LocalPlatform, mut request: GitRequest) -> Response {
+    let principal = match admit(
+        &platform,
+        &request.headers,
+        &request.project,
+        request.service,
     )
     .await
-}
-
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one CGI request's parts, passed once"
-)]
-async fn serve(
-    platform: LocalPlatform,
-    project: String,
-    repo: String,
-    service: Service,
-    rest: &str,
-    method: Method,
-    query: String,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let principal = match admit(&platform, &headers, &project, service).await {
+    {
         Ok(principal) => principal,
         Err(response) => return response,
     };
-    let name = repo.strip_suffix(".git").unwrap_or(&repo).to_owned();
-    if let Err(error) = platform.require_repo(&project, &name).await {
+    if let Some(stem) = request.repo.strip_suffix(".git") {
+        request.repo = stem.to_owned();
+    }
+    if let Err(error) = platform.require_repo(&request.project, &request.repo).await {
         return refusal(crate::gateway::status_of(error.code), &error);
     }
-    match backend(
-        &platform, &principal, &project, &name, service, rest, &method, &query, &headers, body,
-    )
-    .await
-    {
+    let (project, repo) = (request.project.clone(), request.repo.clone());
+    match backend(&platform, &principal, request).await {
         Ok(response) => response,
         Err(error) => {
-            tracing::warn!(error = %error, project, repo = name, "git http-backend failed");
+            tracing::warn!(error = %error, project, repo, "git http-backend failed");
             refusal(StatusCode::INTERNAL_SERVER_ERROR, &error)
         }
     }
@@ -258,22 +255,21 @@ fn internal(what: &str, err: impl std::fmt::Display) -> Error {
 }
 
 /// Runs `git http-backend` for one request and streams its answer.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one CGI request's parts, passed once"
-)]
 async fn backend(
     platform: &LocalPlatform,
     principal: &Principal,
-    project: &str,
-    name: &str,
-    service: Service,
-    rest: &str,
-    method: &Method,
-    query: &str,
-    headers: &HeaderMap,
-    body: Body,
+    request: GitRequest,
 ) -> Result<Response, Error> {
+    let GitRequest {
+        project,
+        repo: name,
+        service,
+        rest,
+        method,
+        query,
+        headers,
+        body,
+    } = request;
     let header = |name: HeaderName| {
         headers
             .get(name)
@@ -297,7 +293,7 @@ async fn backend(
         .env("REMOTE_ADDR", "127.0.0.1")
         .env("REQUEST_METHOD", method.as_str())
         .env("PATH_INFO", format!("/{project}/{name}.git/{rest}"))
-        .env("QUERY_STRING", query)
+        .env("QUERY_STRING", &query)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -375,8 +371,7 @@ async fn backend(
         }
     }
     // Reaps the backend; after a successful push, push-to-deploy starts in the background.
-    let (platform, project_name, repo_name) =
-        (platform.clone(), project.to_owned(), name.to_owned());
+    let (platform, project_name, repo_name) = (platform.clone(), project, name);
     tokio::spawn(async move {
         let fed = feeding.await.unwrap_or(false);
         let exit = child.wait().await;

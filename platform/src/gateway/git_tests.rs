@@ -197,6 +197,63 @@ async fn git_clone_and_push_through_the_gateway_and_a_push_deploys_what_was_push
     assert!(ok, "{err}");
     assert_eq!(std::fs::read(work.join("again/big.bin")).unwrap(), big);
     println!("git through the gateway: push {push_ms} ms, clone {clone_ms} ms");
+
+    // A first push of another branch to an empty repository makes it the default branch,
+    // and deploys.
+    let legacy = client
+        .create_repo("shop", &repo("legacy", Some("old")), None)
+        .await
+        .unwrap()
+        .repo;
+    let legacy_url = with_token(&legacy.clone_url, &gateway.token);
+    assert!(
+        git(&checkout, &["push", &legacy_url, "HEAD:master"])
+            .await
+            .0
+    );
+    deployed(&client, "shop", "legacy", &v3).await;
+    let info = client.get_repo("shop", "legacy").await.unwrap();
+    assert_eq!(info.default_branch, "master");
+    assert_eq!(info.head.as_deref(), Some(v3.as_str()));
+
+    // A push never waits for its deploy: with a build of 3.3 s, the push is back long before
+    // and the deploy it started is still running.
+    let slow = client
+        .create_repo("shop", &repo("slow", Some("slow")), None)
+        .await
+        .unwrap()
+        .repo;
+    let slow_dir = work.join("slow-src");
+    std::fs::create_dir_all(&slow_dir).unwrap();
+    assert!(git(&slow_dir, &["init", "-q", "-b", "main"]).await.0);
+    std::fs::write(
+        slow_dir.join("conway.toml"),
+        "build = \"sleep 3.3\"\nstatic_dir = \".\"\n",
+    )
+    .unwrap();
+    std::fs::write(slow_dir.join("index.html"), "slow").unwrap();
+    assert!(git(&slow_dir, &["add", "."]).await.0);
+    assert!(git(&slow_dir, &["commit", "-qm", "slow build"]).await.0);
+    let started = Instant::now();
+    let slow_url = with_token(&slow.clone_url, &gateway.token);
+    let (ok, err) = git(&slow_dir, &["push", &slow_url, "HEAD:main"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the push waited"
+    );
+    let commit = head_of(&slow_dir).await;
+    let operation = loop {
+        let info = client.get_repo("shop", "slow").await.unwrap();
+        if let Some(operation) = info.last_deploy.and_then(|last| last.operation_id) {
+            break operation;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let running = client.get_operation(&operation).await.unwrap();
+    assert!(!running.status.is_done(), "{running:?}");
+    let live = deployed(&client, "shop", "slow", &commit).await;
+    assert_eq!(crate::test_support::get(&live).await.1, "slow");
     gateway.stop().await;
 }
 

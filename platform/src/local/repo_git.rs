@@ -74,6 +74,22 @@ pub fn head(repo: &Repository) -> Result<(String, Option<Oid>)> {
     Ok((branch, repo.refname_to_id(&target).ok()))
 }
 
+/// Points an empty repository's HEAD at its first branch once a push created one (a push of
+/// `master` to a fresh repository makes `master` the default branch, as a commit does).
+pub fn adopt_first_branch(repo: &Repository) -> Result<()> {
+    if head(repo)?.1.is_some() {
+        return Ok(());
+    }
+    let first = refs(repo)?
+        .into_iter()
+        .find(|r| r.name.starts_with("refs/heads/"));
+    if let Some(branch) = first {
+        repo.set_head(&branch.name)
+            .map_err(git_error("pointing HEAD at the pushed branch"))?;
+    }
+    Ok(())
+}
+
 /// Every branch and tag with the commit it points at, branches first.
 pub fn refs(repo: &Repository) -> Result<Vec<RepoRef>> {
     let mut out = Vec::new();

@@ -449,7 +449,8 @@ impl LocalPlatform {
         Ok(answer)
     }
 
-    /// After a successful `git push`: deploys the default branch's new head when the
+    /// After a successful `git push`: makes an empty repository's first pushed branch its
+    /// default, then deploys the default branch's new head when the
     /// repository deploys a service and that commit was not deployed yet. A deploy already in
     /// flight for the service is waited for, then the head deployed. `None` when there was
     /// nothing to deploy.
@@ -461,11 +462,14 @@ impl LocalPlatform {
             let row = self
                 .on_db(move |db, _| require_repo_row(db.conn(), &p, &n))
                 .await?;
-            let Some(service) = row.deploy_service else {
-                return Ok(None);
-            };
-            let head = on_git(move || Ok(repo_git::head(&repo_git::open(&dir)?)?.1)).await?;
-            let Some(head) = head.map(|id| id.to_string()) else {
+            let head = on_git(move || {
+                let repo = repo_git::open(&dir)?;
+                repo_git::adopt_first_branch(&repo)?;
+                Ok(repo_git::head(&repo)?.1)
+            })
+            .await?;
+            let (Some(service), Some(head)) = (row.deploy_service, head.map(|id| id.to_string()))
+            else {
                 return Ok(None);
             };
             if row

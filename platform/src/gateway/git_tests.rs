@@ -91,6 +91,25 @@ async fn the_http_client_runs_the_repo_verbs_scenario_through_the_gateway() {
         info.clone_url,
         format!("{}/git/forge/docs.git", gateway.url)
     );
+    let spec = reqwest::get(format!("{}/v1/openapi.yaml", gateway.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for operation in [
+        "createRepo",
+        "listRepos",
+        "getRepo",
+        "deleteRepo",
+        "listRepoRefs",
+        "listRepoCommits",
+        "getRepoTree",
+        "getRepoFile",
+        "commitRepoFiles",
+    ] {
+        assert!(spec.contains(operation), "{operation}");
+    }
     gateway.stop().await;
 }
 

@@ -26,6 +26,9 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
+mod git;
+mod repos;
+
 /// The OpenAPI document served at `/v1/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("../openapi.yaml");
 
@@ -96,6 +99,7 @@ pub fn router(platform: LocalPlatform) -> axum::Router {
         .route("/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/operations/{id}", get(get_operation))
         .route("/operations/{id}/stream", get(stream_operation))
+        .merge(repos::routes())
         .route_layer(middleware::from_fn_with_state(
             platform.clone(),
             authenticate,
@@ -103,6 +107,7 @@ pub fn router(platform: LocalPlatform) -> axum::Router {
         .route("/openapi.yaml", get(openapi));
     axum::Router::new()
         .nest("/v1", v1)
+        .merge(git::routes())
         .fallback(not_found)
         .with_state(platform)
 }
@@ -113,6 +118,8 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
+    // Repositories' clone URLs name this gateway's smart HTTP.
+    platform.set_git_base(&format!("http://{}/git", listener.local_addr()?));
     let streams = platform.clone();
     axum::serve(listener, router(platform))
         .with_graceful_shutdown(async move {
@@ -713,4 +720,43 @@ async fn revoke_token(
 ) -> ApiResult<Response> {
     let revoked = platform.revoke_token_as(&who, &id).await?;
     Ok(Json(RevokedTokens { revoked }).into_response())
+}
+
+#[cfg(test)]
+mod openapi_tests {
+    /// Every `/v1` route the router serves, as the OpenAPI document must list it.
+    fn routed_paths() -> Vec<String> {
+        [include_str!("gateway.rs"), include_str!("gateway/repos.rs")]
+            .iter()
+            .flat_map(|source| source.split(".route(").skip(1))
+            .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+            .filter(|path| *path != "/openapi.yaml" && path.starts_with('/'))
+            .map(|path| format!("/v1{path}"))
+            .collect()
+    }
+
+    #[test]
+    fn the_openapi_document_is_valid_yaml_and_lists_every_route() {
+        let document: serde_yaml::Value = serde_yaml::from_str(super::OPENAPI).unwrap();
+        let paths = document["paths"].as_mapping().unwrap();
+        let listed: Vec<&str> = paths.keys().filter_map(|k| k.as_str()).collect();
+        let routed = routed_paths();
+        assert!(routed.len() > 10, "{routed:?}");
+        for path in &routed {
+            assert!(
+                listed.contains(&path.as_str()),
+                "{path} is not in openapi.yaml"
+            );
+        }
+        let mut ids: Vec<&str> = paths
+            .values()
+            .filter_map(|item| item.as_mapping())
+            .flat_map(|item| item.values())
+            .filter_map(|operation| operation["operationId"].as_str())
+            .collect();
+        let count = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "operationIds are unique");
+    }
 }

@@ -14,17 +14,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-struct Gateway {
+pub(crate) struct Gateway {
     _dir: tempfile::TempDir,
-    work: PathBuf,
-    local: LocalPlatform,
-    url: String,
-    token: String,
-    stop: CancellationToken,
+    pub(crate) work: PathBuf,
+    pub(crate) local: LocalPlatform,
+    pub(crate) url: String,
+    pub(crate) token: String,
+    pub(crate) stop: CancellationToken,
 }
 
 impl Gateway {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let local = LocalPlatform::open_with(
             &dir.path().join("platform"),
@@ -54,17 +54,17 @@ impl Gateway {
         }
     }
 
-    fn client(&self) -> HttpPlatform {
+    pub(crate) fn client(&self) -> HttpPlatform {
         HttpPlatform::with_retry(&self.url, &self.token, fast_retry()).unwrap()
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.cancel();
         self.local.shutdown().await;
     }
 }
 
-fn fast_retry() -> RetryPolicy {
+pub(crate) fn fast_retry() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 2,
         base_delay: Duration::from_millis(10),

@@ -33,6 +33,9 @@ pub trait PlatformAccess: Send + Sync + 'static {
 
 type Access = Arc<dyn PlatformAccess>;
 
+mod repo;
+pub use repo::{RepoAction, RepoArgs, RepoTool};
+
 /// Registers every platform tool.
 pub fn register(registry: &mut Registry, access: &Access) -> Result<(), String> {
     registry.register(DeployTool(Arc::clone(access)))?;
@@ -45,6 +48,7 @@ pub fn register(registry: &mut Registry, access: &Access) -> Result<(), String> 
     registry.register(ListEnvTool(Arc::clone(access)))?;
     registry.register(LogsTool(Arc::clone(access)))?;
     registry.register(DeleteProjectTool(Arc::clone(access)))?;
+    registry.register(RepoTool(Arc::clone(access)))?;
     registry.register(crate::token_tool::TokenTool(Arc::clone(access)))?;
     Ok(())
 }

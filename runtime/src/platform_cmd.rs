@@ -26,6 +26,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+mod repos;
+
 /// The gateway's default address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 /// How long a caller waits for a daemon it started.
@@ -770,6 +772,7 @@ pub async fn run_cli(
                     .join("\n")
             });
         }
+        PlatformCommand::Repos(command) => repos::run(platform.as_ref(), command, mode).await?,
         PlatformCommand::Delete { name, confirm } => {
             let deleted = platform
                 .delete_project(&name, confirm, None)

@@ -7,6 +7,8 @@ mod deploy;
 mod instance;
 mod processes;
 pub mod proxy;
+mod repo_git;
+pub(crate) mod repos;
 mod services;
 mod static_site;
 mod store;
@@ -51,6 +53,10 @@ pub const SCHEMA: CrateSchema = CrateSchema {
         Migration {
             version: 4,
             sql: include_str!("../../migrations/0004_app_processes.sql"),
+        },
+        Migration {
+            version: 5,
+            sql: include_str!("../../migrations/0005_repos.sql"),
         },
     ],
 };
@@ -101,6 +107,8 @@ struct Inner {
     proxy_port: std::sync::OnceLock<u16>,
     /// Cancelled when the gateway stops: its open event streams end.
     streams_closing: tokio_util::sync::CancellationToken,
+    /// The forge's state beside the database.
+    repos: repos::RepoState,
 }
 
 impl std::fmt::Debug for LocalPlatform {
@@ -156,6 +164,7 @@ impl LocalPlatform {
                 routes: proxy::Routes::default(),
                 proxy_port: std::sync::OnceLock::new(),
                 streams_closing: tokio_util::sync::CancellationToken::new(),
+                repos: repos::RepoState::default(),
             }),
         })
     }
@@ -789,6 +798,7 @@ impl Platform for LocalPlatform {
                 })
                 .await?;
             self.stop_project(name).await;
+            self.remove_project_repos(name).await?;
             self.forget_project_files(name).await;
             drop(held);
             Ok(deleted)
@@ -884,6 +894,90 @@ impl Platform for LocalPlatform {
                 revoked: self.revoke_token_as(&Principal::admin(), id).await?,
             })
         })
+    }
+
+    // ---- Git repositories (the forge), in `repos.rs` ----
+
+    fn create_repo<'a>(
+        &'a self,
+        project: &'a str,
+        request: &'a crate::model::RepoRequest,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::CreatedRepo>> {
+        Box::pin(self.create_repo_in(project, request, idempotency_key))
+    }
+
+    fn list_repos<'a>(
+        &'a self,
+        project: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<crate::model::RepoInfo>>> {
+        Box::pin(self.list_repos_in(project))
+    }
+
+    fn get_repo<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+    ) -> BoxFuture<'a, Result<crate::model::RepoInfo>> {
+        Box::pin(self.repo_info(project, repo))
+    }
+
+    fn delete_repo<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        confirm: bool,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::DeletedRepo>> {
+        Box::pin(self.delete_repo_in(project, repo, confirm, idempotency_key))
+    }
+
+    fn list_refs<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<crate::model::RepoRef>>> {
+        Box::pin(self.repo_refs(project, repo))
+    }
+
+    fn list_commits<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        git_ref: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<crate::model::RepoCommit>>> {
+        Box::pin(self.repo_log(project, repo, git_ref, limit))
+    }
+
+    fn get_tree<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        git_ref: Option<&'a str>,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<crate::model::RepoTree>> {
+        Box::pin(self.repo_tree(project, repo, git_ref, path))
+    }
+
+    fn get_file<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        git_ref: Option<&'a str>,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<crate::model::RepoFile>> {
+        Box::pin(self.repo_file(project, repo, git_ref, path))
+    }
+
+    fn commit_files<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        request: &'a crate::model::CommitRequest,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::CommitResult>> {
+        Box::pin(self.commit_repo_files(project, repo, request, idempotency_key))
     }
 }
 

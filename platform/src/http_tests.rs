@@ -618,7 +618,7 @@ impl crate::tools::PlatformAccess for Through {
 #[tokio::test]
 async fn the_token_tool_hands_on_less_never_more_and_revokes_at_once() {
     use crate::model::{Capability, TokenRequest};
-    use crate::token_tool::TokenTool;
+    use crate::tools::TokenTool;
     use automaton_tools::tool::{Provenance, ToolContext, ToolError, ToolErrorCode};
     let gateway = Gateway::start().await;
     let admin = gateway.client();

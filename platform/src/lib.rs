@@ -11,7 +11,6 @@ pub mod http;
 pub mod local;
 pub mod model;
 pub mod source;
-pub mod token_tool;
 pub mod tools;
 
 #[cfg(test)]

@@ -34,7 +34,9 @@ pub trait PlatformAccess: Send + Sync + 'static {
 type Access = Arc<dyn PlatformAccess>;
 
 mod repo;
+mod token;
 pub use repo::{RepoAction, RepoArgs, RepoTool};
+pub use token::{TokenAction, TokenArgs, TokenTool};
 
 /// Registers every platform tool.
 pub fn register(registry: &mut Registry, access: &Access) -> Result<(), String> {
@@ -49,7 +51,7 @@ pub fn register(registry: &mut Registry, access: &Access) -> Result<(), String> 
     registry.register(LogsTool(Arc::clone(access)))?;
     registry.register(DeleteProjectTool(Arc::clone(access)))?;
     registry.register(RepoTool(Arc::clone(access)))?;
-    registry.register(crate::token_tool::TokenTool(Arc::clone(access)))?;
+    registry.register(TokenTool(Arc::clone(access)))?;
     Ok(())
 }
 

@@ -71,12 +71,7 @@ fn require_repo_row(conn: &Connection, project: &str, name: &str) -> Result<Repo
         return Err(store::project_not_found(conn, project));
     }
     let known = repo_names(conn, project)?;
-    let closest = known
-        .iter()
-        .map(|candidate| (strsim::jaro_winkler(name, candidate), candidate))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, candidate)| candidate.clone());
+    let closest = store::closest(name, &known);
     let hint = match closest {
         Some(candidate) => format!("did you mean `{candidate}`?"),
         None if known.is_empty() => format!(

@@ -185,17 +185,22 @@ pub fn record_event(
     Ok(())
 }
 
+/// The name in `known` most like `name` (Jaro–Winkler above 0.8), for a "did you mean".
+pub fn closest(name: &str, known: &[String]) -> Option<String> {
+    known
+        .iter()
+        .map(|candidate| (strsim::jaro_winkler(name, candidate), candidate))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate.clone())
+}
+
 /// `NOT_FOUND` for a project, naming the ones that exist.
 pub fn project_not_found(conn: &Connection, name: &str) -> Error {
     let known: Vec<String> = list_projects(conn)
         .map(|projects| projects.into_iter().map(|p| p.name).collect())
         .unwrap_or_default();
-    let closest = known
-        .iter()
-        .map(|candidate| (strsim::jaro_winkler(name, candidate), candidate))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, candidate)| candidate.clone());
+    let closest = closest(name, &known);
     let hint = match closest {
         Some(candidate) => format!("did you mean `{candidate}`? `list_projects` shows them all"),
         None if known.is_empty() => {
@@ -619,12 +624,7 @@ pub fn require_service(conn: &Connection, project: &str, service: &str) -> Resul
         .into_iter()
         .find(|s| s.name == service)
         .ok_or_else(|| {
-            let closest = names
-                .iter()
-                .map(|candidate| (strsim::jaro_winkler(service, candidate), candidate))
-                .filter(|(score, _)| *score > 0.8)
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-                .map(|(_, candidate)| candidate.clone());
+            let closest = closest(service, &names);
             let hint = match closest {
                 Some(candidate) => format!("did you mean `{candidate}`? list_services shows them all"),
                 None => "deploy it first (a first deploy creates the service), or pick one of the project's services".to_owned(),

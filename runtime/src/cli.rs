@@ -149,6 +149,16 @@ pub enum PlatformCommand {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Runs a command confined to its own directory (how the platform starts apps and builds).
+    #[command(hide = true)]
+    Confine {
+        /// A directory the command may write (repeatable).
+        #[arg(long, value_name = "DIR")]
+        rw: Vec<PathBuf>,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Create a project (idempotent) and make it this directory's current project.
     #[command(after_help = "Example:\n  automaton platform init shop")]
     Init {

@@ -74,7 +74,26 @@ pub async fn serve(
     stop: CancellationToken,
     mode: OutputMode,
 ) -> Result<()> {
-    let platform = LocalPlatform::open(data_dir, Arc::new(SystemClock)).map_err(platform_error)?;
+    // Apps and builds run confined (Landlock) when the kernel enforces it; this binary is
+    // the wrapper that applies the rules (`platform confine`).
+    let confine_with = if automaton_platform::local::confine::available() {
+        Some(std::env::current_exe().map_err(Error::io("locating", Path::new("automaton")))?)
+    } else {
+        tracing::warn!(
+            "this kernel does not enforce Landlock: apps run unconfined, as the platform's user"
+        );
+        None
+    };
+    let confined = confine_with.is_some();
+    let platform = LocalPlatform::open_with(
+        data_dir,
+        Arc::new(SystemClock),
+        automaton_platform::local::LocalOptions {
+            confine_with,
+            ..Default::default()
+        },
+    )
+    .map_err(platform_error)?;
     let _lock =
         crate::run_cmd::HomeLock::at(&data_dir.join("serve.lock"), || Error::InvalidInput {
             message: format!("a local platform is already serving {}", data_dir.display()),
@@ -151,13 +170,18 @@ pub async fn serve(
     let resumed = platform.resume().await.map_err(platform_error)?;
     if mode == OutputMode::Human {
         println!(
-            "the local platform serves {url}; live URLs http://<service>-<project>.localhost:{}/; data in {}; {} services resumed",
+            "the local platform serves {url}; live URLs http://<service>-<project>.localhost:{}/; data in {}; {} services resumed; apps {}",
             proxy.rsplit(':').next().unwrap_or_default(),
             data_dir.display(),
-            resumed.len()
+            resumed.len(),
+            if confined {
+                "confined (Landlock)"
+            } else {
+                "NOT confined (no Landlock)"
+            }
         );
     }
-    tracing::info!(%url, resumed = resumed.len(), "the local platform is serving");
+    tracing::info!(%url, resumed = resumed.len(), confined, "the local platform is serving");
     let live_urls = tokio::spawn({
         let platform = platform.clone();
         let stop = stop.clone();
@@ -490,6 +514,9 @@ pub async fn run_cli(
         EnvCommand, PlatformCommand, ProjectsCommand, ServicesCommand, TokensCommand,
     };
     use std::process::ExitCode;
+    if let PlatformCommand::Confine { rw, command } = command {
+        return confine_and_exec(&rw, &command);
+    }
     if let PlatformCommand::Serve {
         listen,
         proxy_listen,
@@ -510,7 +537,7 @@ pub async fn run_cli(
     let platform = connected.platform;
     let fail = platform_error;
     match command {
-        PlatformCommand::Serve { .. } => {}
+        PlatformCommand::Serve { .. } | PlatformCommand::Confine { .. } => {}
         PlatformCommand::Init { name } => {
             let created = platform.create_project(&name, None).await.map_err(fail)?;
             remember_project(&name)?;
@@ -885,4 +912,27 @@ async fn deploy(
         format!("live at {}", a["url"].as_str().unwrap_or(""))
     });
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `platform confine`: confines this process (see `automaton_platform::local::confine`) and
+/// becomes `command`. Never runs the command unconfined.
+fn confine_and_exec(writable: &[PathBuf], command: &[OsString]) -> Result<std::process::ExitCode> {
+    use automaton_platform::local::confine;
+    let Some((program, args)) = command.split_first() else {
+        return Err(Error::InvalidInput {
+            message: "nothing to run".to_owned(),
+            hint: "give the command after `--`, e.g. `automaton platform confine --rw DIR -- sh -c CMD`".to_owned(),
+        });
+    };
+    let readable = std::env::var("PATH")
+        .map(|path| confine::path_dirs(&path))
+        .unwrap_or_default();
+    confine::restrict(writable, &readable).map_err(|err| Error::InvalidInput {
+        message: err.to_string(),
+        hint: "run the platform on a kernel with Landlock (Linux 5.13+, `lsm=landlock` at boot)"
+            .to_owned(),
+    })?;
+    // No await since `restrict`: this is the thread it confined.
+    let failed = std::process::Command::new(program).args(args).exec();
+    Err(Error::io("running", Path::new(program))(failed))
 }

@@ -383,9 +383,14 @@ impl LocalPlatform {
         let env = self
             .on_db(move |db, _| store::env_values(db.conn(), &p))
             .await?;
-        let mut child = shell(command, dir, &env)
-            .spawn()
-            .map_err(|err| internal("starting the build", &err))?;
+        let mut child = shell(
+            command,
+            dir,
+            &env,
+            self.inner.options.confine_with.as_deref(),
+        )
+        .spawn()
+        .map_err(|err| internal("starting the build", &err))?;
         let tail = Arc::new(LogTail::default());
         let pending: Arc<Mutex<Vec<String>>> = Arc::default();
         let on_line: super::instance::LineSink = {
@@ -507,6 +512,7 @@ impl LocalPlatform {
             log_file: logs.join(format!("{service}.log")),
             tail: self.tail(project, service),
             stable_after: self.inner.options.stable_after,
+            confine_with: self.inner.options.confine_with.clone(),
             processes: self.process_hook(project, service, release),
         };
         let on_exit = self.on_exit(project, service, release, Arc::clone(&adopted));

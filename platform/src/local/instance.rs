@@ -98,6 +98,8 @@ pub struct InstanceSpec {
     pub tail: Arc<LogTail>,
     /// How long a restarted process must stay up to end a crash loop.
     pub stable_after: Duration,
+    /// The confinement wrapper to start it through, if any.
+    pub confine_with: Option<PathBuf>,
     /// Told of each process group the instance starts and ends.
     pub processes: ProcessHook,
 }
@@ -180,12 +182,24 @@ fn base_env() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Runs `sh -c command` in `dir` as its own process group with `env` on top of [`base_env`].
-pub fn shell(command: &str, dir: &Path, env: &[(String, String)]) -> tokio::process::Command {
-    let mut process = tokio::process::Command::new("sh");
+/// Runs `sh -c command` in `dir` as its own process group with `env` on top of [`base_env`];
+/// through the confinement wrapper `confine_with` names, when it names one (writes only to
+/// `dir`, see [`super::confine`]).
+pub fn shell(
+    command: &str,
+    dir: &Path,
+    env: &[(String, String)],
+    confine_with: Option<&Path>,
+) -> tokio::process::Command {
+    let mut process = match confine_with {
+        Some(wrapper) => super::confine::wrapped(wrapper, dir, command),
+        None => {
+            let mut plain = tokio::process::Command::new("sh");
+            plain.arg("-c").arg(command);
+            plain
+        }
+    };
     process
-        .arg("-c")
-        .arg(command)
         .current_dir(dir)
         .env_clear()
         .envs(base_env())
@@ -307,7 +321,13 @@ async fn supervise(
     env.push(("PORT".to_owned(), spec.port.to_string()));
     let mut crashes: VecDeque<Instant> = VecDeque::new();
     loop {
-        let spawned = shell(&command, &spec.release_dir, &env).spawn();
+        let spawned = shell(
+            &command,
+            &spec.release_dir,
+            &env,
+            spec.confine_with.as_deref(),
+        )
+        .spawn();
         let exit = match spawned {
             Ok(mut child) => {
                 // Taken now: after `wait` the child no longer reports its pid.

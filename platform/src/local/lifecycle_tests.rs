@@ -16,6 +16,7 @@ fn platform(dir: &Path) -> LocalPlatform {
             health_timeout: Duration::from_secs(10),
             build_timeout: Duration::from_secs(60),
             stable_after: Duration::from_secs(2),
+            confine_with: None,
         },
     )
     .unwrap()

@@ -3,6 +3,7 @@
 //! verb is one `BEGIN IMMEDIATE` transaction that also records the project event and, when
 //! the caller gave one, the idempotency key with its answer.
 
+pub mod confine;
 mod deploy;
 mod instance;
 mod processes;
@@ -76,6 +77,9 @@ pub struct LocalOptions {
     pub build_timeout: Duration,
     /// How long an app in a crash loop must stay up after a restart to count as recovered.
     pub stable_after: Duration,
+    /// The `automaton` binary whose `platform confine` wraps every app and build (see
+    /// [`confine`]); `None` runs them unconfined.
+    pub confine_with: Option<PathBuf>,
 }
 
 impl Default for LocalOptions {
@@ -84,6 +88,7 @@ impl Default for LocalOptions {
             health_timeout: Duration::from_secs(30),
             build_timeout: Duration::from_secs(30 * 60),
             stable_after: Duration::from_secs(60),
+            confine_with: None,
         }
     }
 }

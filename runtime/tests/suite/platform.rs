@@ -294,6 +294,35 @@ fn the_platform_cli_deploys_to_a_live_url_and_answers_errors_in_the_seed_s_shape
     );
 }
 
+/// A Python server answering what it could read: its own file, a secret beside the
+/// platform (an automaton's wallet), and the platform's own database.
+const PRYING_APP: &str = "import os, http.server\ndef probe(path):\n    try:\n        open(path, 'rb').read(1)\n        return 'read'\n    except PermissionError:\n        return 'denied'\n    except OSError as e:\n        return type(e).__name__\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        b = ' '.join(probe(p) for p in ['main.py', os.environ['SECRET'], os.environ['PLATFORM_DB']]).encode()\n        self.send_response(200)\n        self.send_header('Content-Length', str(len(b)))\n        self.end_headers()\n        self.wfile.write(b)\n    def log_message(self, *a):\n        pass\nhttp.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n";
+
+#[test]
+fn a_deployed_app_reads_its_own_files_and_nothing_of_the_automaton_or_the_platform() {
+    // Outside /tmp, which confined apps share.
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let data = work.path().join("platform");
+    let _daemon = Daemon::start(&data);
+    let secret = work.path().join("home/wallet.json");
+    std::fs::create_dir_all(secret.parent().unwrap()).unwrap();
+    std::fs::write(&secret, r#"{"privateKey": "0xnot-for-apps"}"#).unwrap();
+    let cwd = work.path().join("project");
+    std::fs::create_dir_all(cwd.join("app")).unwrap();
+    std::fs::write(cwd.join("app/main.py"), PRYING_APP).unwrap();
+    assert!(platform(&cwd, &data, &["init", "pry"]).status.success());
+    let secret_env = format!("SECRET={}", secret.display());
+    let db_env = format!("PLATFORM_DB={}", data.join("platform.db").display());
+    let env = platform(&cwd, &data, &["env", "set", &secret_env, &db_env]);
+    assert!(env.status.success(), "{}", stderr(&env));
+    let deploy = platform(&cwd, &data, &["deploy", "--dir", "app"]);
+    assert!(deploy.status.success(), "{}", stderr(&deploy));
+    let url = json(&deploy)["url"].as_str().unwrap().to_owned();
+    // The test itself reads both: only the app is confined.
+    assert!(std::fs::read(&secret).is_ok() && std::fs::read(data.join("platform.db")).is_ok());
+    assert_eq!(http_get(&url), "read denied denied");
+}
+
 #[test]
 fn a_cli_that_finds_no_platform_starts_one_that_outlives_it() {
     let work = tempfile::tempdir().unwrap();

@@ -1,0 +1,211 @@
+//! Confinement of the apps and builds the local platform runs: a deploy is code execution,
+//! and without this an app could read whatever the platform's user can (an automaton's
+//! wallet, the platform's admin token, other projects' releases). With Landlock (Linux 5.13
+//! and later, enforced even for root) a confined process and all its children may read and
+//! execute only the system's directories and its `PATH`, and write only its own release
+//! directory, `/tmp` and a few device files; everything else is `EACCES`.
+//!
+//! Landlock restricts the calling thread, so the rules are applied by a small wrapper between
+//! fork and exec: `automaton platform confine --rw DIR -- sh -c …` calls [`restrict`] and then
+//! execs the command. The platform uses the wrapper when [`LocalOptions::confine_with`] names
+//! it (`platform serve` does, when [`available`] says the kernel enforces Landlock).
+//!
+//! [`LocalOptions::confine_with`]: super::LocalOptions::confine_with
+
+use landlock::{
+    ABI, Access, AccessFs, CompatLevel, Compatible, RestrictionStatus, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus, path_beneath_rules,
+};
+use std::path::{Path, PathBuf};
+
+/// The Landlock ABI the rules are written for.
+const TARGET_ABI: ABI = ABI::V5;
+
+/// System directories a confined process may read and execute from.
+const SYSTEM_DIRS: [&str; 10] = [
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/proc",
+];
+/// Device files a confined process may read and write.
+const DEVICES: [&str; 5] = [
+    "/dev/null",
+    "/dev/zero",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+];
+/// Directories anyone may write (besides the process's own).
+const SHARED_WRITABLE: [&str; 2] = ["/tmp", "/dev/shm"];
+
+/// Why a process could not be confined.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfineError {
+    /// The kernel does not enforce Landlock (too old, or disabled at boot).
+    #[error("this kernel does not enforce Landlock ({0})")]
+    Unsupported(String),
+    /// Building or applying the rules failed.
+    #[error("the confinement rules could not be applied: {0}")]
+    Rules(String),
+}
+
+/// Whether this kernel enforces Landlock: probed in a short-lived thread, which is the only
+/// one it restricts.
+pub fn available() -> bool {
+    std::thread::spawn(|| restrict(&[], &[]).is_ok())
+        .join()
+        .unwrap_or(false)
+}
+
+/// Confines the calling thread (and every process it starts from now on): read and execute
+/// only beneath the system directories and `readable`, write only beneath `writable`, `/tmp`,
+/// `/dev/shm` and the usual device files. Fails (rather than running unconfined) when the
+/// kernel does not fully enforce the rules.
+pub fn restrict(
+    writable: &[PathBuf],
+    readable: &[PathBuf],
+) -> Result<RestrictionStatus, ConfineError> {
+    let read = AccessFs::from_read(TARGET_ABI);
+    let all = AccessFs::from_all(TARGET_ABI);
+    let existing = |paths: Vec<PathBuf>| -> Vec<PathBuf> {
+        paths.into_iter().filter(|path| path.exists()).collect()
+    };
+    let readable = existing(
+        SYSTEM_DIRS
+            .iter()
+            .map(PathBuf::from)
+            .chain(readable.iter().cloned())
+            .collect(),
+    );
+    let writable = existing(
+        SHARED_WRITABLE
+            .iter()
+            .chain(DEVICES.iter())
+            .map(PathBuf::from)
+            .chain(writable.iter().cloned())
+            .collect(),
+    );
+    let rules_error = |err: landlock::RulesetError| ConfineError::Rules(err.to_string());
+    let status = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(all)
+        .map_err(rules_error)?
+        .create()
+        .map_err(rules_error)?
+        .add_rules(path_beneath_rules(readable, read))
+        .map_err(rules_error)?
+        .add_rules(path_beneath_rules(writable, all))
+        .map_err(rules_error)?
+        .restrict_self()
+        .map_err(rules_error)?;
+    match status.ruleset {
+        RulesetStatus::FullyEnforced | RulesetStatus::PartiallyEnforced => Ok(status),
+        RulesetStatus::NotEnforced => {
+            Err(ConfineError::Unsupported(format!("{:?}", status.landlock)))
+        }
+    }
+}
+
+/// What a `PATH` value opens for reading, for [`restrict`]'s `readable`: its absolute
+/// directories, and the hidden tool root a `bin` or `shims` entry belongs to
+/// (`~/.pyenv/shims` opens `~/.pyenv`, where the shim finds its interpreters; `~/.cargo/bin`
+/// opens `~/.cargo`) — never a home directory or `/` itself.
+pub fn path_dirs(path: &str) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for dir in std::env::split_paths(path).filter(|dir| dir.is_absolute()) {
+        let tool_root = dir
+            .file_name()
+            .is_some_and(|name| name == "bin" || name == "shims")
+            .then(|| dir.parent())
+            .flatten()
+            .filter(|root| {
+                root.file_name()
+                    .is_some_and(|name| name.to_string_lossy().starts_with('.'))
+            })
+            .map(Path::to_path_buf);
+        dirs.push(dir);
+        dirs.extend(tool_root);
+    }
+    dirs
+}
+
+/// The wrapped command: `confine_with platform confine --rw DIR -- sh -c command`.
+pub fn wrapped(confine_with: &Path, writable: &Path, command: &str) -> tokio::process::Command {
+    let mut process = tokio::process::Command::new(confine_with);
+    process
+        .args(["platform", "confine", "--rw"])
+        .arg(writable)
+        .args(["--", "sh", "-c", command]);
+    process
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `work` in a fresh thread confined to `writable`; Landlock restricts only it.
+    fn confined<T: Send + 'static>(
+        writable: Vec<PathBuf>,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        std::thread::spawn(move || {
+            restrict(&writable, &[]).unwrap();
+            work()
+        })
+        .join()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_confined_thread_reads_and_writes_its_own_release_and_nothing_of_the_platform_s() {
+        assert!(available(), "Landlock is enforced on this machine class");
+        // Not under /tmp, which confined processes share.
+        let outside = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let release = outside.path().join("releases/shop/api/rel_1");
+        std::fs::create_dir_all(&release).unwrap();
+        std::fs::write(release.join("main.py"), "print('hi')").unwrap();
+        let wallet = outside.path().join("wallet.json");
+        std::fs::write(&wallet, "{\"key\": \"secret\"}").unwrap();
+        let other = outside.path().join("releases/other/web/rel_2");
+        std::fs::create_dir_all(&other).unwrap();
+
+        let (own, wrote, secret, other_write, system, tmp) = confined(vec![release.clone()], {
+            let (release, wallet, other) = (release.clone(), wallet.clone(), other.clone());
+            move || {
+                (
+                    std::fs::read_to_string(release.join("main.py")).is_ok(),
+                    std::fs::write(release.join("data.db"), "x").is_ok(),
+                    std::fs::read_to_string(&wallet).map_err(|e| e.kind()),
+                    std::fs::write(other.join("evil"), "x").map_err(|e| e.kind()),
+                    std::fs::read_to_string("/etc/hostname").is_ok()
+                        || std::fs::read_to_string("/etc/passwd").is_ok(),
+                    tempfile::tempfile().is_ok(),
+                )
+            }
+        });
+        assert!(own && wrote && system && tmp);
+        assert_eq!(secret, Err(std::io::ErrorKind::PermissionDenied));
+        assert_eq!(other_write, Err(std::io::ErrorKind::PermissionDenied));
+        // This thread was never confined.
+        assert!(std::fs::read_to_string(&wallet).is_ok());
+    }
+
+    #[test]
+    fn path_dirs_keep_absolute_entries_and_their_hidden_tool_roots() {
+        assert_eq!(
+            path_dirs("/usr/local/bin:relative:/opt/node/bin:"),
+            vec![
+                PathBuf::from("/usr/local/bin"),
+                PathBuf::from("/opt/node/bin")
+            ]
+        );
+        assert_eq!(
+            path_dirs("/root/.pyenv/shims:/home/me/bin:/home/me/.cargo/bin"),
+            vec![
+                PathBuf::from("/root/.pyenv/shims"),
+                PathBuf::from("/root/.pyenv"),
+                PathBuf::from("/home/me/bin"),
+                PathBuf::from("/home/me/.cargo/bin"),
+                PathBuf::from("/home/me/.cargo"),
+            ]
+        );
+    }
+}

@@ -3,6 +3,7 @@
 //! verb is one `BEGIN IMMEDIATE` transaction that also records the project event and, when
 //! the caller gave one, the idempotency key with its answer.
 
+mod datastores;
 mod deploy;
 mod instance;
 pub mod proxy;
@@ -46,6 +47,10 @@ pub const SCHEMA: CrateSchema = CrateSchema {
         Migration {
             version: 3,
             sql: include_str!("../../migrations/0003_scoped_tokens.sql"),
+        },
+        Migration {
+            version: 5,
+            sql: include_str!("../../migrations/0005_datastores.sql"),
         },
     ],
 };
@@ -91,6 +96,8 @@ struct Inner {
     routes: proxy::Routes,
     /// The proxy's port, once it listens.
     proxy_port: std::sync::OnceLock<u16>,
+    /// The datastores' engines.
+    datastores: datastores::Engines,
 }
 
 impl std::fmt::Debug for LocalPlatform {
@@ -143,6 +150,7 @@ impl LocalPlatform {
                 service_locks: Mutex::default(),
                 routes: proxy::Routes::default(),
                 proxy_port: std::sync::OnceLock::new(),
+                datastores: datastores::Engines::default(),
             }),
         })
     }
@@ -156,6 +164,8 @@ impl LocalPlatform {
     /// are failed (nothing of them took effect) and every service that should run is started
     /// again on its current release. Returns the services started.
     pub async fn resume(&self) -> Result<Vec<String>> {
+        // The datastores first: the services read their URLs as they start.
+        self.resume_datastores().await?;
         let serving = self
             .on_db(|db, now| {
                 db.write(|tx| store::fail_abandoned_operations(tx, now))?;
@@ -295,6 +305,7 @@ impl LocalPlatform {
         for instance in all {
             instance.stop().await;
         }
+        self.stop_datastores().await;
     }
 
     /// Stops every instance of the project's services.
@@ -624,6 +635,7 @@ impl Platform for LocalPlatform {
                 })
                 .await?;
             self.stop_project(name).await;
+            self.drop_project_datastores(name).await?;
             Ok(deleted)
         })
     }
@@ -716,6 +728,89 @@ impl Platform for LocalPlatform {
             Ok(crate::model::RevokedTokens {
                 revoked: self.revoke_token_as(&Principal::admin(), id).await?,
             })
+        })
+    }
+
+    fn add_datastore<'a>(
+        &'a self,
+        project: &'a str,
+        kind: crate::model::DatastoreKind,
+        name: Option<&'a str>,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::AddedDatastore>> {
+        Box::pin(self.add_datastore_in(project, kind, name, idempotency_key))
+    }
+
+    fn get_datastore<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<crate::model::Datastore>> {
+        Box::pin(self.get_datastore_in(project, name))
+    }
+
+    fn list_datastores<'a>(
+        &'a self,
+        project: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<crate::model::Datastore>>> {
+        Box::pin(self.list_datastores_in(project))
+    }
+
+    fn delete_datastore<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        confirm: bool,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::DeletedDatastore>> {
+        Box::pin(self.delete_datastore_in(project, name, confirm, idempotency_key))
+    }
+
+    fn create_backup<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::BackupInfo>> {
+        Box::pin(self.create_backup_in(project, name, idempotency_key))
+    }
+
+    fn list_backups<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<crate::model::BackupInfo>>> {
+        Box::pin(self.list_backups_in(project, name))
+    }
+
+    fn restore_backup<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        backup: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::RestoredBackup>> {
+        Box::pin(self.restore_backup_in(project, name, backup, idempotency_key))
+    }
+
+    fn list_tables<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<crate::model::DatastoreTables>> {
+        Box::pin(self.list_tables_in(project, name))
+    }
+
+    fn query_datastore<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        query: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::QueryResult>> {
+        Box::pin(async move {
+            self.query_datastore_as(&Principal::admin(), project, name, query, idempotency_key)
+                .await
         })
     }
 }

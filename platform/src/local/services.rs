@@ -133,7 +133,7 @@ impl LocalPlatform {
     }
 
     /// Runs an async change under `key` (replay / conflict) and the service's lock.
-    async fn change<T, F>(
+    pub(super) async fn change<T, F>(
         &self,
         key: Option<&str>,
         verb: &'static str,

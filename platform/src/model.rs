@@ -688,6 +688,49 @@ pub struct DatastoreTables {
     pub truncated: bool,
 }
 
+/// Redis commands that only read.
+const REDIS_READS: &[&str] = &[
+    "BITCOUNT", "BITPOS", "DBSIZE", "DUMP", "ECHO", "EXISTS", "GEODIST", "GEOHASH", "GEOPOS",
+    "GEOSEARCH", "GET", "GETBIT", "GETRANGE", "HEXISTS", "HGET", "HGETALL", "HKEYS", "HLEN",
+    "HMGET", "HRANDFIELD", "HSCAN", "HSTRLEN", "HVALS", "INFO", "KEYS", "LINDEX", "LLEN", "LPOS",
+    "LRANGE", "MGET", "OBJECT", "PFCOUNT", "PING", "PTTL", "RANDOMKEY", "SCAN", "SCARD", "SDIFF",
+    "SINTER", "SISMEMBER", "SMEMBERS", "SMISMEMBER", "SRANDMEMBER", "SSCAN", "STRLEN", "SUNION",
+    "TIME", "TTL", "TYPE", "XLEN", "XRANGE", "XREVRANGE", "ZCARD", "ZCOUNT", "ZRANGE",
+    "ZRANGEBYLEX", "ZRANGEBYSCORE", "ZRANK", "ZREVRANGE", "ZREVRANGEBYSCORE", "ZREVRANK",
+    "ZSCAN", "ZSCORE",
+];
+
+/// SQL words that make a statement write, wherever they stand.
+const SQL_WRITES: &[&str] = &[
+    "INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "DROP", "ALTER", "CREATE", "GRANT",
+    "REVOKE", "INTO", "COPY", "CALL", "DO", "VACUUM", "REINDEX", "CLUSTER", "LOCK", "SET",
+    "REFRESH", "COMMENT", "SECURITY", "IMPORT",
+];
+
+/// Whether a query (SQL, or one redis command) clearly only reads: SQL starting with
+/// SELECT, WITH, VALUES, TABLE, SHOW or EXPLAIN (without ANALYZE) and holding no writing
+/// word anywhere; or a redis read command. Anything else counts as a write — a read
+/// misjudged as a write only costs a confirmation.
+pub fn query_is_read(query: &str) -> bool {
+    let words: Vec<String> = query
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| !word.is_empty())
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let Some(first) = words.first() else {
+        return false;
+    };
+    if REDIS_READS.contains(&first.as_str()) && !query.contains(';') {
+        return true;
+    }
+    let starts_read = match first.as_str() {
+        "SELECT" | "WITH" | "VALUES" | "TABLE" | "SHOW" => true,
+        "EXPLAIN" => !words.iter().any(|w| w == "ANALYZE" || w == "ANALYSE"),
+        _ => false,
+    };
+    starts_read && !words.iter().any(|w| SQL_WRITES.contains(&w.as_str()))
+}
+
 /// The most rows a query answers with.
 pub const MAX_QUERY_ROWS: usize = 500;
 
@@ -732,6 +775,37 @@ mod tests {
         }
         let long = "a".repeat(MAX_NAME_LEN + 1);
         assert!(validate_name("service", &long).is_err());
+    }
+
+    #[test]
+    fn reads_are_told_from_writes() {
+        for read in [
+            "SELECT * FROM users",
+            "  select count(*) from items where name = 'x'",
+            "WITH recent AS (SELECT 1) SELECT * FROM recent",
+            "EXPLAIN SELECT 1",
+            "SHOW server_version",
+            "HGETALL user:1",
+            "get hits",
+            "SCAN 0 COUNT 10",
+        ] {
+            assert!(query_is_read(read), "{read}");
+        }
+        for write in [
+            "INSERT INTO users VALUES (1)",
+            "DROP TABLE users",
+            "SELECT * INTO copy FROM users",
+            "WITH gone AS (DELETE FROM users RETURNING *) SELECT * FROM gone",
+            "EXPLAIN ANALYZE DELETE FROM users",
+            "SELECT 1; DROP TABLE users",
+            "SET hits 3",
+            "HSET user:1 name Ada",
+            "FLUSHALL",
+            "PRAGMA journal_mode = DELETE",
+            "",
+        ] {
+            assert!(!query_is_read(write), "{write}");
+        }
     }
 
     #[test]

@@ -971,6 +971,53 @@ impl LocalPlatform {
     }
 }
 
+/// What the tests look at behind the API: secrets, the audit, and a last-resort cleanup.
+#[cfg(test)]
+impl LocalPlatform {
+    /// The datastore's generated password.
+    pub(crate) async fn datastore_secret(&self, project: &str, name: &str) -> Option<String> {
+        self.datastore_row(project, name).await.ok()?.secret
+    }
+
+    /// The audit rows of a project's queries: (principal, query, ok, row_count), oldest first.
+    pub(crate) async fn query_audit(
+        &self,
+        project: &str,
+    ) -> Vec<(String, String, bool, Option<i64>)> {
+        let p = project.to_owned();
+        self.on_db(move |db, _| {
+            Ok(db
+                .conn()
+                .prepare("SELECT principal, query, ok, row_count FROM datastore_queries WHERE project = ?1 ORDER BY id")?
+                .query_map([p], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// Kills whatever engines run under `data_dir`, without the runtime (for a test's `Drop`,
+    /// so a failed test leaves no server behind).
+    pub(crate) fn kill_engines_blocking(data_dir: &Path) {
+        let datastores = data_dir.join("datastores");
+        if let Ok(entries) = std::fs::read_dir(datastores.join("redis")) {
+            for entry in entries.flatten() {
+                let pid = std::fs::read_to_string(entry.path().join("redis.pid"))
+                    .ok()
+                    .and_then(|text| text.trim().parse().ok())
+                    .and_then(rustix::process::Pid::from_raw);
+                if let Some(pid) = pid {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
+            }
+        }
+        let data = datastores.join("postgres").join("data");
+        if data.join("postmaster.pid").exists() {
+            let _ = postgres::stop_blocking(&data);
+        }
+    }
+}
+
 fn mongo_unavailable() -> Error {
     Error::new(
         ErrorCode::InvalidInput,

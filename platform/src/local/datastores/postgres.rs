@@ -278,6 +278,26 @@ pub(super) async fn stop(cluster: &Cluster) {
     }
 }
 
+/// Stops the cluster at once, without the runtime (a test's last-resort cleanup).
+#[cfg(test)]
+pub(super) fn stop_blocking(data: &Path) -> std::io::Result<std::process::ExitStatus> {
+    let program = program("pg_ctl");
+    let mut command = if is_root() {
+        let mut command = std::process::Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        std::process::Command::new(program)
+    };
+    command
+        .arg("-D")
+        .arg(data)
+        .args(["-m", "immediate", "stop"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+}
+
 /// A platform error for a failed client call: SQL mistakes are the caller's to fix, a
 /// cancelled statement is a timeout, the rest is the platform's.
 fn pg_error(doing: &str, err: &tokio_postgres::Error) -> Error {
@@ -303,7 +323,7 @@ fn pg_error(doing: &str, err: &tokio_postgres::Error) -> Error {
     internal(doing, err).with_hint("retry; if it persists the platform's PostgreSQL cluster may be down (restart the platform)")
 }
 
-async fn connect(
+pub(super) async fn connect(
     port: u16,
     user: &str,
     password: &str,

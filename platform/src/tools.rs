@@ -675,24 +675,19 @@ impl Tool for DeleteProjectTool {
 /// What `datastore` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[expect(
+    missing_docs,
+    reason = "a variant's doc comment would become a per-variant schema description sent with every request; the names say it"
+)]
 pub enum DatastoreAction {
-    /// Provision and inject its URL.
     Add,
-    /// Status and env names.
     Info,
-    /// The project's datastores.
     List,
-    /// Remove it with its data.
     Delete,
-    /// Take a backup.
     Backup,
-    /// List backups.
     Backups,
-    /// Apply a backup.
     Restore,
-    /// Tables or keys.
     Tables,
-    /// Run SQL or one redis command.
     Query,
 }
 
@@ -704,16 +699,16 @@ pub struct DatastoreArgs {
     pub project: String,
     /// What to do.
     pub action: DatastoreAction,
-    /// The datastore; default the kind.
+    /// The datastore (add: default the kind).
     #[serde(default)]
     pub name: Option<String>,
     /// add: postgres, redis or sqlite.
     #[serde(default)]
     pub kind: Option<String>,
-    /// query: SQL, or a redis command like `HGETALL user:1`.
+    /// SQL, or a redis command like `HGETALL user:1`.
     #[serde(default)]
     pub query: Option<String>,
-    /// restore: the backup key.
+    /// restore: a backup key.
     #[serde(default)]
     pub backup: Option<String>,
     /// delete: must be true.
@@ -742,7 +737,7 @@ impl Tool for DatastoreTool {
     type Args = DatastoreArgs;
 
     fn description(&self) -> String {
-        "Postgres/redis/sqlite for a project: add injects its URL env (DATABASE_URL, REDIS_URL) into every service; query returns ≤500 rows.".to_owned()
+        "A project's postgres/redis/sqlite. add injects its URL (DATABASE_URL, REDIS_URL) into every service; query runs SQL or a redis command (max 500 rows).".to_owned()
     }
 
     fn category(&self) -> Category {

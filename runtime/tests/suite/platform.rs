@@ -443,3 +443,77 @@ fn automaton_json_can_name_a_conway_gateway_with_a_token_file() {
         "{error}"
     );
 }
+
+#[test]
+fn the_platform_cli_adds_queries_backs_up_restores_and_deletes_a_postgres_datastore() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    // The cluster's directory lives in the data directory: the `postgres` user (the server
+    // refuses to run as root) must be able to pass through.
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let data = work.path().join("platform");
+    let daemon = Daemon::start(&data);
+    let cwd = work.path().join("project");
+    std::fs::create_dir_all(&cwd).unwrap();
+    json(&platform(&cwd, &data, &["init", "shop"]));
+
+    let added = json(&platform(&cwd, &data, &["add", "postgres"]));
+    assert_eq!(added["created"], true);
+    assert_eq!(added["datastore"]["status"], "ready");
+    let info = json(&platform(&cwd, &data, &["db", "info", "postgres"]));
+    assert!(
+        info["url"].as_str().unwrap().contains(":***@127.0.0.1:"),
+        "{info}"
+    );
+    assert_eq!(info["env_names"][0], "DATABASE_URL");
+    for sql in [
+        "CREATE TABLE users (id int PRIMARY KEY, name text)",
+        "INSERT INTO users VALUES (1, 'ada'), (2, 'grace')",
+    ] {
+        json(&platform(&cwd, &data, &["db", "query", "postgres", sql]));
+    }
+    let tables = json(&platform(&cwd, &data, &["db", "tables", "postgres"]));
+    assert_eq!(tables["tables"][0]["name"], "users");
+    assert_eq!(tables["tables"][0]["rows"], 2);
+    let backup = json(&platform(&cwd, &data, &["db", "backup", "postgres"]));
+    let key = backup["key"].as_str().unwrap().to_owned();
+    let backups = json(&platform(&cwd, &data, &["db", "backups", "postgres"]));
+    assert_eq!(backups[0]["key"], key.as_str());
+    json(&platform(
+        &cwd,
+        &data,
+        &["db", "query", "postgres", "DROP TABLE users"],
+    ));
+    json(&platform(
+        &cwd,
+        &data,
+        &["db", "restore", "postgres", "--backup", &key],
+    ));
+    let rows = json(&platform(
+        &cwd,
+        &data,
+        &["db", "query", "postgres", "SELECT name FROM users ORDER BY id"],
+    ));
+    assert_eq!(rows["rows"], serde_json::json!([["ada"], ["grace"]]));
+    assert_eq!(rows["truncated"], false);
+
+    let mongo = error_json(&platform(&cwd, &data, &["add", "mongo"]));
+    assert_eq!(mongo["code"], "INVALID_INPUT");
+    assert!(mongo["hint"].as_str().unwrap().contains("postgres"), "{mongo}");
+    let unknown = error_json(&platform(&cwd, &data, &["add", "oracle"]));
+    assert!(unknown["hint"].as_str().unwrap().contains("sqlite"), "{unknown}");
+    let unconfirmed = error_json(&platform(&cwd, &data, &["db", "delete", "postgres"]));
+    assert!(
+        unconfirmed["hint"].as_str().unwrap().contains("--confirm"),
+        "{unconfirmed}"
+    );
+    let deleted = json(&platform(
+        &cwd,
+        &data,
+        &["db", "delete", "postgres", "--confirm"],
+    ));
+    assert_eq!(deleted["deleted"], true);
+    let listed = json(&platform(&cwd, &data, &["db", "list"]));
+    assert_eq!(listed, serde_json::json!([]));
+    assert!(daemon.stop().success());
+}

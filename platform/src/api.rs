@@ -4,13 +4,13 @@
 
 use crate::error::Result;
 use crate::model::{
+    AddedDatastore, BackupInfo, Datastore, DatastoreKind, DatastoreTables, DeletedDatastore,
+    QueryResult, RestoredBackup,
+};
+use crate::model::{
     CreatedProject, DeletedProject, DeployAccepted, EnvChange, IssuedToken, Operation,
     OperationEvent, ProjectState, ProjectSummary, RevokedTokens, ServiceDetail, ServiceLogs,
     ServiceState, TokenInfo, TokenRequest,
-};
-use crate::model::{
-    AddedDatastore, BackupInfo, Datastore, DatastoreKind, DatastoreTables, DeletedDatastore,
-    QueryResult, RestoredBackup,
 };
 use automaton_tools::tool::BoxFuture;
 use std::path::Path;

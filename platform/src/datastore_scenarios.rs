@@ -148,7 +148,10 @@ pub async fn postgres_scenario(platform: &dyn Platform, local: &LocalPlatform, w
         ]
     );
     assert!(
-        added.datastore.url.starts_with("postgres://pgshop__postgres:***@127.0.0.1:"),
+        added
+            .datastore
+            .url
+            .starts_with("postgres://pgshop__postgres:***@127.0.0.1:"),
         "{}",
         added.datastore.url
     );
@@ -167,7 +170,10 @@ pub async fn postgres_scenario(platform: &dyn Platform, local: &LocalPlatform, w
     );
 
     // The app stores and reads rows with what the platform injected.
-    assert_eq!(ask(platform, project, "/env", "PGUSER").await, "pgshop__postgres");
+    assert_eq!(
+        ask(platform, project, "/env", "PGUSER").await,
+        "pgshop__postgres"
+    );
     ask(
         platform,
         project,
@@ -175,9 +181,21 @@ pub async fn postgres_scenario(platform: &dyn Platform, local: &LocalPlatform, w
         "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)",
     )
     .await;
-    ask(platform, project, "/pg", "INSERT INTO items (name) VALUES ('alice'), ('bob')").await;
+    ask(
+        platform,
+        project,
+        "/pg",
+        "INSERT INTO items (name) VALUES ('alice'), ('bob')",
+    )
+    .await;
     assert_eq!(
-        ask(platform, project, "/pg", "SELECT string_agg(name, ',' ORDER BY id) FROM items").await,
+        ask(
+            platform,
+            project,
+            "/pg",
+            "SELECT string_agg(name, ',' ORDER BY id) FROM items"
+        )
+        .await,
         "alice,bob"
     );
 
@@ -205,7 +223,12 @@ pub async fn postgres_scenario(platform: &dyn Platform, local: &LocalPlatform, w
         .collect();
     assert_eq!(columns, ["id", "name"]);
     let result = platform
-        .query_datastore(project, "postgres", "SELECT id, name FROM items ORDER BY id", None)
+        .query_datastore(
+            project,
+            "postgres",
+            "SELECT id, name FROM items ORDER BY id",
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(result.columns, ["id", "name"]);
@@ -213,14 +236,24 @@ pub async fn postgres_scenario(platform: &dyn Platform, local: &LocalPlatform, w
     assert_eq!(result.row_count, 2);
     assert!(!result.truncated);
     let many = platform
-        .query_datastore(project, "postgres", "SELECT generate_series(1, 2000) AS n", None)
+        .query_datastore(
+            project,
+            "postgres",
+            "SELECT generate_series(1, 2000) AS n",
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(many.rows.len(), MAX_QUERY_ROWS);
     assert!(many.truncated);
     assert_eq!(many.rows[499], [serde_json::json!("500")]);
     let inserted = platform
-        .query_datastore(project, "postgres", "INSERT INTO items (name) VALUES ('carol')", None)
+        .query_datastore(
+            project,
+            "postgres",
+            "INSERT INTO items (name) VALUES ('carol')",
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(inserted.row_count, 1);
@@ -237,9 +270,12 @@ pub async fn postgres_scenario(platform: &dyn Platform, local: &LocalPlatform, w
         .create_backup(project, "postgres", None)
         .await
         .unwrap();
-    assert!(backup.key.starts_with("bk_") && backup.bytes > 0, "{backup:?}");
+    assert!(
+        backup.key.starts_with("bk_") && backup.bytes > 0,
+        "{backup:?}"
+    );
     let listed = platform.list_backups(project, "postgres").await.unwrap();
-    assert_eq!(listed, [backup.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&backup));
     platform
         .query_datastore(project, "postgres", "DROP TABLE items", None)
         .await
@@ -255,7 +291,13 @@ pub async fn postgres_scenario(platform: &dyn Platform, local: &LocalPlatform, w
         .unwrap();
     assert!(restored.method.contains("pg_restore"));
     assert_eq!(
-        ask(platform, project, "/pg", "SELECT string_agg(name, ',' ORDER BY id) FROM items").await,
+        ask(
+            platform,
+            project,
+            "/pg",
+            "SELECT string_agg(name, ',' ORDER BY id) FROM items"
+        )
+        .await,
         "alice,bob,carol"
     );
     let err = platform
@@ -268,12 +310,16 @@ pub async fn postgres_scenario(platform: &dyn Platform, local: &LocalPlatform, w
     // Every query was audited, failures too.
     let audit = local.query_audit(project).await;
     assert_eq!(audit.len(), 5, "{audit:?}");
-    assert!(audit.iter().any(|(_, query, ok, _)| query == "SELEC nope" && !ok));
     assert!(
         audit
             .iter()
-            .any(|(_, query, ok, rows)| query.starts_with("SELECT generate_series") && *ok && *rows == Some(500))
+            .any(|(_, query, ok, _)| query == "SELEC nope" && !ok)
     );
+    assert!(audit.iter().any(
+        |(_, query, ok, rows)| query.starts_with("SELECT generate_series")
+            && *ok
+            && *rows == Some(500)
+    ));
 
     // Delete: confirmation, the env goes, the app restarts without it, idempotent.
     let err = platform
@@ -330,7 +376,12 @@ pub async fn redis_and_sqlite_scenario(platform: &dyn Platform, work: &Path) {
     assert_eq!(got.columns, ["value"]);
     assert_eq!(got.rows, [[serde_json::json!("2")]]);
     platform
-        .query_datastore(project, "redis", "HSET user:1 name \"Ada Lovelace\" age 36", None)
+        .query_datastore(
+            project,
+            "redis",
+            "HSET user:1 name \"Ada Lovelace\" age 36",
+            None,
+        )
         .await
         .unwrap();
     let user = platform
@@ -345,7 +396,10 @@ pub async fn redis_and_sqlite_scenario(platform: &dyn Platform, work: &Path) {
         .iter()
         .map(|t| (t.name.as_str(), t.kind.as_str(), t.rows))
         .collect();
-    assert_eq!(listed, [("hits", "string", None), ("user:1", "hash", Some(2))]);
+    assert_eq!(
+        listed,
+        [("hits", "string", None), ("user:1", "hash", Some(2))]
+    );
     let err = platform
         .query_datastore(project, "redis", "CONFIG SET requirepass x", None)
         .await
@@ -358,7 +412,10 @@ pub async fn redis_and_sqlite_scenario(platform: &dyn Platform, work: &Path) {
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidInput);
     // Redis backup → change → restore.
-    let backup = platform.create_backup(project, "redis", None).await.unwrap();
+    let backup = platform
+        .create_backup(project, "redis", None)
+        .await
+        .unwrap();
     platform
         .query_datastore(project, "redis", "SET hits 100", None)
         .await
@@ -384,26 +441,49 @@ pub async fn redis_and_sqlite_scenario(platform: &dyn Platform, work: &Path) {
             .await
             .unwrap();
     }
-    assert_eq!(ask(platform, project, "/sqlite", "SELECT count(*) FROM notes").await, "2");
+    assert_eq!(
+        ask(platform, project, "/sqlite", "SELECT count(*) FROM notes").await,
+        "2"
+    );
     let notes = platform
-        .query_datastore(project, "cache", "SELECT id, body FROM notes ORDER BY id", None)
+        .query_datastore(
+            project,
+            "cache",
+            "SELECT id, body FROM notes ORDER BY id",
+            None,
+        )
         .await
         .unwrap();
-    assert_eq!(notes.rows, [[serde_json::json!(1), serde_json::json!("one")], [serde_json::json!(2), serde_json::json!("two")]]);
+    assert_eq!(
+        notes.rows,
+        [
+            [serde_json::json!(1), serde_json::json!("one")],
+            [serde_json::json!(2), serde_json::json!("two")]
+        ]
+    );
     let tables = platform.list_tables(project, "cache").await.unwrap();
     assert_eq!(tables.tables[0].name, "notes");
     assert_eq!(tables.tables[0].rows, Some(2));
-    let backup = platform.create_backup(project, "cache", None).await.unwrap();
+    let backup = platform
+        .create_backup(project, "cache", None)
+        .await
+        .unwrap();
     platform
         .query_datastore(project, "cache", "DELETE FROM notes", None)
         .await
         .unwrap();
-    assert_eq!(ask(platform, project, "/sqlite", "SELECT count(*) FROM notes").await, "0");
+    assert_eq!(
+        ask(platform, project, "/sqlite", "SELECT count(*) FROM notes").await,
+        "0"
+    );
     platform
         .restore_backup(project, "cache", &backup.key, None)
         .await
         .unwrap();
-    assert_eq!(ask(platform, project, "/sqlite", "SELECT count(*) FROM notes").await, "2");
+    assert_eq!(
+        ask(platform, project, "/sqlite", "SELECT count(*) FROM notes").await,
+        "2"
+    );
     let err = platform
         .query_datastore(project, "cache", "SELECT 1; SELECT 2", None)
         .await
@@ -456,10 +536,7 @@ pub async fn bad_inputs_scenario(platform: &dyn Platform) {
         .add_datastore(project, DatastoreKind::Sqlite, None, None)
         .await
         .unwrap();
-    let err = platform
-        .get_datastore(project, "sqlit")
-        .await
-        .unwrap_err();
+    let err = platform.get_datastore(project, "sqlit").await.unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
     assert!(err.hint.contains("sqlite"), "{err:?}");
     // Both would set DATABASE_URL: refused, with a name that would work.
@@ -489,6 +566,10 @@ pub async fn bad_inputs_scenario(platform: &dyn Platform) {
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
-    assert_eq!(platform.list_datastores(project).await.unwrap().len(), 1, "nothing lost");
+    assert_eq!(
+        platform.list_datastores(project).await.unwrap().len(),
+        1,
+        "nothing lost"
+    );
     assert_eq!(platform.list_env(project).await.unwrap(), ["DATABASE_URL"]);
 }

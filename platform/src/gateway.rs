@@ -108,8 +108,14 @@ pub fn router(platform: LocalPlatform) -> axum::Router {
             "/projects/{project}/datastores/{name}/restore",
             post(restore_backup),
         )
-        .route("/projects/{project}/datastores/{name}/tables", get(list_tables))
-        .route("/projects/{project}/datastores/{name}/query", post(query_datastore))
+        .route(
+            "/projects/{project}/datastores/{name}/tables",
+            get(list_tables),
+        )
+        .route(
+            "/projects/{project}/datastores/{name}/query",
+            post(query_datastore),
+        )
         .route("/tokens", post(create_token).get(list_tokens))
         .route("/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/operations/{id}", get(get_operation))

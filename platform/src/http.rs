@@ -9,13 +9,13 @@
 use crate::api::Platform;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{
+    AddedDatastore, BackupInfo, Datastore, DatastoreKind, DatastoreTables, DeletedDatastore,
+    QueryResult, RestoredBackup,
+};
+use crate::model::{
     CreatedProject, DeletedProject, DeployAccepted, EnvChange, IssuedToken, Operation,
     OperationEvent, ProjectState, ProjectSummary, RevokedTokens, ServiceDetail, ServiceLogs,
     ServiceState, TokenInfo, TokenRequest,
-};
-use crate::model::{
-    AddedDatastore, BackupInfo, Datastore, DatastoreKind, DatastoreTables, DeletedDatastore,
-    QueryResult, RestoredBackup,
 };
 use automaton_tools::clock::SystemClock;
 use automaton_tools::resilience::{

@@ -582,8 +582,7 @@ async fn scoped_tokens_reach_only_their_projects_cannot_escalate_and_die_when_re
 async fn datastore_gateway() -> (Gateway, crate::datastore_scenarios::EngineGuard) {
     use std::os::unix::fs::PermissionsExt;
     let gateway = Gateway::start().await;
-    std::fs::set_permissions(gateway._dir.path(), std::fs::Permissions::from_mode(0o711))
-        .unwrap();
+    std::fs::set_permissions(gateway._dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     let guard = crate::datastore_scenarios::EngineGuard(gateway.local.data_dir().to_owned());
     (gateway, guard)
 }
@@ -595,13 +594,17 @@ async fn the_http_client_runs_the_postgres_scenario_through_the_gateway() {
     crate::datastore_scenarios::postgres_scenario(&client, &gateway.local, &gateway.work).await;
     // The audit names the token that ran each query.
     let audit = gateway.local.query_audit("pgshop").await;
-    assert!(audit.iter().all(|(principal, ..)| principal.starts_with("tok_")), "{audit:?}");
+    assert!(
+        audit
+            .iter()
+            .all(|(principal, ..)| principal.starts_with("tok_")),
+        "{audit:?}"
+    );
     gateway.stop().await;
 }
 
 #[tokio::test]
-async fn the_http_client_runs_the_redis_and_sqlite_scenario_and_bad_inputs_through_the_gateway()
-{
+async fn the_http_client_runs_the_redis_and_sqlite_scenario_and_bad_inputs_through_the_gateway() {
     let (gateway, _guard) = datastore_gateway().await;
     let client = gateway.client();
     crate::datastore_scenarios::redis_and_sqlite_scenario(&client, &gateway.work).await;
@@ -617,7 +620,13 @@ async fn the_http_client_runs_the_redis_and_sqlite_scenario_and_bad_inputs_throu
         .unwrap();
     assert_eq!(response.status(), 400);
     let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
-    assert!(body["hint"].as_str().unwrap().contains("postgres, redis, sqlite"), "{body}");
+    assert!(
+        body["hint"]
+            .as_str()
+            .unwrap()
+            .contains("postgres, redis, sqlite"),
+        "{body}"
+    );
     let spec = http
         .get(format!("{}/v1/openapi.yaml", gateway.url))
         .send()
@@ -658,7 +667,10 @@ async fn datastore_routes_need_manage_datastores_and_the_project_in_scope() {
         capabilities: capabilities.to_vec(),
         projects: Some(vec!["mine".to_owned()]),
     };
-    let reader = admin.issue_token(&issue(&[Capability::Read])).await.unwrap();
+    let reader = admin
+        .issue_token(&issue(&[Capability::Read]))
+        .await
+        .unwrap();
     let reader = HttpPlatform::with_retry(&gateway.url, &reader.secret, fast_retry()).unwrap();
     // Reads need `read`; everything that changes or queries needs `manage_datastores`.
     assert_eq!(reader.list_datastores("mine").await.unwrap().len(), 1);
@@ -674,7 +686,10 @@ async fn datastore_routes_need_manage_datastores_and_the_project_in_scope() {
             .query_datastore("mine", "sqlite", "SELECT 1", None)
             .await
             .unwrap_err(),
-        reader.create_backup("mine", "sqlite", None).await.unwrap_err(),
+        reader
+            .create_backup("mine", "sqlite", None)
+            .await
+            .unwrap_err(),
         reader
             .delete_datastore("mine", "sqlite", true, None)
             .await
@@ -702,7 +717,13 @@ async fn datastore_routes_need_manage_datastores_and_the_project_in_scope() {
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::CapabilityMissing);
-    assert!(err.message.contains("not scoped to project `theirs`"), "{err:?}");
-    assert!(admin.list_datastores("theirs").await.unwrap().is_empty(), "nothing made");
+    assert!(
+        err.message.contains("not scoped to project `theirs`"),
+        "{err:?}"
+    );
+    assert!(
+        admin.list_datastores("theirs").await.unwrap().is_empty(),
+        "nothing made"
+    );
     gateway.stop().await;
 }

@@ -902,23 +902,57 @@ mod tests {
         let access: Access = Arc::new(Nowhere);
         let tool = TypedTool::new(DatastoreTool(Arc::clone(&access))).unwrap();
         for (args, risk) in [
-            (serde_json::json!({"project": "p", "action": "list"}), RiskLevel::Safe),
-            (serde_json::json!({"project": "p", "action": "tables", "name": "postgres"}), RiskLevel::Safe),
-            (serde_json::json!({"project": "p", "action": "add", "kind": "postgres"}), RiskLevel::Caution),
-            (serde_json::json!({"project": "p", "action": "backup", "name": "redis"}), RiskLevel::Caution),
-            (serde_json::json!({"project": "p", "action": "query", "name": "postgres", "query": "SELECT * FROM users"}), RiskLevel::Caution),
-            (serde_json::json!({"project": "p", "action": "query", "name": "redis", "query": "HGETALL user:1"}), RiskLevel::Caution),
-            (serde_json::json!({"project": "p", "action": "query", "name": "postgres", "query": "DELETE FROM users"}), RiskLevel::Dangerous),
-            (serde_json::json!({"project": "p", "action": "query", "name": "redis", "query": "FLUSHALL"}), RiskLevel::Dangerous),
-            (serde_json::json!({"project": "p", "action": "delete", "name": "postgres", "confirm": true}), RiskLevel::Dangerous),
-            (serde_json::json!({"project": "p", "action": "restore", "name": "postgres", "backup": "bk_1"}), RiskLevel::Dangerous),
+            (
+                serde_json::json!({"project": "p", "action": "list"}),
+                RiskLevel::Safe,
+            ),
+            (
+                serde_json::json!({"project": "p", "action": "tables", "name": "postgres"}),
+                RiskLevel::Safe,
+            ),
+            (
+                serde_json::json!({"project": "p", "action": "add", "kind": "postgres"}),
+                RiskLevel::Caution,
+            ),
+            (
+                serde_json::json!({"project": "p", "action": "backup", "name": "redis"}),
+                RiskLevel::Caution,
+            ),
+            (
+                serde_json::json!({"project": "p", "action": "query", "name": "postgres", "query": "SELECT * FROM users"}),
+                RiskLevel::Caution,
+            ),
+            (
+                serde_json::json!({"project": "p", "action": "query", "name": "redis", "query": "HGETALL user:1"}),
+                RiskLevel::Caution,
+            ),
+            (
+                serde_json::json!({"project": "p", "action": "query", "name": "postgres", "query": "DELETE FROM users"}),
+                RiskLevel::Dangerous,
+            ),
+            (
+                serde_json::json!({"project": "p", "action": "query", "name": "redis", "query": "FLUSHALL"}),
+                RiskLevel::Dangerous,
+            ),
+            (
+                serde_json::json!({"project": "p", "action": "delete", "name": "postgres", "confirm": true}),
+                RiskLevel::Dangerous,
+            ),
+            (
+                serde_json::json!({"project": "p", "action": "restore", "name": "postgres", "backup": "bk_1"}),
+                RiskLevel::Dangerous,
+            ),
         ] {
             let assessed = tool.assess(&args).unwrap();
             assert_eq!(assessed.risk, risk, "{args}");
         }
-        let reads = tool.assess(&serde_json::json!({"project": "p", "action": "info", "name": "x"})).unwrap();
+        let reads = tool
+            .assess(&serde_json::json!({"project": "p", "action": "info", "name": "x"}))
+            .unwrap();
         assert_eq!(reads.effect, Effect::ReadOnly);
-        let err = tool.assess(&serde_json::json!({"project": "p", "action": "drop"})).unwrap_err();
+        let err = tool
+            .assess(&serde_json::json!({"project": "p", "action": "drop"}))
+            .unwrap_err();
         assert!(format!("{err:?}").contains("action"), "{err:?}");
     }
 
@@ -958,12 +992,17 @@ mod tests {
         let added = call(serde_json::json!({"project": "p", "action": "add", "kind": "sqlite"}))
             .await
             .unwrap();
-        assert_eq!(added.value["datastore"]["env_names"], serde_json::json!(["DATABASE_URL"]));
+        assert_eq!(
+            added.value["datastore"]["env_names"],
+            serde_json::json!(["DATABASE_URL"])
+        );
         let rows = call(serde_json::json!({"project": "p", "action": "query", "name": "sqlite", "query": "SELECT 6 * 7 AS answer"}))
             .await
             .unwrap();
         assert_eq!(rows.value["rows"], serde_json::json!([[42]]));
-        let listed = call(serde_json::json!({"project": "p", "action": "list"})).await.unwrap();
+        let listed = call(serde_json::json!({"project": "p", "action": "list"}))
+            .await
+            .unwrap();
         assert_eq!(listed.value["datastores"][0]["name"], "sqlite");
         let Err(ToolError::RespondToModel(missing)) =
             call(serde_json::json!({"project": "p", "action": "query", "name": "sqlite"})).await
@@ -976,7 +1015,10 @@ mod tests {
         else {
             panic!("mongo is refused");
         };
-        assert!(mongo.hint.contains("postgres, redis or sqlite"), "{mongo:?}");
+        assert!(
+            mongo.hint.contains("postgres, redis or sqlite"),
+            "{mongo:?}"
+        );
     }
 
     #[test]

@@ -944,7 +944,11 @@ async fn db(
                 out.push_str(&format!(
                     "\n({} rows{})",
                     r.row_count,
-                    if r.truncated { ", truncated at 500" } else { "" }
+                    if r.truncated {
+                        ", truncated at 500"
+                    } else {
+                        ""
+                    }
                 ));
                 out
             });

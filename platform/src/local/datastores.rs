@@ -191,7 +191,10 @@ fn env_names_for(kind: DatastoreKind, name: &str) -> Vec<String> {
             DatastoreKind::Mongo => vec!["MONGO_URL".to_owned()],
         }
     } else {
-        vec![format!("{}_URL", name.to_ascii_uppercase().replace('-', "_"))]
+        vec![format!(
+            "{}_URL",
+            name.to_ascii_uppercase().replace('-', "_")
+        )]
     }
 }
 
@@ -362,7 +365,12 @@ impl LocalPlatform {
     }
 
     /// Makes the engine of a new datastore.
-    async fn provision(&self, project: &str, name: &str, kind: DatastoreKind) -> Result<Provisioned> {
+    async fn provision(
+        &self,
+        project: &str,
+        name: &str,
+        kind: DatastoreKind,
+    ) -> Result<Provisioned> {
         let password = uuid::Uuid::new_v4().simple().to_string();
         match kind {
             DatastoreKind::Postgres => {
@@ -560,7 +568,10 @@ impl LocalPlatform {
             if !store::project_exists(db.conn(), &p)? {
                 return Err(store::project_not_found(db.conn(), &p));
             }
-            Ok(rows_of(db.conn(), Some(&p))?.iter().map(Row::view).collect())
+            Ok(rows_of(db.conn(), Some(&p))?
+                .iter()
+                .map(Row::view)
+                .collect())
         })
         .await
     }
@@ -670,7 +681,9 @@ impl LocalPlatform {
     pub(super) async fn drop_project_datastores(&self, project: &str) -> Result<()> {
         let _one_at_a_time = self.inner.datastores.changes.lock().await;
         let p = project.to_owned();
-        let rows = self.on_db(move |db, _| rows_of(db.conn(), Some(&p))).await?;
+        let rows = self
+            .on_db(move |db, _| rows_of(db.conn(), Some(&p)))
+            .await?;
         for row in rows {
             self.remove_datastore(&row).await?;
         }
@@ -777,7 +790,11 @@ impl LocalPlatform {
     }
 
     /// `listBackups`.
-    pub(super) async fn list_backups_in(&self, project: &str, name: &str) -> Result<Vec<BackupInfo>> {
+    pub(super) async fn list_backups_in(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<Vec<BackupInfo>> {
         self.datastore_row(project, name).await?;
         self.pruned_backups(project, name).await
     }
@@ -855,7 +872,11 @@ impl LocalPlatform {
     }
 
     /// `listDatastoreTables`.
-    pub(super) async fn list_tables_in(&self, project: &str, name: &str) -> Result<DatastoreTables> {
+    pub(super) async fn list_tables_in(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<DatastoreTables> {
         let row = self.datastore_row(project, name).await?;
         let mut tables = match row.kind {
             DatastoreKind::Postgres => postgres::tables(&row.pg()?, MAX_LISTED + 1).await?,

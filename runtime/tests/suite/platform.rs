@@ -492,16 +492,27 @@ fn the_platform_cli_adds_queries_backs_up_restores_and_deletes_a_postgres_datast
     let rows = json(&platform(
         &cwd,
         &data,
-        &["db", "query", "postgres", "SELECT name FROM users ORDER BY id"],
+        &[
+            "db",
+            "query",
+            "postgres",
+            "SELECT name FROM users ORDER BY id",
+        ],
     ));
     assert_eq!(rows["rows"], serde_json::json!([["ada"], ["grace"]]));
     assert_eq!(rows["truncated"], false);
 
     let mongo = error_json(&platform(&cwd, &data, &["add", "mongo"]));
     assert_eq!(mongo["code"], "INVALID_INPUT");
-    assert!(mongo["hint"].as_str().unwrap().contains("postgres"), "{mongo}");
+    assert!(
+        mongo["hint"].as_str().unwrap().contains("postgres"),
+        "{mongo}"
+    );
     let unknown = error_json(&platform(&cwd, &data, &["add", "oracle"]));
-    assert!(unknown["hint"].as_str().unwrap().contains("sqlite"), "{unknown}");
+    assert!(
+        unknown["hint"].as_str().unwrap().contains("sqlite"),
+        "{unknown}"
+    );
     let unconfirmed = error_json(&platform(&cwd, &data, &["db", "delete", "postgres"]));
     assert!(
         unconfirmed["hint"].as_str().unwrap().contains("--confirm"),

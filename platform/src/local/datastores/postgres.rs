@@ -107,7 +107,11 @@ async fn give_to_owner(path: &Path) -> Result<()> {
     if is_root() {
         let mut command = Command::new("chown");
         command.arg("-R").arg("postgres:").arg(path);
-        run(command, "handing the cluster directory to the postgres user").await?;
+        run(
+            command,
+            "handing the cluster directory to the postgres user",
+        )
+        .await?;
     }
     Ok(())
 }
@@ -212,8 +216,8 @@ pub(super) async fn create(datastores: &Path) -> Result<Cluster> {
     let made = run(initdb, "initializing the PostgreSQL cluster (initdb)").await;
     let _ = tokio::fs::remove_file(&pwfile).await;
     made?;
-    let port = super::super::instance::free_port()
-        .map_err(|err| internal("finding a free port", err))?;
+    let port =
+        super::super::instance::free_port().map_err(|err| internal("finding a free port", err))?;
     let cluster = Cluster {
         dir,
         port,
@@ -260,9 +264,10 @@ pub(super) async fn start(cluster: &Cluster) -> Result<()> {
                 .into_iter()
                 .rev()
                 .collect();
-            Err(error
-                .with_log_tail(tail)
-                .with_hint(format!("read {}; a port clash clears on retry", log.display())))
+            Err(error.with_log_tail(tail).with_hint(format!(
+                "read {}; a port clash clears on retry",
+                log.display()
+            )))
         }
     }
 }

@@ -52,7 +52,8 @@ async fn running_pid(dir: &Path) -> Option<rustix::process::Pid> {
 async fn connect(port: u16, password: &str) -> Result<redis::aio::MultiplexedConnection> {
     // The password is hex: nothing in it needs escaping in the URL.
     let url = format!("redis://:{password}@127.0.0.1:{port}/0");
-    let client = redis::Client::open(url.as_str()).map_err(|err| redis_error("connecting to Redis", &err))?;
+    let client = redis::Client::open(url.as_str())
+        .map_err(|err| redis_error("connecting to Redis", &err))?;
     tokio::time::timeout(
         Duration::from_secs(5),
         client.get_multiplexed_async_connection(),
@@ -64,8 +65,9 @@ async fn connect(port: u16, password: &str) -> Result<redis::aio::MultiplexedCon
 
 fn redis_error(doing: &str, err: &redis::RedisError) -> Error {
     if err.is_io_error() || err.is_connection_refusal() || err.is_timeout() {
-        return internal(doing, err)
-            .with_hint("retry; if it persists the datastore's server is down (restart the platform)");
+        return internal(doing, err).with_hint(
+            "retry; if it persists the datastore's server is down (restart the platform)",
+        );
     }
     Error::new(ErrorCode::InvalidInput, format!("{doing}: {err}"))
         .with_hint("fix the command and run it again; `db tables` lists the keys and their types")
@@ -127,7 +129,12 @@ pub(super) async fn start(dir: &Path, port: u16, password: &str) -> Result<()> {
                 let log = tokio::fs::read_to_string(dir.join("redis.log"))
                     .await
                     .unwrap_or_default();
-                let tail = log.lines().rev().take(10).map(str::to_owned).collect::<Vec<_>>();
+                let tail = log
+                    .lines()
+                    .rev()
+                    .take(10)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>();
                 return Err(error
                     .with_log_tail(tail.into_iter().rev().collect())
                     .with_hint("the Redis server did not answer within 10 s; retry (a port clash clears on retry)"));

@@ -49,8 +49,11 @@ fn sql_error(err: &rusqlite::Error) -> Error {
             "a SQLite query is one statement at a time",
         )
         .with_hint("send the statements one by one"),
-        other => Error::new(ErrorCode::InvalidInput, format!("the query failed: {other}"))
-            .with_hint("fix the SQL and run it again; `db tables` lists the tables and columns"),
+        other => Error::new(
+            ErrorCode::InvalidInput,
+            format!("the query failed: {other}"),
+        )
+        .with_hint("fix the SQL and run it again; `db tables` lists the tables and columns"),
     }
 }
 
@@ -83,8 +86,8 @@ pub(super) async fn copy(from: &Path, to: &Path) -> Result<()> {
     let (from, to): (PathBuf, PathBuf) = (from.to_owned(), to.to_owned());
     blocking(move || {
         let source = open(&from)?;
-        let mut target = Connection::open(&to)
-            .map_err(|err| internal("creating the backup file", err))?;
+        let mut target =
+            Connection::open(&to).map_err(|err| internal("creating the backup file", err))?;
         run_backup(&source, &mut target)?;
         // The backup is one self-contained file.
         target

@@ -31,7 +31,12 @@ async fn postgres_serves_an_app_round_trips_a_backup_and_survives_a_platform_res
         .await
         .unwrap();
     platform
-        .query_datastore("keep", "postgres", "CREATE TABLE t (v int); INSERT INTO t VALUES (7)", None)
+        .query_datastore(
+            "keep",
+            "postgres",
+            "CREATE TABLE t (v int); INSERT INTO t VALUES (7)",
+            None,
+        )
         .await
         .unwrap();
     platform.shutdown().await;
@@ -39,7 +44,11 @@ async fn postgres_serves_an_app_round_trips_a_backup_and_survives_a_platform_res
         .query_datastore("keep", "postgres", "SELECT v FROM t", None)
         .await
         .unwrap_err();
-    assert_eq!(err.code, ErrorCode::InternalError, "the cluster is down: {err:?}");
+    assert_eq!(
+        err.code,
+        ErrorCode::InternalError,
+        "the cluster is down: {err:?}"
+    );
     drop(platform);
     let reopened = open(&data);
     reopened.resume().await.unwrap();
@@ -51,11 +60,20 @@ async fn postgres_serves_an_app_round_trips_a_backup_and_survives_a_platform_res
     // Deleting the project removes its database and role.
     reopened.delete_project("keep", true, None).await.unwrap();
     let cluster = reopened.cluster().await.unwrap();
-    let admin = postgres::connect(cluster.port, "automaton_admin", &cluster.admin_password, "postgres", None)
-        .await
-        .unwrap();
+    let admin = postgres::connect(
+        cluster.port,
+        "automaton_admin",
+        &cluster.admin_password,
+        "postgres",
+        None,
+    )
+    .await
+    .unwrap();
     let left: i64 = admin
-        .query_one("SELECT count(*) FROM pg_database WHERE datname LIKE 'keep__%'", &[])
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'keep__%'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -81,7 +99,10 @@ async fn redis_and_sqlite_serve_an_app_and_redis_data_survives_a_platform_restar
         .await
         .unwrap();
     assert_eq!(got.rows, [[serde_json::json!("2")]]);
-    let deleted = reopened.delete_datastore("kv", "redis", true, None).await.unwrap();
+    let deleted = reopened
+        .delete_datastore("kv", "redis", true, None)
+        .await
+        .unwrap();
     assert_eq!(deleted.restarted_services, ["app"]);
     assert!(
         !data.join("datastores/redis/kv__redis").exists(),
@@ -135,7 +156,10 @@ fn redis_commands_split_into_words_with_quotes() {
     for (text, words) in [
         ("HGETALL user:1", vec!["HGETALL", "user:1"]),
         ("  SET  k   v ", vec!["SET", "k", "v"]),
-        ("SET greeting \"hello world\"", vec!["SET", "greeting", "hello world"]),
+        (
+            "SET greeting \"hello world\"",
+            vec!["SET", "greeting", "hello world"],
+        ),
         ("SET q 'it''s'", vec!["SET", "q", "its"]),
         ("SET e \"a\\\"b\\n\"", vec!["SET", "e", "a\"b\n"]),
         ("SET empty \"\"", vec!["SET", "empty", ""]),
@@ -149,8 +173,14 @@ fn redis_commands_split_into_words_with_quotes() {
 #[test]
 fn env_names_follow_the_kind_or_the_custom_name() {
     assert_eq!(env_names_for(DatastoreKind::Redis, "redis"), ["REDIS_URL"]);
-    assert_eq!(env_names_for(DatastoreKind::Sqlite, "sqlite"), ["DATABASE_URL"]);
+    assert_eq!(
+        env_names_for(DatastoreKind::Sqlite, "sqlite"),
+        ["DATABASE_URL"]
+    );
     assert_eq!(env_names_for(DatastoreKind::Postgres, "postgres").len(), 6);
-    assert_eq!(env_names_for(DatastoreKind::Postgres, "analytics-db"), ["ANALYTICS_DB_URL"]);
+    assert_eq!(
+        env_names_for(DatastoreKind::Postgres, "analytics-db"),
+        ["ANALYTICS_DB_URL"]
+    );
     assert_ne!(pg_identifier("a-b", "c"), pg_identifier("a", "b-c"));
 }

@@ -961,15 +961,36 @@ impl LocalPlatform {
         }
     }
 
-    /// Starts the engines of every datastore again (after a platform restart).
+    /// Starts the engines of every datastore again (after a platform restart). An engine that
+    /// will not start is reported (a `datastore.unavailable` event and a warning) without
+    /// keeping the rest of the platform from coming back.
     pub(super) async fn resume_datastores(&self) -> Result<()> {
         let rows = self.on_db(|db, _| rows_of(db.conn(), None)).await?;
-        if rows.iter().any(|row| row.kind == DatastoreKind::Postgres) {
-            self.cluster().await?;
-        }
-        for row in rows.iter().filter(|row| row.kind == DatastoreKind::Redis) {
-            if let Ok((port, password, dir)) = row.redis() {
-                redis::start(&dir, port, &password).await?;
+        let cluster = if rows.iter().any(|row| row.kind == DatastoreKind::Postgres) {
+            self.cluster().await.err()
+        } else {
+            None
+        };
+        for row in &rows {
+            let failed = match row.kind {
+                DatastoreKind::Postgres => cluster.clone(),
+                DatastoreKind::Redis => match row.redis() {
+                    Ok((port, password, dir)) => redis::start(&dir, port, &password).await.err(),
+                    Err(error) => Some(error),
+                },
+                DatastoreKind::Sqlite | DatastoreKind::Mongo => None,
+            };
+            if let Some(error) = failed {
+                tracing::warn!(project = %row.project, datastore = %row.name, error = %error, "a datastore did not start again");
+                self.record_datastore_event(
+                    &row.project,
+                    "datastore.unavailable",
+                    format!(
+                        "{} did not start after the platform restarted: {}",
+                        row.name, error.message
+                    ),
+                )
+                .await?;
             }
         }
         Ok(())

@@ -55,11 +55,11 @@ async fn connect(port: u16, password: &str) -> Result<redis::aio::MultiplexedCon
     let client = redis::Client::open(url.as_str())
         .map_err(|err| redis_error("connecting to Redis", &err))?;
     tokio::time::timeout(
-        Duration::from_secs(5),
+        Duration::from_secs(2),
         client.get_multiplexed_async_connection(),
     )
     .await
-    .map_err(|_| internal("connecting to Redis", "timed out after 5 s"))?
+    .map_err(|_| internal("connecting to Redis", "no answer within 2 s"))?
     .map_err(|err| redis_error("connecting to Redis", &err))
 }
 
@@ -123,24 +123,23 @@ pub(super) async fn start(dir: &Path, port: u16, password: &str) -> Result<()> {
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match ping(port, password).await {
-            Ok(()) => return Ok(()),
-            Err(error) if tokio::time::Instant::now() >= deadline => {
-                let log = tokio::fs::read_to_string(dir.join("redis.log"))
-                    .await
-                    .unwrap_or_default();
-                let tail = log
-                    .lines()
-                    .rev()
-                    .take(10)
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>();
-                return Err(error
-                    .with_log_tail(tail.into_iter().rev().collect())
-                    .with_hint("the Redis server did not answer within 10 s; retry (a port clash clears on retry)"));
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+        let answered = ping(port, password).await;
+        let Err(error) = answered else {
+            return Ok(());
+        };
+        let log = tokio::fs::read_to_string(dir.join("redis.log"))
+            .await
+            .unwrap_or_default();
+        // A server that could not listen has exited: no use waiting for it.
+        let gave_up = log.contains("Failed listening on port")
+            || log.contains("Could not create server TCP listening socket");
+        if gave_up || tokio::time::Instant::now() >= deadline {
+            let tail: Vec<String> = log.lines().rev().take(10).map(str::to_owned).collect();
+            return Err(error
+                .with_log_tail(tail.into_iter().rev().collect())
+                .with_hint("the Redis server did not come up (its log tail says why); a port clash clears when the port is free again"));
         }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 

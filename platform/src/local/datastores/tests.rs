@@ -184,3 +184,42 @@ fn env_names_follow_the_kind_or_the_custom_name() {
     );
     assert_ne!(pg_identifier("a-b", "c"), pg_identifier("a", "b-c"));
 }
+
+#[tokio::test]
+async fn an_engine_that_cannot_start_again_is_reported_and_the_platform_still_resumes() {
+    let dir = traversable_tempdir();
+    let data = dir.path().join("platform");
+    let _guard = EngineGuard(data.clone());
+    let platform = open(&data);
+    platform.create_project("kv", None).await.unwrap();
+    let added = platform
+        .add_datastore("kv", DatastoreKind::Redis, None, None)
+        .await
+        .unwrap();
+    platform.shutdown().await;
+    drop(platform);
+    // Something else took the server's port meanwhile.
+    let port: u16 = added
+        .datastore
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let reopened = open(&data);
+    reopened.resume().await.unwrap();
+    let events = reopened.get_project("kv").await.unwrap().recent_events;
+    assert!(
+        events.iter().any(|e| e.kind == "datastore.unavailable"),
+        "{events:?}"
+    );
+    let err = reopened
+        .query_datastore("kv", "redis", "PING", None)
+        .await
+        .unwrap_err();
+    assert!(err.retryable, "{err:?}");
+    reopened.shutdown().await;
+}

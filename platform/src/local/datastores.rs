@@ -738,9 +738,7 @@ impl LocalPlatform {
             let now = self.inner.clock.now_ms();
             let backup_key = format!("bk_{now}_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
             let dir = self.backup_dir(project, name);
-            tokio::fs::create_dir_all(&dir)
-                .await
-                .map_err(|err| internal("creating the backup directory", err))?;
+            private_dir(&dir).await?;
             let (file, bytes) = match row.kind {
                 DatastoreKind::Postgres => {
                     let file = dir.join(format!("{backup_key}.dump"));
@@ -1066,6 +1064,22 @@ fn mongo_unavailable() -> Error {
         "mongo is not available on the local platform",
     )
     .with_hint("add postgres, redis or sqlite here; mongo (FerretDB) is offered by a Conway cloud gateway (set CONWAY_ENDPOINT)")
+}
+
+/// Creates `path` and whatever of its parents is missing, each 0700: the data directory may
+/// be open to traversal (for the `postgres` user), so what holds data or secrets is closed.
+pub(super) async fn private_dir(path: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let owned = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&owned)
+    })
+    .await
+    .map_err(|err| internal("creating a directory", err))?
+    .map_err(|err| internal(&format!("creating {}", path.display()), err))
 }
 
 async fn file_size(path: &Path) -> Result<u64> {

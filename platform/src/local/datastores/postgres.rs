@@ -6,8 +6,9 @@
 //! datastore's own role, so a query reaches that database only.
 //!
 //! The server refuses to run as root: when the platform is root, initdb and pg_ctl run as the
-//! `postgres` user (`runuser`), and the cluster lives where that user can reach it — under the
-//! platform's data directory when its parents let it through, else in the `postgres` user's home.
+//! `postgres` user (`runuser`), and the cluster lives where that user can reach it: under the
+//! platform's data directory (opened to the `postgres` group only, 0710) when the parents above
+//! it let it through, else in the `postgres` user's home.
 
 use super::{PgTarget, capped, internal};
 use crate::error::{Error, ErrorCode, Result};
@@ -124,26 +125,42 @@ async fn set_mode(path: &Path, mode: u32) -> Result<()> {
 }
 
 async fn make_dir(path: &Path) -> Result<()> {
-    tokio::fs::create_dir_all(path)
-        .await
-        .map_err(|err| internal(&format!("creating {}", path.display()), err))?;
+    super::private_dir(path).await?;
     set_mode(path, 0o700).await
 }
 
-/// The `postgres` user's home, from /etc/passwd.
-async fn postgres_home() -> PathBuf {
-    tokio::fs::read_to_string("/etc/passwd")
+/// The `postgres` user's group id and home, from /etc/passwd.
+async fn postgres_account() -> (Option<u32>, PathBuf) {
+    let passwd = tokio::fs::read_to_string("/etc/passwd")
         .await
-        .ok()
-        .and_then(|passwd| {
-            passwd.lines().find_map(|line| {
-                let fields: Vec<&str> = line.split(':').collect();
-                (fields.first() == Some(&"postgres"))
-                    .then(|| fields.get(5).map(PathBuf::from))
-                    .flatten()
-            })
+        .unwrap_or_default();
+    passwd
+        .lines()
+        .map(|line| line.split(':').collect::<Vec<&str>>())
+        .find(|fields| fields.first() == Some(&"postgres"))
+        .map_or((None, PathBuf::from("/var/lib/postgresql")), |fields| {
+            (
+                fields.get(3).and_then(|gid| gid.parse().ok()),
+                fields
+                    .get(5)
+                    .map_or_else(|| PathBuf::from("/var/lib/postgresql"), PathBuf::from),
+            )
         })
-        .unwrap_or_else(|| PathBuf::from("/var/lib/postgresql"))
+}
+
+/// Lets the `postgres` group (and no one else) pass through `dir`: group `postgres`, 0710.
+async fn open_to_postgres(dir: &Path, gid: u32) -> Result<()> {
+    let owned = dir.to_owned();
+    tokio::task::spawn_blocking(move || std::os::unix::fs::chown(&owned, None, Some(gid)))
+        .await
+        .map_err(|err| internal("handing a directory to the postgres group", err))?
+        .map_err(|err| {
+            internal(
+                &format!("handing {} to the postgres group", dir.display()),
+                err,
+            )
+        })?;
+    set_mode(dir, 0o710).await
 }
 
 /// Where the cluster can live: `datastores/postgres` when the server's user reaches it.
@@ -158,32 +175,33 @@ async fn cluster_dir(datastores: &Path) -> Result<PathBuf> {
     if !is_root() {
         return Ok(primary);
     }
-    // Parents the platform owns let the server's user through (never list).
+    // The data directory and `datastores/` let the server's user through, no one else: the
+    // rest of the data directory (releases, logs, other engines' files) stays the platform's.
+    let (gid, home) = postgres_account().await;
     let parents: Vec<&Path> = datastores
         .parent()
         .into_iter()
         .chain(std::iter::once(datastores))
         .collect();
-    for parent in &parents {
-        set_mode(parent, 0o711).await?;
-    }
-    give_to_owner(&primary).await?;
-    let mut probe = as_owner(Path::new("test"));
-    probe.arg("-w").arg(&primary);
-    if run(probe, "probing the cluster directory").await.is_ok() {
-        return Ok(primary);
-    }
-    for parent in &parents {
-        set_mode(parent, 0o700).await?;
+    if let Some(gid) = gid {
+        for parent in &parents {
+            open_to_postgres(parent, gid).await?;
+        }
+        give_to_owner(&primary).await?;
+        let mut probe = as_owner(Path::new("test"));
+        probe.arg("-w").arg(&primary);
+        if run(probe, "probing the cluster directory").await.is_ok() {
+            return Ok(primary);
+        }
+        for parent in &parents {
+            set_mode(parent, 0o700).await?;
+        }
     }
     let _ = tokio::fs::remove_dir_all(&primary).await;
     let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
         primary.to_string_lossy().as_bytes(),
     ));
-    let fallback = postgres_home()
-        .await
-        .join("automaton-platform")
-        .join(&digest[..16]);
+    let fallback = home.join("automaton-platform").join(&digest[..16]);
     tracing::info!(dir = %fallback.display(), "the postgres user cannot reach the platform's data directory; the cluster lives in its home");
     if tokio::fs::try_exists(&fallback).await.unwrap_or(false) {
         let _ = tokio::fs::remove_dir_all(&fallback).await;

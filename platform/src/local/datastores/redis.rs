@@ -78,9 +78,7 @@ pub(super) async fn start(dir: &Path, port: u16, password: &str) -> Result<()> {
     if running_pid(dir).await.is_some() && ping(port, password).await.is_ok() {
         return Ok(());
     }
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|err| internal("creating the Redis directory", err))?;
+    super::private_dir(dir).await?;
     let config = dir.join("redis.conf");
     let text = format!(
         "port {port}\nbind 127.0.0.1\nprotected-mode yes\ndaemonize yes\npidfile {pid}\ndir {dir}\nlogfile {log}\nrequirepass {password}\nsave 60 1\nappendonly no\ndbfilename dump.rdb\n",

@@ -59,12 +59,11 @@ fn sql_error(err: &rusqlite::Error) -> Error {
 
 /// Makes the file (WAL mode, so services and the platform can share it).
 pub(super) async fn create(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        super::private_dir(parent).await?;
+    }
     let path = path.to_owned();
     blocking(move || {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|err| internal("creating the SQLite directory", err))?;
-        }
         let connection =
             Connection::open(&path).map_err(|err| internal("creating the SQLite file", err))?;
         connection

@@ -23,6 +23,15 @@ async fn postgres_serves_an_app_round_trips_a_backup_and_survives_a_platform_res
     std::fs::create_dir(&work).unwrap();
     let platform = open(&data);
     postgres_scenario(&platform, &platform, &work).await;
+    // The cluster lives in the data directory, which only the platform and (to pass through)
+    // the `postgres` group may enter.
+    assert!(data.join("datastores/postgres/data/PG_VERSION").exists());
+    if rustix::process::geteuid().is_root() {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(&data).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o710);
+        assert_ne!(meta.gid(), 0, "the postgres group");
+    }
 
     // The cluster stops with the platform and comes back with `resume`, data intact.
     platform.create_project("keep", None).await.unwrap();
@@ -90,6 +99,22 @@ async fn redis_and_sqlite_serve_an_app_and_redis_data_survives_a_platform_restar
     std::fs::create_dir(&work).unwrap();
     let platform = open(&data);
     redis_and_sqlite_scenario(&platform, &work).await;
+    // The data directory may be open to traversal (for the `postgres` user); what holds data
+    // and secrets is not.
+    use std::os::unix::fs::PermissionsExt;
+    for private in [
+        "datastores/redis",
+        "datastores/redis/kv__redis",
+        "datastores/sqlite",
+        "objects",
+        "objects/backups/kv/redis",
+    ] {
+        let mode = std::fs::metadata(data.join(private))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{private}");
+    }
     platform.shutdown().await;
     drop(platform);
     let reopened = open(&data);

@@ -66,6 +66,19 @@ async fn postgres_serves_an_app_round_trips_a_backup_and_survives_a_platform_res
         .await
         .unwrap();
     assert_eq!(result.rows, [[serde_json::json!("7")]]);
+    // A statement past the time limit is cancelled (the verbs use QUERY_TIMEOUT, 30 s).
+    let target = reopened
+        .datastore_row("keep", "postgres")
+        .await
+        .unwrap()
+        .pg()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = postgres::query(&target, "SELECT pg_sleep(20)", Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Timeout, "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
     // Deleting the project removes its database and role.
     reopened.delete_project("keep", true, None).await.unwrap();
     let cluster = reopened.cluster().await.unwrap();
@@ -247,4 +260,21 @@ async fn an_engine_that_cannot_start_again_is_reported_and_the_platform_still_re
         .unwrap_err();
     assert!(err.retryable, "{err:?}");
     reopened.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_sqlite_statement_past_the_time_limit_is_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    sqlite::create(&path).await.unwrap();
+    let started = std::time::Instant::now();
+    let err = sqlite::query(
+        &path,
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+        Duration::from_millis(200),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Timeout, "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
 }

@@ -1,6 +1,7 @@
 //! The datastore scenarios on the local platform itself, what survives a platform restart,
 //! backup retention, and the parsers.
 
+use super::backups::BACKUP_RETENTION_MS;
 use super::*;
 use crate::api::Platform;
 use crate::datastore_scenarios::{
@@ -9,6 +10,7 @@ use crate::datastore_scenarios::{
 };
 use automaton_tools::clock::{ManualClock, SystemClock};
 use std::sync::Arc;
+use std::time::Duration;
 
 fn open(data: &Path) -> LocalPlatform {
     LocalPlatform::open(data, Arc::new(SystemClock)).unwrap()

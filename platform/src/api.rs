@@ -4,8 +4,9 @@
 
 use crate::error::Result;
 use crate::model::{
-    AddedDatastore, BackupInfo, Datastore, DatastoreKind, DatastoreTables, DeletedDatastore,
-    QueryResult, RestoredBackup,
+    AddedDatastore, BackupInfo, CommitRequest, CommitResult, CreatedRepo, Datastore, DatastoreKind,
+    DatastoreTables, DeletedDatastore, DeletedRepo, QueryResult, RepoCommit, RepoFile, RepoInfo,
+    RepoRef, RepoRequest, RepoTree, RestoredBackup,
 };
 use crate::model::{
     CreatedProject, DeletedProject, DeployAccepted, EnvChange, IssuedToken, Operation,
@@ -221,4 +222,75 @@ pub trait Platform: Send + Sync {
             }
         })
     }
+
+    // ---- Git repositories (the forge) ----
+
+    /// `createRepo`: an empty repository (push-to-deploy when `deploy_service` is set), or
+    /// the existing one with `created: false`.
+    fn create_repo<'a>(
+        &'a self,
+        project: &'a str,
+        request: &'a RepoRequest,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<CreatedRepo>>;
+
+    /// `listRepos`.
+    fn list_repos<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<Vec<RepoInfo>>>;
+
+    /// `getRepo`: with its `clone_url`, head and last push-to-deploy.
+    fn get_repo<'a>(&'a self, project: &'a str, repo: &'a str) -> BoxFuture<'a, Result<RepoInfo>>;
+
+    /// `deleteRepo`: refused without `confirm`; deleting what does not exist succeeds with
+    /// `deleted: false`.
+    fn delete_repo<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        confirm: bool,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<DeletedRepo>>;
+
+    /// `listRepoRefs`: branches and tags.
+    fn list_refs<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RepoRef>>>;
+
+    /// `listRepoCommits`: newest first from `git_ref` (default: the default branch), at most
+    /// `limit` (capped at [`crate::model::MAX_LOG_LIMIT`]).
+    fn list_commits<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        git_ref: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<RepoCommit>>>;
+
+    /// `getRepoTree`: the directory `path` ("" for the root) at `git_ref`.
+    fn get_tree<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        git_ref: Option<&'a str>,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<RepoTree>>;
+
+    /// `getRepoFile`: the file at `path` at `git_ref` (text, or base64 when binary).
+    fn get_file<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        git_ref: Option<&'a str>,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<RepoFile>>;
+
+    /// `commitRepoFiles`: the files in one commit on the branch, without local git.
+    fn commit_files<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        request: &'a CommitRequest,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<CommitResult>>;
 }

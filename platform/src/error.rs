@@ -68,7 +68,9 @@ impl ErrorCode {
             Self::Unauthenticated => "send `Authorization: Bearer <token>`",
             Self::CapabilityMissing => "request a token with the named capability",
             Self::QuotaExceeded => "scale something down or request more",
-            Self::NotFound => "check `automaton platform status --json` for what exists",
+            Self::NotFound => {
+                "list what exists first (list_services / the project's state; `automaton platform status --json` on the command line) and use one of those names"
+            }
             Self::InvalidInput => "follow the hint; see /v1/openapi.yaml",
             Self::Conflict => "follow the hint",
             Self::InternalError => "retry once; report it if it persists",
@@ -123,6 +125,13 @@ impl Error {
         self
     }
 
+    /// Marks a platform-side fault a retry cannot cure (damaged state, a broken invariant):
+    /// the caller should report it rather than loop.
+    pub fn not_retryable(mut self) -> Self {
+        self.retryable = false;
+        self
+    }
+
     /// Attaches the log tail of a failed gate.
     pub fn with_log_tail(mut self, lines: Vec<String>) -> Self {
         self.log_tail = lines;
@@ -138,7 +147,15 @@ impl Error {
 
 impl From<rusqlite::Error> for Error {
     fn from(err: rusqlite::Error) -> Self {
-        Self::new(ErrorCode::InternalError, format!("platform.db: {err}"))
+        let error = Self::new(ErrorCode::InternalError, format!("platform.db: {err}"));
+        // Only a busy or locked database clears up by itself; anything else (a broken
+        // constraint, a damaged file, a full disk) fails the same way again.
+        match err.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => error,
+            _ => error
+                .not_retryable()
+                .with_hint("a retry fails the same way: report it to the platform's operator with this message"),
+        }
     }
 }
 
@@ -161,6 +178,28 @@ mod tests {
         assert!(wire.get("state").is_none());
         let back: Error = serde_json::from_value(wire).unwrap();
         assert_eq!(back, err);
+    }
+
+    #[test]
+    fn only_a_busy_database_is_worth_a_retry() {
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        assert!(Error::from(busy).retryable);
+        let broken = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+            None,
+        );
+        let err = Error::from(broken);
+        assert_eq!(err.code, ErrorCode::InternalError);
+        assert!(!err.retryable);
+        assert!(err.hint.contains("report"), "{err:?}");
+        assert!(
+            Error::new(ErrorCode::NotFound, "x")
+                .hint
+                .contains("list_services")
+        );
     }
 
     #[test]

@@ -26,6 +26,10 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
+mod datastores;
+mod git;
+mod repos;
+
 /// The OpenAPI document served at `/v1/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("../openapi.yaml");
 
@@ -92,34 +96,12 @@ pub fn router(platform: LocalPlatform) -> axum::Router {
         .route("/projects/{project}/services/{service}/logs", get(logs))
         .route("/projects/{project}/env", get(list_env).put(set_env))
         .route("/projects/{project}/events", get(stream_events))
-        .route(
-            "/projects/{project}/datastores",
-            post(create_datastore).get(list_datastores),
-        )
-        .route(
-            "/projects/{project}/datastores/{name}",
-            get(get_datastore).delete(delete_datastore),
-        )
-        .route(
-            "/projects/{project}/datastores/{name}/backups",
-            get(list_backups).post(create_backup),
-        )
-        .route(
-            "/projects/{project}/datastores/{name}/restore",
-            post(restore_backup),
-        )
-        .route(
-            "/projects/{project}/datastores/{name}/tables",
-            get(list_tables),
-        )
-        .route(
-            "/projects/{project}/datastores/{name}/query",
-            post(query_datastore),
-        )
         .route("/tokens", post(create_token).get(list_tokens))
         .route("/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/operations/{id}", get(get_operation))
         .route("/operations/{id}/stream", get(stream_operation))
+        .merge(repos::routes())
+        .merge(datastores::routes())
         .route_layer(middleware::from_fn_with_state(
             platform.clone(),
             authenticate,
@@ -127,6 +109,7 @@ pub fn router(platform: LocalPlatform) -> axum::Router {
         .route("/openapi.yaml", get(openapi));
     axum::Router::new()
         .nest("/v1", v1)
+        .merge(git::routes())
         .fallback(not_found)
         .with_state(platform)
 }
@@ -137,8 +120,15 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
+    // Repositories' clone URLs name this gateway's smart HTTP.
+    platform.set_git_base(&format!("http://{}/git", listener.local_addr()?));
+    let streams = platform.clone();
     axum::serve(listener, router(platform))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .with_graceful_shutdown(async move {
+            stop.cancelled().await;
+            // Followers of event streams never hang up on their own.
+            streams.close_streams();
+        })
         .await
 }
 
@@ -492,21 +482,21 @@ async fn logs(
         |(path, mut offset, mut partial)| async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                let Ok(bytes) = tokio::fs::read(&path).await else {
+                let Ok(len) = tokio::fs::metadata(&path).await.map(|meta| meta.len()) else {
                     continue;
                 };
-                let len = bytes.len() as u64;
                 if len < offset {
-                    offset = 0; // truncated: start over
+                    offset = 0; // rotated or truncated: start over
                 }
                 if len == offset {
                     continue;
                 }
-                let start = usize::try_from(offset)
-                    .unwrap_or(usize::MAX)
-                    .min(bytes.len());
-                partial.push_str(&String::from_utf8_lossy(&bytes[start..]));
-                offset = len;
+                // Only what was written since the last look.
+                let Ok(fresh) = read_from(&path, offset).await else {
+                    continue;
+                };
+                partial.push_str(&String::from_utf8_lossy(&fresh));
+                offset += fresh.len() as u64;
                 let mut lines = Vec::new();
                 while let Some(end) = partial.find('\n') {
                     let line: String = partial.drain(..=end).collect();
@@ -521,7 +511,8 @@ async fn logs(
         },
     );
     use futures_util::StreamExt;
-    Ok(Sse::new(tail.chain(follow.flatten()))
+    let closed = platform.streams_closed();
+    Ok(Sse::new(tail.chain(follow.flatten()).take_until(closed))
         .keep_alive(KeepAlive::default())
         .into_response())
 }
@@ -542,6 +533,7 @@ async fn stream_events(
         .unwrap_or(0);
     // Fails now, as JSON, for an unknown project.
     platform.events_after(&project, i64::MAX).await?;
+    let closed = platform.streams_closed();
     let stream = futures_util::stream::unfold(
         (platform, project, after),
         |(platform, project, mut after)| async move {
@@ -573,9 +565,19 @@ async fn stream_events(
         },
     );
     use futures_util::StreamExt;
-    Ok(Sse::new(stream.flatten())
+    Ok(Sse::new(stream.flatten().take_until(closed))
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// The bytes of `path` from `offset` to its end.
+async fn read_from(path: &std::path::Path, offset: u64) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::open(path).await?;
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).await?;
+    Ok(bytes)
 }
 
 #[derive(Deserialize)]
@@ -607,13 +609,31 @@ async fn list_env(
     Ok(Json(serde_json::json!({ "names": platform.list_env(&project).await? })).into_response())
 }
 
+/// The operation when the caller may read it. One outside the token's projects is
+/// `NOT_FOUND`, as an unknown id is: an operation id does not reveal which project it is in.
+async fn operation_in_reach(
+    platform: &LocalPlatform,
+    who: &Principal,
+    id: &str,
+) -> ApiResult<crate::model::Operation> {
+    who.require(Capability::Read, None)?;
+    let operation = platform.get_operation(id).await?;
+    if !who.reaches(&operation.project) {
+        return Err(
+            Error::new(ErrorCode::NotFound, format!("no operation {id}"))
+                .with_hint("operation ids come from deploy answers; poll the one you were given")
+                .into(),
+        );
+    }
+    Ok(operation)
+}
+
 async fn get_operation(
     State(platform): State<LocalPlatform>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let operation = platform.get_operation(&id).await?;
-    who.require(Capability::Read, Some(&operation.project))?;
+    let operation = operation_in_reach(&platform, &who, &id).await?;
     Ok(Json(operation).into_response())
 }
 
@@ -624,13 +644,13 @@ async fn stream_operation(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     // Fails now, as JSON, for an unknown operation or one out of the token's reach.
-    let operation = platform.get_operation(&id).await?;
-    who.require(Capability::Read, Some(&operation.project))?;
+    operation_in_reach(&platform, &who, &id).await?;
     let after = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<i64>().ok())
         .unwrap_or(0);
+    let closed = platform.streams_closed();
     let stream = futures_util::stream::unfold(
         (platform, id, after, false),
         |(platform, id, mut after, finished)| async move {
@@ -670,7 +690,7 @@ async fn stream_operation(
         },
     );
     use futures_util::StreamExt;
-    Ok(Sse::new(stream.flatten())
+    Ok(Sse::new(stream.flatten().take_until(closed))
         .keep_alive(KeepAlive::default())
         .into_response())
 }
@@ -704,150 +724,45 @@ async fn revoke_token(
     Ok(Json(RevokedTokens { revoked }).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateDatastore {
-    kind: String,
-    #[serde(default)]
-    name: Option<String>,
-}
+#[cfg(test)]
+mod openapi_tests {
+    /// Every `/v1` route the router serves, as the OpenAPI document must list it.
+    fn routed_paths() -> Vec<String> {
+        [
+            include_str!("gateway.rs"),
+            include_str!("gateway/repos.rs"),
+            include_str!("gateway/datastores.rs"),
+        ]
+        .iter()
+        .flat_map(|source| source.split(".route(").skip(1))
+        .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+        .filter(|path| *path != "/openapi.yaml" && path.starts_with('/'))
+        .map(|path| format!("/v1{path}"))
+        .collect()
+    }
 
-async fn create_datastore(
-    State(platform): State<LocalPlatform>,
-    Extension(who): Extension<Principal>,
-    Path(project): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> ApiResult<Response> {
-    who.require(Capability::ManageDatastores, Some(&project))?;
-    let request: CreateDatastore = parse_body(&body, r#"{"kind": "postgres", "name": "cache"}"#)?;
-    let kind = crate::model::DatastoreKind::parse(&request.kind)?;
-    let key = idempotency_key(&headers);
-    let added = platform
-        .add_datastore(&project, kind, request.name.as_deref(), key.as_deref())
-        .await?;
-    let status = if added.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(added)).into_response())
-}
-
-async fn list_datastores(
-    State(platform): State<LocalPlatform>,
-    Extension(who): Extension<Principal>,
-    Path(project): Path<String>,
-) -> ApiResult<Response> {
-    who.require(Capability::Read, Some(&project))?;
-    let datastores = platform.list_datastores(&project).await?;
-    Ok(Json(serde_json::json!({ "datastores": datastores })).into_response())
-}
-
-async fn get_datastore(
-    State(platform): State<LocalPlatform>,
-    Extension(who): Extension<Principal>,
-    Path((project, name)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    who.require(Capability::Read, Some(&project))?;
-    Ok(Json(platform.get_datastore(&project, &name).await?).into_response())
-}
-
-async fn delete_datastore(
-    State(platform): State<LocalPlatform>,
-    Extension(who): Extension<Principal>,
-    Path((project, name)): Path<(String, String)>,
-    Query(confirm): Query<Confirm>,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    who.require(Capability::ManageDatastores, Some(&project))?;
-    let key = idempotency_key(&headers);
-    Ok(Json(
-        platform
-            .delete_datastore(&project, &name, confirm.confirm, key.as_deref())
-            .await?,
-    )
-    .into_response())
-}
-
-async fn list_backups(
-    State(platform): State<LocalPlatform>,
-    Extension(who): Extension<Principal>,
-    Path((project, name)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    who.require(Capability::Read, Some(&project))?;
-    let backups = platform.list_backups(&project, &name).await?;
-    Ok(Json(serde_json::json!({ "backups": backups })).into_response())
-}
-
-async fn create_backup(
-    State(platform): State<LocalPlatform>,
-    Extension(who): Extension<Principal>,
-    Path((project, name)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    who.require(Capability::ManageDatastores, Some(&project))?;
-    let key = idempotency_key(&headers);
-    let backup = platform
-        .create_backup(&project, &name, key.as_deref())
-        .await?;
-    Ok((StatusCode::CREATED, Json(backup)).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Restore {
-    backup: String,
-}
-
-async fn restore_backup(
-    State(platform): State<LocalPlatform>,
-    Extension(who): Extension<Principal>,
-    Path((project, name)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> ApiResult<Response> {
-    who.require(Capability::ManageDatastores, Some(&project))?;
-    let request: Restore = parse_body(&body, r#"{"backup": "bk_…"}"#)?;
-    let key = idempotency_key(&headers);
-    Ok(Json(
-        platform
-            .restore_backup(&project, &name, &request.backup, key.as_deref())
-            .await?,
-    )
-    .into_response())
-}
-
-async fn list_tables(
-    State(platform): State<LocalPlatform>,
-    Extension(who): Extension<Principal>,
-    Path((project, name)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    who.require(Capability::Read, Some(&project))?;
-    Ok(Json(platform.list_tables(&project, &name).await?).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QueryRequest {
-    query: String,
-}
-
-/// Runs under the caller's token, which the audit row names.
-async fn query_datastore(
-    State(platform): State<LocalPlatform>,
-    Extension(who): Extension<Principal>,
-    Path((project, name)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> ApiResult<Response> {
-    who.require(Capability::ManageDatastores, Some(&project))?;
-    let request: QueryRequest = parse_body(&body, r#"{"query": "SELECT * FROM users LIMIT 10"}"#)?;
-    let key = idempotency_key(&headers);
-    Ok(Json(
-        platform
-            .query_datastore_as(&who, &project, &name, &request.query, key.as_deref())
-            .await?,
-    )
-    .into_response())
+    #[test]
+    fn the_openapi_document_is_valid_yaml_and_lists_every_route() {
+        let document: serde_yaml::Value = serde_yaml::from_str(super::OPENAPI).unwrap();
+        let paths = document["paths"].as_mapping().unwrap();
+        let listed: Vec<&str> = paths.keys().filter_map(|k| k.as_str()).collect();
+        let routed = routed_paths();
+        assert!(routed.len() > 10, "{routed:?}");
+        for path in &routed {
+            assert!(
+                listed.contains(&path.as_str()),
+                "{path} is not in openapi.yaml"
+            );
+        }
+        let mut ids: Vec<&str> = paths
+            .values()
+            .filter_map(|item| item.as_mapping())
+            .flat_map(|item| item.values())
+            .filter_map(|operation| operation["operationId"].as_str())
+            .collect();
+        let count = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "operationIds are unique");
+    }
 }

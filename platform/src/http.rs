@@ -13,6 +13,10 @@ use crate::model::{
     QueryResult, RestoredBackup,
 };
 use crate::model::{
+    CommitRequest, CommitResult, CreatedRepo, DeletedRepo, RepoCommit, RepoFile, RepoInfo, RepoRef,
+    RepoRequest, RepoTree,
+};
+use crate::model::{
     CreatedProject, DeletedProject, DeployAccepted, EnvChange, IssuedToken, Operation,
     OperationEvent, ProjectState, ProjectSummary, RevokedTokens, ServiceDetail, ServiceLogs,
     ServiceState, TokenInfo, TokenRequest,
@@ -608,6 +612,174 @@ impl Platform for HttpPlatform {
         })
     }
 
+    // ---- Git repositories (the forge) ----
+
+    fn create_repo<'a>(
+        &'a self,
+        project: &'a str,
+        request: &'a RepoRequest,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<CreatedRepo>> {
+        Box::pin(async move {
+            let body = serde_json::to_value(request)
+                .map_err(|err| Error::new(ErrorCode::InvalidInput, err.to_string()))?;
+            self.call(
+                reqwest::Method::POST,
+                &format!("/v1/projects/{}/repos", segment(project)),
+                Body::Json(body),
+                true,
+                idempotency_key,
+            )
+            .await
+        })
+    }
+
+    fn list_repos<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<Vec<RepoInfo>>> {
+        Box::pin(async move {
+            #[derive(serde::Deserialize)]
+            struct Repos {
+                repos: Vec<RepoInfo>,
+            }
+            let repos: Repos = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/v1/projects/{}/repos", segment(project)),
+                    Body::None,
+                    false,
+                    None,
+                )
+                .await?;
+            Ok(repos.repos)
+        })
+    }
+
+    fn get_repo<'a>(&'a self, project: &'a str, repo: &'a str) -> BoxFuture<'a, Result<RepoInfo>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::GET,
+                &repo_path(project, repo, ""),
+                Body::None,
+                false,
+                None,
+            )
+            .await
+        })
+    }
+
+    fn delete_repo<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        confirm: bool,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<DeletedRepo>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::DELETE,
+                &format!("{}?confirm={confirm}", repo_path(project, repo, "")),
+                Body::None,
+                true,
+                idempotency_key,
+            )
+            .await
+        })
+    }
+
+    fn list_refs<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RepoRef>>> {
+        Box::pin(async move {
+            #[derive(serde::Deserialize)]
+            struct Refs {
+                refs: Vec<RepoRef>,
+            }
+            let refs: Refs = self
+                .call(
+                    reqwest::Method::GET,
+                    &repo_path(project, repo, "/refs"),
+                    Body::None,
+                    false,
+                    None,
+                )
+                .await?;
+            Ok(refs.refs)
+        })
+    }
+
+    fn list_commits<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        git_ref: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<RepoCommit>>> {
+        Box::pin(async move {
+            #[derive(serde::Deserialize)]
+            struct Commits {
+                commits: Vec<RepoCommit>,
+            }
+            let mut path = format!("{}?limit={limit}", repo_path(project, repo, "/commits"));
+            if let Some(git_ref) = git_ref {
+                path.push_str(&format!("&ref={}", segment(git_ref)));
+            }
+            let commits: Commits = self
+                .call(reqwest::Method::GET, &path, Body::None, false, None)
+                .await?;
+            Ok(commits.commits)
+        })
+    }
+
+    fn get_tree<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        git_ref: Option<&'a str>,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<RepoTree>> {
+        Box::pin(async move {
+            let url = read_path(repo_path(project, repo, "/tree"), git_ref, path);
+            self.call(reqwest::Method::GET, &url, Body::None, false, None)
+                .await
+        })
+    }
+
+    fn get_file<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        git_ref: Option<&'a str>,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<RepoFile>> {
+        Box::pin(async move {
+            let url = read_path(repo_path(project, repo, "/file"), git_ref, path);
+            self.call(reqwest::Method::GET, &url, Body::None, false, None)
+                .await
+        })
+    }
+
+    fn commit_files<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        request: &'a CommitRequest,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<CommitResult>> {
+        Box::pin(async move {
+            let body = serde_json::to_value(request)
+                .map_err(|err| Error::new(ErrorCode::InvalidInput, err.to_string()))?;
+            self.call(
+                reqwest::Method::POST,
+                &repo_path(project, repo, "/commits"),
+                Body::Json(body),
+                true,
+                idempotency_key,
+            )
+            .await
+        })
+    }
+
     fn add_datastore<'a>(
         &'a self,
         project: &'a str,
@@ -769,6 +941,24 @@ impl Platform for HttpPlatform {
             .await
         })
     }
+}
+
+/// `/v1/projects/{project}/repos/{repo}` and what follows it.
+fn repo_path(project: &str, repo: &str, rest: &str) -> String {
+    format!(
+        "/v1/projects/{}/repos/{}{rest}",
+        segment(project),
+        segment(repo)
+    )
+}
+
+/// A tree or file read's query: `path=` and, when named, `ref=`.
+fn read_path(base: String, git_ref: Option<&str>, path: &str) -> String {
+    let mut url = format!("{base}?path={}", segment(path));
+    if let Some(git_ref) = git_ref {
+        url.push_str(&format!("&ref={}", segment(git_ref)));
+    }
+    url
 }
 
 /// One SSE block (`id:`, `event:`, `data:` lines) as an operation event.

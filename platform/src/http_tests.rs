@@ -14,17 +14,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-struct Gateway {
+pub(crate) struct Gateway {
     _dir: tempfile::TempDir,
-    work: PathBuf,
-    local: LocalPlatform,
-    url: String,
-    token: String,
-    stop: CancellationToken,
+    pub(crate) work: PathBuf,
+    pub(crate) local: LocalPlatform,
+    pub(crate) url: String,
+    pub(crate) token: String,
+    pub(crate) stop: CancellationToken,
 }
 
 impl Gateway {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let local = LocalPlatform::open_with(
             &dir.path().join("platform"),
@@ -32,6 +32,7 @@ impl Gateway {
             LocalOptions {
                 health_timeout: Duration::from_secs(10),
                 build_timeout: Duration::from_secs(60),
+                ..LocalOptions::default()
             },
         )
         .unwrap();
@@ -53,17 +54,17 @@ impl Gateway {
         }
     }
 
-    fn client(&self) -> HttpPlatform {
+    pub(crate) fn client(&self) -> HttpPlatform {
         HttpPlatform::with_retry(&self.url, &self.token, fast_retry()).unwrap()
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.cancel();
         self.local.shutdown().await;
     }
 }
 
-fn fast_retry() -> RetryPolicy {
+pub(crate) fn fast_retry() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 2,
         base_delay: Duration::from_millis(10),
@@ -433,6 +434,28 @@ async fn project_events_and_service_logs_stream_as_server_sent_events() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+
+    // Streams that would follow forever end when the gateway stops, so it can stop.
+    let mut followers = Vec::new();
+    for path in ["projects/shop/events", "projects/shop/services/api/logs"] {
+        let response = http
+            .get(format!("{}/v1/{path}", gateway.url))
+            .bearer_auth(&gateway.token)
+            .header("Accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        followers.push(response);
+    }
+    gateway.stop.cancel();
+    for mut follower in followers {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while let Ok(Some(_)) = follower.chunk().await {}
+        })
+        .await
+        .expect("the stream ended with the gateway");
+    }
     gateway.stop().await;
 }
 
@@ -524,15 +547,16 @@ async fn scoped_tokens_reach_only_their_projects_cannot_escalate_and_die_when_re
             .code,
         ErrorCode::CapabilityMissing
     );
-    // Operations of projects out of reach are out of reach too.
+    // Operations of projects out of reach are unknown to it: not even their project shows.
     let admin_op = admin.deploy("other", "web", &app, None).await.unwrap();
-    assert_eq!(
-        child
-            .get_operation(&admin_op.operation_id)
-            .await
-            .unwrap_err()
-            .code,
-        ErrorCode::CapabilityMissing
+    let err = child
+        .get_operation(&admin_op.operation_id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound, "{err:?}");
+    assert!(
+        !serde_json::to_string(&err).unwrap().contains("other"),
+        "{err:?}"
     );
     let err = child
         .issue_token(&request(&[Capability::Read], Some(&["child-1"])))
@@ -573,6 +597,121 @@ async fn scoped_tokens_reach_only_their_projects_cannot_escalate_and_die_when_re
     assert_eq!(
         admin.revoke_token("tok_missing").await.unwrap_err().code,
         ErrorCode::NotFound
+    );
+    gateway.stop().await;
+}
+
+/// The tools' access to one HTTP client.
+struct Through(Arc<dyn Platform>);
+
+impl crate::tools::PlatformAccess for Through {
+    fn platform(&self) -> automaton_tools::tool::BoxFuture<'_, crate::Result<Arc<dyn Platform>>> {
+        let platform = Arc::clone(&self.0);
+        Box::pin(async move { Ok(platform) })
+    }
+
+    fn workspace(&self) -> PathBuf {
+        PathBuf::from("/nonexistent")
+    }
+}
+
+#[tokio::test]
+async fn the_token_tool_hands_on_less_never_more_and_revokes_at_once() {
+    use crate::model::{Capability, TokenRequest};
+    use crate::tools::TokenTool;
+    use automaton_tools::tool::{Provenance, ToolContext, ToolError, ToolErrorCode};
+    let gateway = Gateway::start().await;
+    let admin = gateway.client();
+    admin.create_project("parent", None).await.unwrap();
+    admin.create_project("child-1", None).await.unwrap();
+    // The agent's own token: read, deploy and hand on tokens, for its two projects.
+    let own = admin
+        .issue_token(&TokenRequest {
+            name: Some("agent".to_owned()),
+            capabilities: vec![
+                Capability::Read,
+                Capability::Deploy,
+                Capability::ManageTokens,
+            ],
+            projects: Some(vec!["parent".to_owned(), "child-1".to_owned()]),
+        })
+        .await
+        .unwrap();
+    let agent: Arc<dyn Platform> =
+        Arc::new(HttpPlatform::with_retry(&gateway.url, &own.secret, fast_retry()).unwrap());
+    let tool = automaton_tools::tool::TypedTool::new(TokenTool(Arc::new(Through(agent)))).unwrap();
+    let ctx = ToolContext {
+        call_id: "c1".to_owned(),
+        turn_id: None,
+        provenance: Provenance::SelfDirected,
+        cancel: CancellationToken::new(),
+        deadline: tokio::time::Instant::now() + Duration::from_secs(30),
+        clock: Arc::new(SystemClock),
+    };
+    use automaton_tools::tool::DynTool;
+    let call = |args: serde_json::Value| tool.call_json(&ctx, args);
+
+    let issued = call(serde_json::json!({
+        "action": "issue", "capabilities": ["read", "deploy"], "projects": ["child-1"], "name": "child"
+    }))
+    .await
+    .unwrap()
+    .value;
+    let secret = issued["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("cwy_"));
+    assert!(
+        issued["next"]
+            .as_str()
+            .unwrap()
+            .contains("never shown again")
+    );
+    let child = HttpPlatform::with_retry(&gateway.url, &secret, fast_retry()).unwrap();
+    assert_eq!(child.list_projects().await.unwrap().len(), 1);
+
+    // More than the agent holds is refused, in the platform's words.
+    let model_error = |err: ToolError| match err {
+        ToolError::RespondToModel(model) => model,
+        other => panic!("{other:?}"),
+    };
+    let refused = model_error(
+        call(serde_json::json!({"action": "issue", "capabilities": ["manage_env"], "projects": ["child-1"]}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(refused.code, ToolErrorCode::PlatformError, "{refused:?}");
+    assert!(refused.message.contains("manage_env"), "{refused:?}");
+    let unknown = model_error(
+        call(serde_json::json!({"action": "issue", "capabilities": ["root"]}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(unknown.code, ToolErrorCode::InvalidArguments);
+    assert!(unknown.hint.contains("manage_repos"), "{unknown:?}");
+    let no_id = model_error(
+        call(serde_json::json!({"action": "revoke"}))
+            .await
+            .unwrap_err(),
+    );
+    assert!(no_id.hint.contains("action list"), "{no_id:?}");
+
+    // Listing shows what it issued, never a secret; revoking ends it at once.
+    let listed = call(serde_json::json!({"action": "list"}))
+        .await
+        .unwrap()
+        .value;
+    let text = listed.to_string();
+    assert!(
+        text.contains(issued["id"].as_str().unwrap()) && !text.contains("cwy_"),
+        "{text}"
+    );
+    let revoked = call(serde_json::json!({"action": "revoke", "id": issued["id"]}))
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(revoked["revoked"], serde_json::json!([issued["id"]]));
+    assert_eq!(
+        child.list_projects().await.unwrap_err().code,
+        ErrorCode::Unauthenticated
     );
     gateway.stop().await;
 }

@@ -421,7 +421,19 @@ pub struct ServiceLogs {
 }
 
 /// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Capability {
     /// Read projects, services, env names, logs, operations, events.
@@ -522,6 +534,270 @@ pub struct IssuedToken {
 pub struct RevokedTokens {
     /// The token asked for and every token issued under it that was still live.
     pub revoked: Vec<String>,
+}
+
+// ---- Git repositories (the forge) ----
+
+/// The most bytes a commit's files may carry in all (`commitRepoFiles`).
+pub const MAX_COMMIT_BYTES: usize = 10 * 1024 * 1024;
+/// The most files one commit may change.
+pub const MAX_COMMIT_FILES: usize = 1_000;
+/// The largest file `getRepoFile` returns.
+pub const MAX_READ_FILE_BYTES: u64 = 1024 * 1024;
+/// The most commits `listRepoCommits` returns.
+pub const MAX_LOG_LIMIT: usize = 200;
+
+/// `createRepo`'s request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoRequest {
+    /// The repository's name (a DNS-label-like name, without `.git`).
+    pub name: String,
+    /// The service a push to the default branch deploys (push-to-deploy), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_service: Option<String>,
+}
+
+/// A deploy a push or a commit started (push-to-deploy).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepoDeploy {
+    /// The commit deployed.
+    pub commit: String,
+    /// The service.
+    pub service: String,
+    /// The deploy's operation, when it was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_id: Option<String>,
+    /// Why it could not start, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Error>,
+    /// When, epoch ms.
+    pub at_ms: i64,
+}
+
+/// A repository, as `getRepo` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepoInfo {
+    /// The project.
+    pub project: String,
+    /// Its name.
+    pub name: String,
+    /// `git clone` this (the platform token is the password, any user name).
+    pub clone_url: String,
+    /// The branch HEAD names (`main` unless the first commit named another).
+    pub default_branch: String,
+    /// The default branch's commit; absent while the repository is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+    /// The service pushes to the default branch deploy, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_service: Option<String>,
+    /// The last deploy a push or commit started, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_deploy: Option<RepoDeploy>,
+    /// When it was created, epoch ms.
+    pub created_at_ms: i64,
+}
+
+/// `createRepo`'s answer: the repository, and whether this call created it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedRepo {
+    /// False when it already existed (the call changed nothing).
+    pub created: bool,
+    /// The repository.
+    pub repo: RepoInfo,
+}
+
+/// `deleteRepo`'s answer; deleting what does not exist succeeds with `deleted: false`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedRepo {
+    /// The repository's name.
+    pub name: String,
+    /// False when there was nothing to delete.
+    pub deleted: bool,
+}
+
+/// One branch or tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoRef {
+    /// The full name (`refs/heads/main`, `refs/tags/v1`).
+    pub name: String,
+    /// The commit it points at.
+    pub commit: String,
+}
+
+/// One commit of a log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoCommit {
+    /// Its id (40 hex digits).
+    pub id: String,
+    /// Its whole message.
+    pub message: String,
+    /// The author's name.
+    pub author_name: String,
+    /// The author's email.
+    pub author_email: String,
+    /// When it was authored, epoch ms.
+    pub time_ms: i64,
+    /// Its parents' ids.
+    pub parents: Vec<String>,
+}
+
+/// What a tree entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// A submodule.
+    Submodule,
+}
+
+/// One entry of a directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeEntry {
+    /// Its path from the repository's root.
+    pub path: String,
+    /// What it is.
+    pub kind: EntryKind,
+    /// Its size in bytes (files only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+/// `getRepoTree`: one directory at one commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoTree {
+    /// The commit read.
+    pub commit: String,
+    /// The directory (empty: the root).
+    pub path: String,
+    /// Its entries, directories first.
+    pub entries: Vec<TreeEntry>,
+}
+
+/// How a file's content is written on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentEncoding {
+    /// UTF-8 text as is.
+    #[default]
+    Utf8,
+    /// Base64 (binary content).
+    Base64,
+}
+
+/// `getRepoFile`: one file at one commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoFile {
+    /// The commit read.
+    pub commit: String,
+    /// The file's path.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// `utf8`, or `base64` for binary content.
+    pub encoding: ContentEncoding,
+    /// The content.
+    pub content: String,
+}
+
+/// One file of a commit: new content, or a deletion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileChange {
+    /// The path from the repository's root (`src/main.py`).
+    pub path: String,
+    /// The new content (absent when deleting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// How `content` is written (default `utf8`).
+    #[serde(default)]
+    pub encoding: ContentEncoding,
+    /// Delete the file instead.
+    #[serde(default)]
+    pub delete: bool,
+}
+
+/// A commit's author.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Author {
+    /// The name.
+    pub name: String,
+    /// The email.
+    pub email: String,
+}
+
+/// `commitRepoFiles`'s request: files changed in one commit, no local git needed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitRequest {
+    /// The branch (default: the repository's default branch; created when missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// The commit message.
+    pub message: String,
+    /// The files.
+    pub files: Vec<FileChange>,
+    /// The author (default: the platform).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<Author>,
+}
+
+/// `commitRepoFiles`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommitResult {
+    /// The new commit (the branch's unchanged head when nothing changed).
+    pub commit: String,
+    /// The branch.
+    pub branch: String,
+    /// False when the files already had this content (no commit was made).
+    pub changed: bool,
+    /// Whether this commit created the branch.
+    pub created_branch: bool,
+    /// The deploy it started (push-to-deploy on the default branch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<RepoDeploy>,
+}
+
+/// Checks a path inside a repository: relative, `/`-separated, no empty, `.`, `..` or `.git`
+/// components, no backslashes or control characters.
+pub fn validate_repo_path(path: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::new(
+            ErrorCode::InvalidInput,
+            format!("`{path}` is not a valid path in a repository: {why}"),
+        )
+        .with_hint("use a relative path with `/` between names, e.g. `src/main.py`"))
+    };
+    if path.is_empty() {
+        return bad("it is empty");
+    }
+    if path.len() > 1024 {
+        return bad("it is longer than 1024 bytes");
+    }
+    if path.starts_with('/') {
+        return bad("it is absolute");
+    }
+    if path.chars().any(|c| c.is_control() || c == '\\') {
+        return bad("it holds a backslash or a control character");
+    }
+    for component in path.split('/') {
+        match component {
+            "" => return bad("it has an empty component (`//` or a trailing `/`)"),
+            "." | ".." => return bad("`.` and `..` are not allowed"),
+            name if name.eq_ignore_ascii_case(".git") => {
+                return bad("`.git` components are not allowed");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A datastore's engine (seed 000's `add postgres|redis|mongo`, plus `sqlite` locally).
@@ -807,32 +1083,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_are_dns_labels_and_a_bad_one_gets_a_valid_suggestion() {
-        for good in ["app", "my-app", "a1", "x-2-y"] {
-            validate_name("project", good).unwrap();
-        }
-        for (bad, suggestion) in [
-            ("My App", "my-app"),
-            ("", "my-app"),
-            ("1st", "st"),
-            ("app-", "app"),
-            ("a--b", "a-b"),
-            ("über_cool", "ber-cool"),
-        ] {
-            let err = validate_name("project", bad).unwrap_err();
-            assert_eq!(err.code, ErrorCode::InvalidInput);
-            assert!(
-                err.hint.contains(&format!("`{suggestion}`")),
-                "{bad}: {}",
-                err.hint
-            );
-            validate_name("project", suggestion).unwrap();
-        }
-        let long = "a".repeat(MAX_NAME_LEN + 1);
-        assert!(validate_name("service", &long).is_err());
-    }
-
-    #[test]
     fn reads_are_told_from_writes() {
         for read in [
             "SELECT * FROM users",
@@ -861,6 +1111,32 @@ mod tests {
         ] {
             assert!(!query_is_read(write), "{write}");
         }
+    }
+
+    #[test]
+    fn names_are_dns_labels_and_a_bad_one_gets_a_valid_suggestion() {
+        for good in ["app", "my-app", "a1", "x-2-y"] {
+            validate_name("project", good).unwrap();
+        }
+        for (bad, suggestion) in [
+            ("My App", "my-app"),
+            ("", "my-app"),
+            ("1st", "st"),
+            ("app-", "app"),
+            ("a--b", "a-b"),
+            ("über_cool", "ber-cool"),
+        ] {
+            let err = validate_name("project", bad).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidInput);
+            assert!(
+                err.hint.contains(&format!("`{suggestion}`")),
+                "{bad}: {}",
+                err.hint
+            );
+            validate_name("project", suggestion).unwrap();
+        }
+        let long = "a".repeat(MAX_NAME_LEN + 1);
+        assert!(validate_name("service", &long).is_err());
     }
 
     #[test]

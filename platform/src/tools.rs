@@ -34,6 +34,10 @@ pub trait PlatformAccess: Send + Sync + 'static {
 
 type Access = Arc<dyn PlatformAccess>;
 
+mod repo;
+mod token;
+pub use repo::{RepoAction, RepoArgs, RepoTool};
+pub use token::{TokenAction, TokenArgs, TokenTool};
 mod datastore;
 pub use datastore::{DatastoreAction, DatastoreArgs, DatastoreTool};
 
@@ -49,6 +53,8 @@ pub fn register(registry: &mut Registry, access: &Access) -> Result<(), String> 
     registry.register(ListEnvTool(Arc::clone(access)))?;
     registry.register(LogsTool(Arc::clone(access)))?;
     registry.register(DeleteProjectTool(Arc::clone(access)))?;
+    registry.register(RepoTool(Arc::clone(access)))?;
+    registry.register(TokenTool(Arc::clone(access)))?;
     registry.register(DatastoreTool(Arc::clone(access)))?;
     Ok(())
 }
@@ -525,6 +531,14 @@ impl Tool for SetEnvTool {
             bytes,
             max: 256 * 1024,
         }]
+    }
+
+    fn secret_args(&self, args: &SetEnvArgs) -> Vec<String> {
+        // The values may be credentials: the audit trail keeps the names only.
+        args.vars
+            .keys()
+            .map(|name| format!("/vars/{}", name.replace('~', "~0").replace('/', "~1")))
+            .collect()
     }
 
     async fn call(&self, _ctx: &ToolContext, args: SetEnvArgs) -> Result<ToolOutput, ToolError> {

@@ -239,6 +239,9 @@ pub enum PlatformCommand {
         #[arg(long)]
         confirm: bool,
     },
+    /// Git repositories: create, list, info, refs, log, tree, file, commit, delete.
+    #[command(subcommand)]
+    Repos(ReposCommand),
     /// Provision a datastore (postgres, redis, sqlite) and inject its URL into every service.
     #[command(
         after_help = "Example:\n  automaton platform add postgres\n  automaton platform add redis --name cache   # injects CACHE_URL\n\npostgres: DATABASE_URL + PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE; redis: REDIS_URL; sqlite: DATABASE_URL. Running services restart to see it."
@@ -470,4 +473,127 @@ pub struct InitArgs {
     /// Read the wallet passphrase from this open file descriptor.
     #[arg(long, value_name = "FD", requires = "encrypt_wallet")]
     pub passphrase_fd: Option<i32>,
+}
+
+/// `automaton platform repos …`: the project's git repositories (the forge).
+#[derive(Debug, Subcommand)]
+pub enum ReposCommand {
+    /// Create an empty repository; with --deploy-service, pushes to its default branch deploy.
+    #[command(
+        after_help = "Example:\n  automaton platform repos create site --deploy-service web\n\nThen: git clone http://x:$TOKEN@HOST/git/PROJECT/site.git (clone_url in `repos info`)."
+    )]
+    Create {
+        /// The repository's name.
+        name: String,
+        /// The service a push to the default branch deploys.
+        #[arg(long, value_name = "SERVICE")]
+        deploy_service: Option<String>,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// The project's repositories.
+    #[command(after_help = "Example:\n  automaton platform repos list")]
+    List {
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// A repository: clone URL, default branch, head, last push-to-deploy.
+    #[command(after_help = "Example:\n  automaton platform repos info site")]
+    Info {
+        /// The repository.
+        name: String,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Its branches and tags.
+    #[command(after_help = "Example:\n  automaton platform repos refs site")]
+    Refs {
+        /// The repository.
+        name: String,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Its commits, newest first.
+    #[command(after_help = "Example:\n  automaton platform repos log site --ref main --limit 5")]
+    Log {
+        /// The repository.
+        name: String,
+        /// A branch, tag or commit (default: the default branch).
+        #[arg(long = "ref", value_name = "REF")]
+        git_ref: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// A directory of it.
+    #[command(after_help = "Example:\n  automaton platform repos tree site src")]
+    Tree {
+        /// The repository.
+        name: String,
+        /// The directory (default: the root).
+        #[arg(default_value = "")]
+        path: String,
+        /// A branch, tag or commit (default: the default branch).
+        #[arg(long = "ref", value_name = "REF")]
+        git_ref: Option<String>,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// A file of it (printed as is; binary files as base64 in JSON).
+    #[command(after_help = "Example:\n  automaton platform repos file site index.html")]
+    File {
+        /// The repository.
+        name: String,
+        /// The file's path.
+        path: String,
+        /// A branch, tag or commit (default: the default branch).
+        #[arg(long = "ref", value_name = "REF")]
+        git_ref: Option<String>,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Commit local files in one commit, no git needed; each lands at the relative path given.
+    #[command(
+        after_help = "Example:\n  automaton platform repos commit site index.html src/app.py -m \"add the page\""
+    )]
+    Commit {
+        /// The repository.
+        name: String,
+        /// The files (relative paths, kept as the paths in the repository).
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// The commit message.
+        #[arg(short = 'm', long)]
+        message: String,
+        /// Paths to delete in the same commit.
+        #[arg(long, value_name = "PATH")]
+        delete: Vec<String>,
+        /// The branch (default: the default branch; created when missing).
+        #[arg(long)]
+        branch: Option<String>,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Delete a repository and its history.
+    #[command(after_help = "Example:\n  automaton platform repos delete site --confirm")]
+    Delete {
+        /// The repository.
+        name: String,
+        /// Required: the deletion cannot be undone.
+        #[arg(long)]
+        confirm: bool,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
 }

@@ -26,6 +26,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+mod repos;
+
 /// The gateway's default address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 /// How long a caller waits for a daemon it started.
@@ -211,6 +213,8 @@ pub struct Connected {
     pub endpoint: String,
     /// Whether this call started the local daemon.
     pub started: bool,
+    /// The local daemon's pid (none for a remote gateway).
+    pub daemon_pid: Option<u32>,
 }
 
 impl Connector {
@@ -264,19 +268,35 @@ impl Connector {
                 platform: Arc::new(platform),
                 endpoint,
                 started: false,
+                daemon_pid: None,
             });
         }
         let dir = data_dir(&self.env, &self.user_home);
         if let Some(connected) = self.local_if_running(&dir).await {
             return Ok(connected);
         }
-        self.start_daemon(&dir)?;
+        let mut daemon = self.start_daemon(&dir)?;
         let deadline = tokio::time::Instant::now() + START_WAIT;
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
             if let Some(mut connected) = self.local_if_running(&dir).await {
                 connected.started = true;
                 return Ok(connected);
+            }
+            if let Ok(Some(status)) = daemon.try_wait() {
+                let log = dir.join("serve.log");
+                let last = std::fs::read_to_string(&log)
+                    .ok()
+                    .and_then(|text| text.lines().last().map(str::to_owned))
+                    .unwrap_or_default();
+                return Err(Error::InvalidInput {
+                    message: format!("the local platform stopped as it started ({status}): {last}"),
+                    hint: format!(
+                        "read {}; if its address is taken by another program, stop that program or remove {} so a free port is picked",
+                        log.display(),
+                        dir.join("endpoint.json").display()
+                    ),
+                });
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::InvalidInput {
@@ -296,6 +316,10 @@ impl Connector {
     /// The local daemon, if its endpoint file names one that answers.
     async fn local_if_running(&self, dir: &Path) -> Option<Connected> {
         let endpoint = read_endpoint(&dir.join("endpoint.json"))?;
+        // The admin token goes only to the daemon itself, never to whatever took its port.
+        if !crate::platform_discovery::is_platform_daemon(endpoint.pid, &endpoint.url) {
+            return None;
+        }
         let platform = HttpPlatform::with_retry(
             &endpoint.url,
             &endpoint.token,
@@ -311,11 +335,12 @@ impl Connector {
             platform: Arc::new(platform),
             endpoint: endpoint.url,
             started: false,
+            daemon_pid: Some(endpoint.pid),
         })
     }
 
     /// Starts `automaton platform serve` detached (its own session, output to serve.log).
-    fn start_daemon(&self, dir: &Path) -> Result<()> {
+    fn start_daemon(&self, dir: &Path) -> Result<std::process::Child> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -350,35 +375,31 @@ impl Connector {
             ])
             .arg(dir)
             .env_clear()
-            .envs(
-                self.env
-                    .iter()
-                    .filter(|(key, _)| {
-                        // The daemon gets no provider keys or tokens of the agent that started it.
-                        let key = key.to_string_lossy().to_ascii_uppercase();
-                        !["KEY", "SECRET", "TOKEN", "PASSWORD"]
-                            .iter()
-                            .any(|word| key.contains(word))
-                    })
-                    .cloned(),
-            )
+            // The daemon (and every app it runs) gets nothing secret of the agent that started
+            // it: the same scrub as the agent's own shell.
+            .envs(automaton_tools::sandbox::scrub_env(
+                self.env.iter().cloned(),
+            ))
             .stdin(std::process::Stdio::null())
             .stdout(log)
             .stderr(log_err)
             .process_group(0);
         command
             .spawn()
-            .map_err(Error::io("starting the local platform", &self.exe))?;
-        Ok(())
+            .map_err(Error::io("starting the local platform", &self.exe))
     }
 }
 
-/// The tools' access: connects on first use and keeps the connection.
+/// The tools' access: connects on first use and keeps the connection while its local daemon
+/// lives; a daemon that died is started again on the next call.
 pub struct ToolAccess {
     connector: Connector,
     workspace: PathBuf,
-    connected: tokio::sync::OnceCell<Arc<dyn Platform>>,
+    connected: tokio::sync::Mutex<Option<KeptConnection>>,
 }
+
+/// A platform connection and the pid of the local daemon behind it (none for a gateway).
+type KeptConnection = (Arc<dyn Platform>, Option<u32>);
 
 impl ToolAccess {
     /// Access through `connector`, resolving sources against `workspace`.
@@ -386,7 +407,7 @@ impl ToolAccess {
         Self {
             connector,
             workspace,
-            connected: tokio::sync::OnceCell::new(),
+            connected: tokio::sync::Mutex::new(None),
         }
     }
 }
@@ -396,22 +417,24 @@ impl PlatformAccess for ToolAccess {
         &self,
     ) -> BoxFuture<'_, std::result::Result<Arc<dyn Platform>, automaton_platform::Error>> {
         Box::pin(async move {
-            self.connected
-                .get_or_try_init(|| async {
-                    let connected = self.connector.connect().await.map_err(|err| {
-                        automaton_platform::Error::new(
-                            automaton_platform::ErrorCode::InternalError,
-                            format!("no platform to talk to: {err}"),
-                        )
-                        .with_hint(err.hint())
-                    })?;
-                    if connected.started {
-                        tracing::info!(endpoint = %connected.endpoint, "started the local platform");
-                    }
-                    Ok(connected.platform)
-                })
-                .await
-                .cloned()
+            let mut connected = self.connected.lock().await;
+            if let Some((platform, daemon)) = connected.as_ref()
+                && daemon.is_none_or(crate::platform_discovery::process_alive)
+            {
+                return Ok(Arc::clone(platform));
+            }
+            let fresh = self.connector.connect().await.map_err(|err| {
+                automaton_platform::Error::new(
+                    automaton_platform::ErrorCode::InternalError,
+                    format!("no platform to talk to: {err}"),
+                )
+                .with_hint(err.hint())
+            })?;
+            if fresh.started {
+                tracing::info!(endpoint = %fresh.endpoint, "started the local platform");
+            }
+            *connected = Some((Arc::clone(&fresh.platform), fresh.daemon_pid));
+            Ok(fresh.platform)
         })
     }
 
@@ -749,6 +772,7 @@ pub async fn run_cli(
                     .join("\n")
             });
         }
+        PlatformCommand::Repos(command) => repos::run(platform.as_ref(), command, mode).await?,
         PlatformCommand::Delete { name, confirm } => {
             let deleted = platform
                 .delete_project(&name, confirm, None)

@@ -217,7 +217,7 @@ impl Dispatcher {
                     now_ms: started_at,
                     history: &SqlHistory(db.conn()),
                 });
-                let args_json = canonical_json(&args);
+                let args_json = canonical_json(&assessment.recorded_args(&args));
                 let intent = Intent {
                     call_id: &call_id,
                     turn_id,

@@ -307,11 +307,14 @@ impl LocalPlatform {
         let name = name.unwrap_or(kind.as_str());
         validate_name("datastore", name)?;
         let request = serde_json::json!({"project": project, "kind": kind, "name": name});
-        self.change(key, "createDatastore", request, async {
-            let _one_at_a_time = self.inner.datastores.changes.lock().await;
+        let platform = self.clone();
+        let (project, name) = (project.to_owned(), name.to_owned());
+        self.change(key, "createDatastore", request, async move {
+            let (project, name,) = (project.as_str(), name.as_str(),);
+            let _one_at_a_time = platform.inner.datastores.changes.lock().await;
             let env = env_names_for(kind, name);
             let (p, n, k, e) = (project.to_owned(), name.to_owned(), kind, env.clone());
-            let existing = self
+            let existing = platform
                 .on_db(move |db, now| {
                     db.write(|tx| {
                         if !store::project_exists(tx, &p)? {
@@ -361,11 +364,11 @@ impl LocalPlatform {
                     restarted_services: Vec::new(),
                 });
             }
-            let provisioned = match self.provision(project, name, kind).await {
+            let provisioned = match platform.provision(project, name, kind).await {
                 Ok(provisioned) => provisioned,
                 Err(error) => {
                     let (p, n) = (project.to_owned(), name.to_owned());
-                    self.on_db(move |db, _| {
+                    platform.on_db(move |db, _| {
                         db.write(|tx| {
                             tx.execute("DELETE FROM datastores WHERE project = ?1 AND name = ?2", params![p, n])?;
                             Ok(())
@@ -376,7 +379,7 @@ impl LocalPlatform {
                 }
             };
             let (p, n) = (project.to_owned(), name.to_owned());
-            let row = self
+            let row = platform
                 .on_db(move |db, now| {
                     db.write(|tx| {
                         tx.execute(
@@ -390,7 +393,7 @@ impl LocalPlatform {
                     })
                 })
                 .await?;
-            let change = self.set_project_env(project, &row.env_values(), None).await?;
+            let change = platform.set_project_env(project, &row.env_values(), None).await?;
             Ok(AddedDatastore {
                 created: true,
                 datastore: row.view(),
@@ -436,10 +439,13 @@ impl LocalPlatform {
             .with_hint("deleting removes its data and backups for good (take a backup first if in doubt); pass confirm=true (`--confirm`) to go ahead"));
         }
         let request = serde_json::json!({"project": project, "name": name, "confirm": true});
-        self.change(key, "deleteDatastore", request, async {
-            let _one_at_a_time = self.inner.datastores.changes.lock().await;
+        let platform = self.clone();
+        let (project, name) = (project.to_owned(), name.to_owned());
+        self.change(key, "deleteDatastore", request, async move {
+            let (project, name) = (project.as_str(), name.as_str());
+            let _one_at_a_time = platform.inner.datastores.changes.lock().await;
             let (p, n) = (project.to_owned(), name.to_owned());
-            let row = self
+            let row = platform
                 .on_db(move |db, _| {
                     if !store::project_exists(db.conn(), &p)? {
                         return Err(store::project_not_found(db.conn(), &p));
@@ -456,9 +462,9 @@ impl LocalPlatform {
                     restarted_services: Vec::new(),
                 });
             };
-            self.remove_datastore(&row).await?;
+            platform.remove_datastore(&row).await?;
             let (p, env) = (project.to_owned(), row.env.clone());
-            let services = self
+            let services = platform
                 .on_db(move |db, now| {
                     db.write(|tx| {
                         for name in &env {
@@ -484,7 +490,9 @@ impl LocalPlatform {
                 if service.current_release.is_none() || service.status == ServiceStatus::Stopped {
                     continue;
                 }
-                self.restart_service(project, &service.name, None).await?;
+                platform
+                    .restart_service(project, &service.name, None)
+                    .await?;
                 restarted.push(service.name);
             }
             Ok(DeletedDatastore {

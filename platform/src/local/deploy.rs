@@ -46,21 +46,15 @@ impl LocalPlatform {
     ) -> Result<DeployAccepted> {
         validate_name("project", project)?;
         validate_name("service", service)?;
-        let (sha256, bytes) = source::digest(archive)?;
-        if bytes > source::MAX_SOURCE_BYTES {
-            return Err(Error::new(
-                ErrorCode::SourceTooLarge,
-                format!(
-                    "the source archive is {} MB, over the 512 MB limit",
-                    bytes / (1024 * 1024)
-                ),
-            ));
-        }
         let operation = format!("op_{}", uuid::Uuid::new_v4().simple());
-        let uploads = self.data_dir().join("uploads");
-        std::fs::create_dir_all(&uploads).map_err(|err| internal("storing the upload", &err))?;
-        let stored = uploads.join(format!("{operation}.tgz"));
-        std::fs::copy(archive, &stored).map_err(|err| internal("storing the upload", &err))?;
+        let stored = self
+            .data_dir()
+            .join("uploads")
+            .join(format!("{operation}.tgz"));
+        let sha256 = {
+            let (archive, stored) = (archive.to_owned(), stored.clone());
+            blocking(move || store_upload(&archive, &stored)).await?
+        };
         let (project_name, service_name) = (project.to_owned(), service.to_owned());
         let key = idempotency_key.map(str::to_owned);
         let op = operation.clone();
@@ -136,13 +130,13 @@ impl LocalPlatform {
         let accepted = match accepted {
             Ok(accepted) => accepted,
             Err(err) => {
-                let _ = std::fs::remove_file(&stored);
+                let _ = tokio::fs::remove_file(&stored).await;
                 return Err(err);
             }
         };
         if accepted.operation_id != operation {
             // A replayed idempotency key: the first deploy already runs or ran.
-            let _ = std::fs::remove_file(&stored);
+            let _ = tokio::fs::remove_file(&stored).await;
             return Ok(accepted);
         }
         let platform = self.clone();
@@ -225,7 +219,12 @@ impl LocalPlatform {
         )
         .await
         .map_err(failed)?;
-        let (sha256, _) = source::digest(archive).map_err(failed)?;
+        let (sha256, _) = {
+            let archive = archive.to_owned();
+            blocking(move || source::digest(&archive))
+                .await
+                .map_err(failed)?
+        };
         let release = format!("rel_{}", &sha256[..16]);
         let release_dir = release_dir(self.data_dir(), project, service, &release);
         let plan = self
@@ -330,7 +329,7 @@ impl LocalPlatform {
         archive: &Path,
     ) -> Result<BuildPlan> {
         let marker = release_dir.join(BUILT_MARKER);
-        if let Ok(text) = std::fs::read_to_string(&marker)
+        if let Ok(text) = tokio::fs::read_to_string(&marker).await
             && let Ok(plan) = serde_json::from_str::<BuildPlan>(&text)
         {
             self.log(
@@ -340,16 +339,17 @@ impl LocalPlatform {
             .await;
             return Ok(plan);
         }
-        if release_dir.exists() {
-            // A build that did not finish: start it over.
-            std::fs::remove_dir_all(release_dir)
-                .map_err(|err| internal("clearing a failed build", &err))?;
-        }
         let (dir, archive_path) = (release_dir.to_owned(), archive.to_owned());
-        let files = tokio::task::spawn_blocking(move || source::unpack(&archive_path, &dir))
-            .await
-            .map_err(|err| Error::new(ErrorCode::InternalError, err.to_string()))??;
-        let plan = detect::detect(release_dir)?;
+        let (files, plan) = blocking(move || {
+            if dir.exists() {
+                // A build that did not finish: start it over.
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|err| internal("clearing a failed build", &err))?;
+            }
+            let files = source::unpack(&archive_path, &dir)?;
+            Ok((files, detect::detect(&dir)?))
+        })
+        .await?;
         self.log(
             operation,
             vec![format!(
@@ -365,7 +365,9 @@ impl LocalPlatform {
         }
         let text = serde_json::to_string(&plan)
             .map_err(|err| Error::new(ErrorCode::InternalError, err.to_string()))?;
-        std::fs::write(&marker, text).map_err(|err| internal("recording the build", &err))?;
+        tokio::fs::write(&marker, text)
+            .await
+            .map_err(|err| internal("recording the build", &err))?;
         Ok(plan)
     }
 
@@ -492,7 +494,8 @@ impl LocalPlatform {
             .await?;
         let port = free_port().map_err(|err| internal("finding a free port", &err))?;
         let logs = self.data_dir().join("logs").join(project);
-        std::fs::create_dir_all(&logs)
+        tokio::fs::create_dir_all(&logs)
+            .await
             .map_err(|err| internal("creating the log directory", &err))?;
         let adopted = Arc::new(AtomicBool::new(false));
         let spec = InstanceSpec {
@@ -503,6 +506,8 @@ impl LocalPlatform {
             env,
             log_file: logs.join(format!("{service}.log")),
             tail: self.tail(project, service),
+            stable_after: self.inner.options.stable_after,
+            processes: self.process_hook(project, service, release),
         };
         let on_exit = self.on_exit(project, service, release, Arc::clone(&adopted));
         Ok(Candidate {
@@ -551,6 +556,42 @@ impl LocalPlatform {
 pub(super) struct Candidate {
     pub(super) instance: Instance,
     pub(super) adopted: Arc<AtomicBool>,
+}
+
+/// Checks the archive's size, takes it into the platform's uploads (a hard link when it
+/// lies on the same file system, else one copy) and digests it; its SHA-256.
+fn store_upload(archive: &Path, stored: &Path) -> Result<String> {
+    let (sha256, bytes) = source::digest(archive)?;
+    if bytes > source::MAX_SOURCE_BYTES {
+        return Err(Error::new(
+            ErrorCode::SourceTooLarge,
+            format!(
+                "the source archive is {} MB, over the 512 MB limit",
+                bytes / (1024 * 1024)
+            ),
+        )
+        .with_hint(
+            "exclude build output and dependencies with a .conwayignore at the source root",
+        ));
+    }
+    if let Some(dir) = stored.parent() {
+        std::fs::create_dir_all(dir).map_err(|err| internal("storing the upload", &err))?;
+    }
+    if std::fs::hard_link(archive, stored).is_err() {
+        std::fs::copy(archive, stored).map_err(|err| internal("storing the upload", &err))?;
+    }
+    Ok(sha256)
+}
+
+/// Runs blocking file work on the blocking pool.
+pub(super) async fn blocking<T, F>(work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| Error::new(ErrorCode::InternalError, format!("platform task: {err}")))?
 }
 
 fn internal(doing: &str, err: &std::io::Error) -> Error {

@@ -15,6 +15,7 @@ fn platform(dir: &Path) -> LocalPlatform {
         LocalOptions {
             health_timeout: Duration::from_secs(10),
             build_timeout: Duration::from_secs(60),
+            ..LocalOptions::default()
         },
     )
     .unwrap()
@@ -192,6 +193,7 @@ async fn a_broken_release_is_rolled_back_with_its_log_tail_while_the_old_one_ser
         LocalOptions {
             health_timeout: Duration::from_secs(1),
             build_timeout: Duration::from_secs(60),
+            ..LocalOptions::default()
         },
     )
     .unwrap();
@@ -492,6 +494,7 @@ async fn a_build_past_its_limit_is_stopped_with_timeout() {
         LocalOptions {
             health_timeout: Duration::from_secs(5),
             build_timeout: Duration::from_millis(500),
+            ..LocalOptions::default()
         },
     )
     .unwrap();

@@ -3,6 +3,7 @@
 //! directory served by the platform itself. Output goes to the service's log file and to an
 //! in-memory tail the health gate and `get_service` read.
 
+use super::processes::{ProcessEvent, ProcessHook, start_ticks};
 use crate::detect::Start;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -15,8 +16,18 @@ use tokio_util::sync::CancellationToken;
 
 /// Told of every line a process writes.
 pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
-/// Told of every exit of a supervised process, with the state after it.
-pub type ExitHook = Arc<dyn Fn(&InstanceState) + Send + Sync>;
+/// Told of every exit of a supervised process, and of its recovery from a crash loop, with
+/// the state after it.
+pub type ExitHook = Arc<dyn Fn(&InstanceState, Transition) + Send + Sync>;
+
+/// What an [`ExitHook`] is told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// The process exited (it is restarted after a backoff).
+    Exited,
+    /// A process in a crash loop has stayed up long enough to count as recovered.
+    Recovered,
+}
 
 /// Lines kept in memory per service.
 const TAIL_LINES: usize = 500;
@@ -69,7 +80,7 @@ pub struct InstanceState {
 }
 
 /// How to run an instance.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct InstanceSpec {
     /// The release directory (the working directory).
     pub release_dir: PathBuf,
@@ -85,9 +96,15 @@ pub struct InstanceSpec {
     pub log_file: PathBuf,
     /// The service's in-memory tail.
     pub tail: Arc<LogTail>,
+    /// How long a restarted process must stay up to end a crash loop.
+    pub stable_after: Duration,
+    /// Told of each process group the instance starts and ends.
+    pub processes: ProcessHook,
 }
 
-/// A running, supervised instance. Stopped (and its process group killed) by [`Self::stop`].
+/// A running, supervised instance. Stopped (and its process group killed) by [`Self::stop`];
+/// an instance dropped without it (a failed promote, an abandoned change) is stopped all the
+/// same, in the background: no path leaks a process.
 #[derive(Debug)]
 pub struct Instance {
     /// Its port.
@@ -95,9 +112,17 @@ pub struct Instance {
     /// Its release.
     pub release: String,
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
     /// Its supervision state.
     pub state: watch::Receiver<InstanceState>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // The supervisor sees the cancellation and stops the process group (SIGTERM, then
+        // SIGKILL after the grace period) on its own task.
+        self.stop.cancel();
+    }
 }
 
 impl Instance {
@@ -127,7 +152,7 @@ impl Instance {
             port,
             release,
             stop,
-            task,
+            task: Some(task),
             state,
         }
     }
@@ -138,9 +163,11 @@ impl Instance {
     }
 
     /// Stops the instance: SIGTERM to its process group, SIGKILL after a grace period.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.stop.cancel();
-        let _ = self.task.await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
 }
 
@@ -195,7 +222,14 @@ pub async fn stop_group(child: &mut tokio::process::Child) {
     let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
 }
 
-/// Copies each line of `pipe` to the tail, the log file and `on_line`.
+/// A log file past this size is moved to `<name>.1` (replacing the one before) and started
+/// afresh: at most twice this per service on disk.
+pub const LOG_ROTATE_BYTES: u64 = 10 * 1024 * 1024;
+/// Lines written between two checks of the log file's size.
+const LINES_PER_ROTATION_CHECK: u32 = 64;
+
+/// Copies each line of `pipe` to the tail, the log file (rotated at [`LOG_ROTATE_BYTES`])
+/// and `on_line`.
 pub async fn pump_lines(
     pipe: impl tokio::io::AsyncRead + Unpin,
     prefix: String,
@@ -203,25 +237,63 @@ pub async fn pump_lines(
     log_file: Option<PathBuf>,
     on_line: Option<LineSink>,
 ) {
-    let mut file = match log_file {
-        Some(path) => tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .await
-            .ok(),
+    let mut file = match &log_file {
+        Some(path) => open_log(path).await,
         None => None,
     };
+    let mut since_check = 0;
     let mut lines = BufReader::new(pipe).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(file) = file.as_mut() {
-            let _ = file.write_all(format!("{prefix}{line}\n").as_bytes()).await;
+        if let (Some(path), Some(open)) = (&log_file, file.as_mut()) {
+            let _ = open.write_all(format!("{prefix}{line}\n").as_bytes()).await;
+            since_check += 1;
+            if since_check == LINES_PER_ROTATION_CHECK {
+                since_check = 0;
+                let _ = open.flush().await;
+                if let Some(reopened) = rotate_if_due(path, open).await {
+                    *open = reopened;
+                }
+            }
         }
         if let Some(on_line) = &on_line {
             on_line(&line);
         }
         tail.push(line);
     }
+    if let Some(open) = file.as_mut() {
+        // tokio hands writes to the blocking pool: wait for the last one to land.
+        let _ = open.flush().await;
+    }
+}
+
+async fn open_log(path: &Path) -> Option<tokio::fs::File> {
+    tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .await
+        .ok()
+}
+
+/// Rotates the log when it is past its size, or follows a rotation another writer of the
+/// same file did; the file to write to from now on, when it changed.
+async fn rotate_if_due(path: &Path, open: &tokio::fs::File) -> Option<tokio::fs::File> {
+    use std::os::unix::fs::MetadataExt;
+    let ours = open.metadata().await.ok()?;
+    let Ok(at_path) = tokio::fs::metadata(path).await else {
+        // Removed under us (the project was deleted): stop writing.
+        return None;
+    };
+    if (ours.dev(), ours.ino()) != (at_path.dev(), at_path.ino()) {
+        return open_log(path).await;
+    }
+    if at_path.len() <= LOG_ROTATE_BYTES {
+        return None;
+    }
+    let mut rotated = path.as_os_str().to_owned();
+    rotated.push(".1");
+    tokio::fs::rename(path, &rotated).await.ok()?;
+    open_log(path).await
 }
 
 async fn supervise(
@@ -243,6 +315,26 @@ async fn supervise(
                     .id()
                     .and_then(|id| i32::try_from(id).ok())
                     .and_then(rustix::process::Pid::from_raw);
+                if let Some(pid) = group
+                    && let Some(ticks) = start_ticks(pid.as_raw_nonzero().get())
+                {
+                    (spec.processes)(ProcessEvent::Started {
+                        pgid: pid.as_raw_nonzero().get(),
+                        start_ticks: ticks,
+                    })
+                    .await;
+                }
+                let ended = |group: Option<rustix::process::Pid>| {
+                    let hook = Arc::clone(&spec.processes);
+                    async move {
+                        if let Some(pid) = group {
+                            hook(ProcessEvent::Ended {
+                                pgid: pid.as_raw_nonzero().get(),
+                            })
+                            .await;
+                        }
+                    }
+                };
                 let prefix = format!("{} ", spec.release);
                 let pumps = [
                     child.stdout.take().map(|pipe| {
@@ -264,11 +356,27 @@ async fn supervise(
                         ))
                     }),
                 ];
-                let status = tokio::select! {
-                    status = child.wait() => status,
-                    () = stop.cancelled() => {
-                        stop_group(&mut child).await;
-                        return;
+                let stable = tokio::time::sleep(spec.stable_after);
+                tokio::pin!(stable);
+                let mut judged_stable = false;
+                let status = loop {
+                    tokio::select! {
+                        status = child.wait() => break status,
+                        () = stop.cancelled() => {
+                            stop_group(&mut child).await;
+                            ended(group).await;
+                            return;
+                        }
+                        () = &mut stable, if !judged_stable => {
+                            judged_stable = true;
+                            if state.borrow().crash_loop {
+                                crashes.clear();
+                                let mut after = state.borrow().clone();
+                                after.crash_loop = false;
+                                state.send_replace(after.clone());
+                                on_exit(&after, Transition::Recovered);
+                            }
+                        }
                     }
                 };
                 // Let the pipes drain so the last line is the app's last words.
@@ -279,6 +387,7 @@ async fn supervise(
                 if let Some(pid) = group {
                     let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
                 }
+                ended(group).await;
                 status.map_or_else(
                     |err| format!("wait failed: {err}"),
                     |status| status.to_string(),
@@ -304,7 +413,7 @@ async fn supervise(
         after.last_error_line = spec.tail.last(1).pop();
         after.last_exit = Some(exit);
         state.send_replace(after.clone());
-        on_exit(&after);
+        on_exit(&after, Transition::Exited);
         let shift = u32::try_from(crashes.len().saturating_sub(1))
             .unwrap_or(u32::MAX)
             .min(16);
@@ -320,4 +429,35 @@ async fn supervise(
 pub fn free_port() -> std::io::Result<u16> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     Ok(listener.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_log_past_its_size_is_rotated_once_and_kept_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.log");
+        let line = format!("{}\n", "x".repeat(1023));
+        let lines = usize::try_from(LOG_ROTATE_BYTES / 1024).unwrap() + 2 * 64 + 10;
+        let input = line.repeat(lines).into_bytes();
+        let tail = Arc::new(LogTail::default());
+        pump_lines(
+            &input[..],
+            String::new(),
+            Arc::clone(&tail),
+            Some(path.clone()),
+            None,
+        )
+        .await;
+        let rotated = std::fs::metadata(dir.path().join("api.log.1"))
+            .unwrap()
+            .len();
+        let current = std::fs::metadata(&path).unwrap().len();
+        assert!(rotated > LOG_ROTATE_BYTES, "{rotated}");
+        assert!(current > 0 && current < 200 * 1024, "{current}");
+        assert_eq!(rotated + current, (lines * 1024) as u64, "no line lost");
+        assert_eq!(tail.last(1), vec!["x".repeat(1023)]);
+    }
 }

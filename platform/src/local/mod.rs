@@ -6,7 +6,10 @@
 mod datastores;
 mod deploy;
 mod instance;
+mod processes;
 pub mod proxy;
+mod repo_git;
+pub(crate) mod repos;
 mod services;
 mod static_site;
 mod store;
@@ -25,7 +28,7 @@ use crate::model::{
 use automaton_tools::clock::Clock;
 use automaton_tools::db::{CrateSchema, Migration, StateDb};
 use automaton_tools::tool::BoxFuture;
-use instance::{Instance, InstanceState, LogTail};
+use instance::{Instance, InstanceState, LogTail, Transition};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,8 +52,16 @@ pub const SCHEMA: CrateSchema = CrateSchema {
             sql: include_str!("../../migrations/0003_scoped_tokens.sql"),
         },
         Migration {
+            version: 4,
+            sql: include_str!("../../migrations/0004_app_processes.sql"),
+        },
+        Migration {
             version: 5,
-            sql: include_str!("../../migrations/0005_datastores.sql"),
+            sql: include_str!("../../migrations/0005_repos.sql"),
+        },
+        Migration {
+            version: 6,
+            sql: include_str!("../../migrations/0006_datastores.sql"),
         },
     ],
 };
@@ -68,6 +79,8 @@ pub struct LocalOptions {
     pub health_timeout: Duration,
     /// How long a build may run (seed 000: 30 minutes).
     pub build_timeout: Duration,
+    /// How long an app in a crash loop must stay up after a restart to count as recovered.
+    pub stable_after: Duration,
 }
 
 impl Default for LocalOptions {
@@ -75,6 +88,7 @@ impl Default for LocalOptions {
         Self {
             health_timeout: Duration::from_secs(30),
             build_timeout: Duration::from_secs(30 * 60),
+            stable_after: Duration::from_secs(60),
         }
     }
 }
@@ -96,6 +110,10 @@ struct Inner {
     routes: proxy::Routes,
     /// The proxy's port, once it listens.
     proxy_port: std::sync::OnceLock<u16>,
+    /// Cancelled when the gateway stops: its open event streams end.
+    streams_closing: tokio_util::sync::CancellationToken,
+    /// The forge's state beside the database.
+    repos: repos::RepoState,
     /// The datastores' engines.
     datastores: datastores::Engines,
 }
@@ -134,10 +152,12 @@ impl LocalPlatform {
                     ),
                 )
                 .with_hint("give a writable directory with --data-dir or AUTOMATON_PLATFORM_DIR")
+                .not_retryable()
             })?;
         let db = StateDb::open(&data_dir.join("platform.db"), &[SCHEMA]).map_err(|err| {
             Error::new(ErrorCode::InternalError, format!("platform.db: {err}"))
                 .with_hint("move the damaged platform.db aside and start the platform again")
+                .not_retryable()
         })?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -150,9 +170,22 @@ impl LocalPlatform {
                 service_locks: Mutex::default(),
                 routes: proxy::Routes::default(),
                 proxy_port: std::sync::OnceLock::new(),
+                streams_closing: tokio_util::sync::CancellationToken::new(),
+                repos: repos::RepoState::default(),
                 datastores: datastores::Engines::default(),
             }),
         })
+    }
+
+    /// Ends every open event stream (operations, logs, project events): a stopping gateway
+    /// does not wait on followers that never hang up.
+    pub fn close_streams(&self) {
+        self.inner.streams_closing.cancel();
+    }
+
+    /// Resolves once [`Self::close_streams`] was called.
+    pub fn streams_closed(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.inner.streams_closing.clone().cancelled_owned()
     }
 
     /// The data directory.
@@ -160,45 +193,105 @@ impl LocalPlatform {
         &self.inner.data_dir
     }
 
-    /// Brings the platform back after a start: operations a previous process left unfinished
-    /// are failed (nothing of them took effect) and every service that should run is started
-    /// again on its current release. Returns the services started.
+    /// Brings the platform back after a start: app processes a crashed platform process left
+    /// running are killed, operations it left unfinished are failed (nothing of them took
+    /// effect), idempotency keys it left pending are freed, and every service that should run
+    /// is started again on its current release with its replicas. A service that cannot start
+    /// is recorded (`service.unhealthy`) and the others still start. Returns the services
+    /// started.
     pub async fn resume(&self) -> Result<Vec<String>> {
-        // The datastores first: the services read their URLs as they start.
+        self.kill_leftover_processes().await?;
+        // The datastores before the services: the services read their URLs as they start.
         self.resume_datastores().await?;
         let serving = self
             .on_db(|db, now| {
-                db.write(|tx| store::fail_abandoned_operations(tx, now))?;
+                db.write(|tx| {
+                    store::fail_abandoned_operations(tx, now)?;
+                    store::release_abandoned_claims(tx)
+                })?;
                 let rows = db
                     .conn()
                     .prepare(
-                        "SELECT s.project, s.name, s.current_release, r.plan_json FROM services s
+                        "SELECT s.project, s.name, s.current_release, r.plan_json, s.replicas FROM services s
                          JOIN releases r ON r.project = s.project AND r.service = s.name AND r.id = s.current_release
                          WHERE s.status IN ('active', 'crash_loop') AND s.replicas > 0",
                     )?
                     .query_map([], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?))
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                            r.get::<_, u32>(4)?,
+                        ))
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(rows)
             })
             .await?;
         let mut started = Vec::new();
-        for (project, service, release, plan) in serving {
-            let Some(plan) =
-                plan.and_then(|text| serde_json::from_str::<crate::detect::BuildPlan>(&text).ok())
-            else {
-                continue;
+        for (project, service, release, plan, replicas) in serving {
+            let outcome = match plan
+                .and_then(|text| serde_json::from_str::<crate::detect::BuildPlan>(&text).ok())
+            {
+                Some(plan) => {
+                    self.resume_service(&project, &service, &release, &plan.start, replicas)
+                        .await
+                }
+                None => Err(Error::new(
+                    ErrorCode::InternalError,
+                    format!("release {release} has no readable build plan"),
+                )),
             };
-            let dir = deploy::release_dir(self.data_dir(), &project, &service, &release);
+            match outcome {
+                Ok(()) => started.push(format!("{service}-{project}")),
+                Err(error) => {
+                    let (p, s, message) = (project.clone(), service.clone(), error.message);
+                    tracing::warn!(project, service, %message, "a service did not start again");
+                    self.on_db(move |db, now| {
+                        db.write(|tx| {
+                            store::record_event(
+                                tx,
+                                &p,
+                                "service.unhealthy",
+                                Some(&s),
+                                &format!(
+                                    "after the platform restarted it did not start: {message}"
+                                ),
+                                now,
+                            )
+                        })
+                    })
+                    .await?;
+                }
+            }
+        }
+        Ok(started)
+    }
+
+    /// Starts `replicas` instances of the service's current release after a platform restart.
+    /// They serve whatever their health gate says (the supervisor keeps restarting them); a
+    /// failed gate is recorded for whoever looks.
+    async fn resume_service(
+        &self,
+        project: &str,
+        service: &str,
+        release: &str,
+        start: &crate::detect::Start,
+        replicas: u32,
+    ) -> Result<()> {
+        let dir = deploy::release_dir(self.data_dir(), project, service, release);
+        let mut candidates = Vec::new();
+        for _ in 0..replicas.clamp(1, services::MAX_REPLICAS) {
             let candidate = self
-                .start_candidate(&project, &service, &release, &dir, &plan.start)
+                .start_candidate(project, service, release, &dir, start)
                 .await?;
-            // It serves again whatever the gate says: the supervisor keeps restarting it, and
-            // a failed gate is recorded for whoever looks.
             candidate.adopted.store(true, Ordering::SeqCst);
-            if let Err(error) = self.health_gate(&candidate).await {
-                let (p, s, message) = (project.clone(), service.clone(), error.message);
+            candidates.push(candidate);
+        }
+        for candidate in &candidates {
+            if let Err(error) = self.health_gate(candidate).await {
+                let (p, s, message) = (project.to_owned(), service.to_owned(), error.message);
                 self.on_db(move |db, now| {
                     db.write(|tx| {
                         store::record_event(
@@ -213,11 +306,10 @@ impl LocalPlatform {
                 })
                 .await?;
             }
-            self.swap_instances(&project, &service, vec![candidate.instance])
-                .await;
-            started.push(format!("{service}-{project}"));
         }
-        Ok(started)
+        let instances = candidates.into_iter().map(|c| c.instance).collect();
+        self.swap_instances(project, service, instances).await;
+        Ok(())
     }
 
     /// The release the service serves now, if any.
@@ -330,6 +422,35 @@ impl LocalPlatform {
         }
     }
 
+    /// Removes a deleted project's release directories, log files and in-memory tails.
+    async fn forget_project_files(&self, project: &str) {
+        {
+            let mut tails = self
+                .inner
+                .tails
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            tails.retain(|(p, _), _| p != project);
+        }
+        let dirs = [
+            self.data_dir().join("releases").join(project),
+            self.data_dir().join("logs").join(project),
+        ];
+        let removed = tokio::task::spawn_blocking(move || {
+            for dir in dirs {
+                if let Err(err) = std::fs::remove_dir_all(&dir)
+                    && err.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(dir = %dir.display(), error = %err, "a deleted project's files stay");
+                }
+            }
+        })
+        .await;
+        if let Err(err) = removed {
+            tracing::warn!(error = %err, "removing a deleted project's files failed");
+        }
+    }
+
     /// The service's log tail.
     fn tail(&self, project: &str, service: &str) -> Arc<LogTail> {
         let mut tails = self
@@ -357,7 +478,7 @@ impl LocalPlatform {
         let platform = self.clone();
         let (project, service, release) =
             (project.to_owned(), service.to_owned(), release.to_owned());
-        Arc::new(move |state: &InstanceState| {
+        Arc::new(move |state: &InstanceState, transition: Transition| {
             if !adopted.load(Ordering::SeqCst) {
                 return;
             }
@@ -378,7 +499,24 @@ impl LocalPlatform {
                                 state.exits,
                                 state.last_error_line.as_deref().unwrap_or("(none)")
                             );
-                            if state.crash_loop {
+                            if transition == Transition::Recovered {
+                                store::set_service_status_if(
+                                    tx,
+                                    &project,
+                                    &service,
+                                    ServiceStatus::CrashLoop,
+                                    ServiceStatus::Active,
+                                    now,
+                                )?;
+                                store::record_event(
+                                    tx,
+                                    &project,
+                                    "service.recovered",
+                                    Some(&service),
+                                    &format!("{release} has stayed up since restart {}; the crash loop is over", state.exits),
+                                    now,
+                                )
+                            } else if state.crash_loop {
                                 store::set_service_status(
                                     tx,
                                     &project,
@@ -576,7 +714,24 @@ impl Platform for LocalPlatform {
         archive: &'a Path,
         idempotency_key: Option<&'a str>,
     ) -> BoxFuture<'a, Result<crate::model::DeployAccepted>> {
-        Box::pin(self.accept_deploy(project, service, archive, idempotency_key))
+        // On the platform's own task: a caller that goes away between the commit and the
+        // start of the build does not leave the deploy queued forever.
+        let (platform, project, service, archive, key) = (
+            self.clone(),
+            project.to_owned(),
+            service.to_owned(),
+            archive.to_owned(),
+            idempotency_key.map(str::to_owned),
+        );
+        Box::pin(async move {
+            tokio::spawn(async move {
+                platform
+                    .accept_deploy(&project, &service, &archive, key.as_deref())
+                    .await
+            })
+            .await
+            .map_err(|err| Error::new(ErrorCode::InternalError, format!("a deploy: {err}")))?
+        })
     }
 
     fn get_operation<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Operation>> {
@@ -614,7 +769,26 @@ impl Platform for LocalPlatform {
                     ErrorCode::InvalidInput,
                     format!("deleting project {name} needs confirmation"),
                 )
-                .with_hint("deleting stops every service and removes its releases and env for good; pass confirm=true (`--confirm`) to go ahead"));
+                .with_hint("deleting stops every service and removes its releases, logs and env for good; pass confirm=true (`--confirm`) to go ahead"));
+            }
+            // Every service's lock first: no rollout, rollback or scale of the project runs
+            // while it goes.
+            let p = name.to_owned();
+            let services = self
+                .on_db(move |db, _| {
+                    if !store::project_exists(db.conn(), &p)? {
+                        return Ok(Vec::new());
+                    }
+                    Ok(store::project_state(db.conn(), &p)?.services)
+                })
+                .await?;
+            let locks: Vec<_> = services
+                .iter()
+                .map(|service| self.service_lock(name, &service.name))
+                .collect();
+            let mut held = Vec::new();
+            for lock in &locks {
+                held.push(lock.lock().await);
             }
             let owned = name.to_owned();
             let key = idempotency_key.map(str::to_owned);
@@ -635,6 +809,10 @@ impl Platform for LocalPlatform {
                 })
                 .await?;
             self.stop_project(name).await;
+            self.remove_project_repos(name).await?;
+            self.forget_project_files(name).await;
+            drop(held);
+            // After the service locks: `add` takes the datastores' lock and then them.
             self.drop_project_datastores(name).await?;
             Ok(deleted)
         })
@@ -731,6 +909,92 @@ impl Platform for LocalPlatform {
         })
     }
 
+    // ---- Git repositories (the forge), in `repos.rs` ----
+
+    fn create_repo<'a>(
+        &'a self,
+        project: &'a str,
+        request: &'a crate::model::RepoRequest,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::CreatedRepo>> {
+        Box::pin(self.create_repo_in(project, request, idempotency_key))
+    }
+
+    fn list_repos<'a>(
+        &'a self,
+        project: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<crate::model::RepoInfo>>> {
+        Box::pin(self.list_repos_in(project))
+    }
+
+    fn get_repo<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+    ) -> BoxFuture<'a, Result<crate::model::RepoInfo>> {
+        Box::pin(self.repo_info(project, repo))
+    }
+
+    fn delete_repo<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        confirm: bool,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::DeletedRepo>> {
+        Box::pin(self.delete_repo_in(project, repo, confirm, idempotency_key))
+    }
+
+    fn list_refs<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<crate::model::RepoRef>>> {
+        Box::pin(self.repo_refs(project, repo))
+    }
+
+    fn list_commits<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        git_ref: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<crate::model::RepoCommit>>> {
+        Box::pin(self.repo_log(project, repo, git_ref, limit))
+    }
+
+    fn get_tree<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        git_ref: Option<&'a str>,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<crate::model::RepoTree>> {
+        Box::pin(self.repo_tree(project, repo, git_ref, path))
+    }
+
+    fn get_file<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        git_ref: Option<&'a str>,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<crate::model::RepoFile>> {
+        Box::pin(self.repo_file(project, repo, git_ref, path))
+    }
+
+    fn commit_files<'a>(
+        &'a self,
+        project: &'a str,
+        repo: &'a str,
+        request: &'a crate::model::CommitRequest,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::CommitResult>> {
+        Box::pin(self.commit_repo_files(project, repo, request, idempotency_key))
+    }
+
+    // ---- Datastores, in `datastores.rs` ----
+
     fn add_datastore<'a>(
         &'a self,
         project: &'a str,
@@ -822,5 +1086,7 @@ fn token_hash(secret: &str) -> String {
     hex::encode(<sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()))
 }
 
+#[cfg(test)]
+mod lifecycle_tests;
 #[cfg(test)]
 mod tests;

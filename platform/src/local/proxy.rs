@@ -1,9 +1,13 @@
 //! The live URLs: one HTTP/1.1 listener that routes each connection by its `Host` header
 //! (`<service>-<project>.localhost[:port]`) to the service's current instances, round-robin
-//! across replicas. The request head is read (64 KiB at most, 30 s at most), forwarded with
-//! `X-Forwarded-For` and `X-Forwarded-Host`, and then bytes are spliced both ways, so
-//! keep-alive connections stay on their instance and upgrades (WebSocket) just work. A route
-//! change (a deploy, a rollback, a scale) applies to the next connection.
+//! across replicas. The request head is read (64 KiB at most, 30 s at most) and forwarded
+//! with our own `X-Forwarded-For`, `-Host` and `-Proto` (a client's own are dropped: an app
+//! may trust them), then bytes are spliced both ways until both sides close or nothing moves
+//! for [`IDLE_TIMEOUT`]. A plain request goes upstream with `Connection: close`, so each
+//! request comes through here on its own connection: it is routed afresh (a deploy, a
+//! rollback, a scale applies to the very next request) and stamped afresh, and no later
+//! request on a kept-alive connection slips through unstamped. Upgrades (WebSocket) keep
+//! their connection.
 //!
 //! `*.localhost` resolves to the loopback address in browsers and curl; other clients connect
 //! to the proxy's address and send the `Host` header.
@@ -24,6 +28,16 @@ const MAX_HEAD: usize = 64 * 1024;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long connecting to an instance may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a spliced connection may sit with no byte moving either way.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Headers about the client that only this proxy may set.
+const FORWARDING_HEADERS: [&str; 5] = [
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "forwarded",
+    "x-real-ip",
+];
 /// How long connections in flight may go on once the proxy stops; keep-alive and WebSocket
 /// connections would otherwise hold a platform shutdown open for good.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
@@ -186,21 +200,81 @@ async fn relay(mut client: TcpStream, peer: SocketAddr, routes: &Routes) -> std:
     // written after the head waits for an ACK the peer delays (~40 ms, `benches/proxy.rs`).
     client.set_nodelay(true)?;
     upstream.set_nodelay(true)?;
-    // The head as it came, plus who asked, then whatever body bytes came with it.
+    // The head rewritten, then whatever body bytes came with it.
     let (request_head, rest) = head.split_at(head_end);
-    let line_end = request_head.len() - 2;
-    let mut forwarded = Vec::with_capacity(head.len() + 96);
-    forwarded.extend_from_slice(&request_head[..line_end]);
-    forwarded.extend_from_slice(
-        format!(
-            "X-Forwarded-For: {}\r\nX-Forwarded-Host: {host}\r\n\r\n",
-            peer.ip()
-        )
-        .as_bytes(),
-    );
+    let mut forwarded = forwarded_head(request_head, peer, &host);
     forwarded.extend_from_slice(rest);
     upstream.write_all(&forwarded).await?;
-    tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+    splice(&mut client, &mut upstream, IDLE_TIMEOUT).await
+}
+
+/// The request head as the app gets it: the client's forwarding headers dropped and ours
+/// added; a request that is not an upgrade asks for `Connection: close` (see the module
+/// doc). `head` is a head [`parse_head`] accepted, `\r\n\r\n` included.
+fn forwarded_head(head: &[u8], peer: SocketAddr, host: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.trim_end_matches("\r\n").split("\r\n");
+    let mut out = String::with_capacity(head.len() + 128);
+    out.push_str(lines.next().unwrap_or_default());
+    out.push_str("\r\n");
+    let headers: Vec<(&str, &str)> = lines.filter_map(|line| line.split_once(':')).collect();
+    let upgrade = headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("upgrade"));
+    for (name, value) in &headers {
+        let lower = name.to_ascii_lowercase();
+        let hop_by_hop = !upgrade && (lower == "connection" || lower == "keep-alive");
+        if FORWARDING_HEADERS.contains(&lower.as_str()) || hop_by_hop {
+            continue;
+        }
+        out.push_str(name);
+        out.push(':');
+        out.push_str(value);
+        out.push_str("\r\n");
+    }
+    if !upgrade {
+        out.push_str("Connection: close\r\n");
+    }
+    out.push_str(&format!(
+        "X-Forwarded-For: {}\r\nX-Forwarded-Host: {host}\r\nX-Forwarded-Proto: http\r\n\r\n",
+        peer.ip()
+    ));
+    out.into_bytes()
+}
+
+/// Copies bytes both ways until both sides have closed, or until nothing moved for `idle`.
+async fn splice(
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    idle: Duration,
+) -> std::io::Result<()> {
+    let (mut client_read, mut client_write) = client.split();
+    let (mut upstream_read, mut upstream_write) = upstream.split();
+    let mut to_upstream = vec![0_u8; 16 * 1024];
+    let mut to_client = vec![0_u8; 16 * 1024];
+    let (mut client_open, mut upstream_open) = (true, true);
+    while client_open || upstream_open {
+        tokio::select! {
+            read = client_read.read(&mut to_upstream), if client_open => match read? {
+                0 => {
+                    client_open = false;
+                    upstream_write.shutdown().await?;
+                }
+                n => upstream_write.write_all(&to_upstream[..n]).await?,
+            },
+            read = upstream_read.read(&mut to_client), if upstream_open => match read? {
+                0 => {
+                    upstream_open = false;
+                    client_write.shutdown().await?;
+                }
+                n => client_write.write_all(&to_client[..n]).await?,
+            },
+            () = tokio::time::sleep(idle) => {
+                tracing::debug!("a proxied connection sat idle past its limit and was closed");
+                return Ok(());
+            }
+        }
+    }
     Ok(())
 }
 

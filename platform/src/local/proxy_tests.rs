@@ -34,7 +34,9 @@ async fn backend(name: &'static str) -> SocketAddr {
                     }
                     body.extend_from_slice(&chunk[..n]);
                 }
-                let forwarded = text.contains("x-forwarded-for: 127.0.0.1");
+                // Ours, and only ours.
+                let forwarded = text.matches("x-forwarded-for:").count() == 1
+                    && text.contains("x-forwarded-for: 127.0.0.1");
                 let reply = format!("{name} {} {forwarded}", body.len());
                 let _ = stream
                     .write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len()).as_bytes())
@@ -364,4 +366,80 @@ fn heads_a_proxy_must_refuse_have_no_host() {
             assert_eq!(end, head.len(), "{head:?}");
         }
     }
+}
+
+#[test]
+fn the_app_gets_our_forwarding_headers_not_the_client_s_and_a_close_per_request() {
+    let peer: SocketAddr = "10.1.2.3:5555".parse().unwrap();
+    let head = b"GET /x HTTP/1.1\r\nHost: web-shop.localhost\r\nX-Forwarded-For: 6.6.6.6\r\nforwarded: for=6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nAccept: */*\r\n\r\n";
+    let out = String::from_utf8(forwarded_head(head, peer, "web-shop.localhost")).unwrap();
+    assert!(!out.contains("6.6.6.6"), "{out}");
+    assert!(!out.to_ascii_lowercase().contains("keep-alive"), "{out}");
+    assert!(
+        out.starts_with("GET /x HTTP/1.1\r\nHost: web-shop.localhost\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("Accept: */*\r\n"));
+    assert!(out.contains("Connection: close\r\n"));
+    assert!(out.ends_with(
+        "X-Forwarded-For: 10.1.2.3\r\nX-Forwarded-Host: web-shop.localhost\r\nX-Forwarded-Proto: http\r\n\r\n"
+    ));
+    assert_eq!(parse_head(out.as_bytes()).unwrap().1, "web-shop.localhost");
+
+    // An upgrade keeps its connection headers.
+    let upgrade = b"GET /ws HTTP/1.1\r\nHost: h.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    let out = String::from_utf8(forwarded_head(upgrade, peer, "h.localhost")).unwrap();
+    assert!(out.contains("Connection: Upgrade\r\n") && !out.contains("Connection: close"));
+}
+
+#[tokio::test]
+async fn a_forged_forwarded_for_never_reaches_the_app() {
+    let routes = Routes::default();
+    routes.set("web-shop.localhost", vec![backend("web").await]);
+    let proxy = proxy(&routes).await;
+    // The backend says whether it saw x-forwarded-for: 127.0.0.1 (ours); a forged one
+    // placed first would otherwise be what most frameworks read.
+    let (status, body) = send(
+        proxy,
+        b"GET / HTTP/1.1\r\nHost: web-shop.localhost\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body, "web 0 true");
+}
+
+#[tokio::test]
+async fn a_spliced_connection_idle_past_its_limit_is_closed() {
+    let (mut client_side, mut proxy_client) = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let client = TcpStream::connect(address).await.unwrap();
+        (client, listener.accept().await.unwrap().0)
+    };
+    let (mut app_side, mut proxy_upstream) = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let upstream = TcpStream::connect(address).await.unwrap();
+        (listener.accept().await.unwrap().0, upstream)
+    };
+    let spliced = tokio::spawn(async move {
+        splice(
+            &mut proxy_client,
+            &mut proxy_upstream,
+            Duration::from_millis(200),
+        )
+        .await
+    });
+    client_side.write_all(b"ping").await.unwrap();
+    let mut buffer = [0_u8; 4];
+    app_side.read_exact(&mut buffer).await.unwrap();
+    assert_eq!(&buffer, b"ping");
+    // Then nothing: the splice gives up and both ends see the close.
+    tokio::time::timeout(Duration::from_secs(2), spliced)
+        .await
+        .expect("the idle splice ended")
+        .unwrap()
+        .unwrap();
+    assert_eq!(client_side.read(&mut buffer).await.unwrap(), 0);
+    assert_eq!(app_side.read(&mut buffer).await.unwrap(), 0);
 }

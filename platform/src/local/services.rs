@@ -132,7 +132,9 @@ impl LocalPlatform {
         .await
     }
 
-    /// Runs an async change under `key` (replay / conflict) and the service's lock.
+    /// Runs a change under `key` (replay, or a `CONFLICT` while a request with the key still
+    /// runs) on a task the platform owns: a caller that goes away mid-change (a dropped
+    /// request) does not cut it off between its steps.
     pub(super) async fn change<T, F>(
         &self,
         key: Option<&str>,
@@ -142,26 +144,49 @@ impl LocalPlatform {
     ) -> Result<T>
     where
         T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
-        F: std::future::Future<Output = Result<T>>,
+        F: std::future::Future<Output = Result<T>> + Send + 'static,
     {
-        let Some(key) = key.map(str::to_owned) else {
-            return work.await;
-        };
-        let (k, r) = (key.clone(), request.clone());
-        if let Some(answer) = self
-            .on_db(move |db, now| db.write(|tx| store::replayed::<T>(tx, &k, verb, &r, now)))
-            .await?
-        {
-            return Ok(answer);
+        let key = key.map(str::to_owned);
+        if let Some(key) = key.clone() {
+            let r = request.clone();
+            if let Some(answer) = self
+                .on_db(move |db, now| db.write(|tx| store::claim::<T>(tx, &key, verb, &r, now)))
+                .await?
+            {
+                return Ok(answer);
+            }
         }
-        let answer = work.await?;
-        let stored = serde_json::to_value(&answer)
-            .map_err(|err| Error::new(ErrorCode::InternalError, err.to_string()))?;
-        self.on_db(move |db, now| {
-            db.write(|tx| store::remember(tx, &key, verb, &request, &stored, now))
+        let platform = self.clone();
+        tokio::spawn(async move {
+            let answer = work.await;
+            if let Some(key) = key {
+                let settled = match &answer {
+                    Ok(value) => match serde_json::to_value(value) {
+                        Ok(stored) => {
+                            platform
+                                .on_db(move |db, now| {
+                                    db.write(|tx| {
+                                        store::remember(tx, &key, verb, &request, &stored, now)
+                                    })
+                                })
+                                .await
+                        }
+                        Err(err) => Err(Error::new(ErrorCode::InternalError, err.to_string())),
+                    },
+                    Err(_) => {
+                        platform
+                            .on_db(move |db, _| db.write(|tx| store::release_claim(tx, &key)))
+                            .await
+                    }
+                };
+                if let Err(err) = settled {
+                    tracing::warn!(verb, error = %err, "settling an idempotency key failed");
+                }
+            }
+            answer
         })
-        .await?;
-        Ok(answer)
+        .await
+        .map_err(|err| Error::new(ErrorCode::InternalError, format!("a {verb} change: {err}")))?
     }
 
     pub(super) async fn list_services_in(&self, project: &str) -> Result<Vec<ServiceState>> {
@@ -225,17 +250,41 @@ impl LocalPlatform {
         key: Option<&str>,
     ) -> Result<ServiceDetail> {
         let request = serde_json::json!({"project": project, "service": service, "to": to});
-        self.change(key, "rollbackService", request, async {
-            let lock = self.service_lock(project, service);
-            let _held = lock.lock().await;
-            let (p, s) = (project.to_owned(), service.to_owned());
-            let (state, releases) = self
-                .on_db(move |db, _| {
-                    Ok((store::require_service(db.conn(), &p, &s)?, store::releases(db.conn(), &p, &s)?))
-                })
-                .await?;
-            let ready: Vec<String> = releases.iter().filter(|r| r.status == "ready").map(|r| r.id.clone()).collect();
-            let target = match to {
+        let (this, project, service, to) = (
+            self.clone(),
+            project.to_owned(),
+            service.to_owned(),
+            to.map(str::to_owned),
+        );
+        self.change(key, "rollbackService", request, async move {
+            this.rollback_now(&project, &service, to.as_deref()).await
+        })
+        .await
+    }
+
+    async fn rollback_now(
+        &self,
+        project: &str,
+        service: &str,
+        to: Option<&str>,
+    ) -> Result<ServiceDetail> {
+        let lock = self.service_lock(project, service);
+        let _held = lock.lock().await;
+        let (p, s) = (project.to_owned(), service.to_owned());
+        let (state, releases) = self
+            .on_db(move |db, _| {
+                Ok((
+                    store::require_service(db.conn(), &p, &s)?,
+                    store::releases(db.conn(), &p, &s)?,
+                ))
+            })
+            .await?;
+        let ready: Vec<String> = releases
+            .iter()
+            .filter(|r| r.status == "ready")
+            .map(|r| r.id.clone())
+            .collect();
+        let target = match to {
                 Some(release) if ready.iter().any(|r| r == release) => release.to_owned(),
                 Some(release) => {
                     return Err(Error::new(
@@ -251,22 +300,26 @@ impl LocalPlatform {
                         .with_state(serde_json::json!({"ready_releases": ready, "current_release": state.current_release}))
                 })?,
             };
-            if state.current_release.as_deref() == Some(target.as_str()) {
-                return Err(Error::new(ErrorCode::Conflict, format!("{service} already runs {target}"))
-                    .with_hint("name another release with `to`, or restart the service")
-                    .with_state(serde_json::json!({"ready_releases": ready})));
-            }
-            let detail = self.switch_to(project, service, &target).await?;
-            self.record(
-                project,
-                Some(service),
-                "service.rolled_back",
-                format!("rolled back to {target} from {}", state.current_release.unwrap_or_default()),
+        if state.current_release.as_deref() == Some(target.as_str()) {
+            return Err(Error::new(
+                ErrorCode::Conflict,
+                format!("{service} already runs {target}"),
             )
-            .await?;
-            Ok(detail)
-        })
-        .await
+            .with_hint("name another release with `to`, or restart the service")
+            .with_state(serde_json::json!({"ready_releases": ready})));
+        }
+        let detail = self.switch_to(project, service, &target).await?;
+        self.record(
+            project,
+            Some(service),
+            "service.rolled_back",
+            format!(
+                "rolled back to {target} from {}",
+                state.current_release.unwrap_or_default()
+            ),
+        )
+        .await?;
+        Ok(detail)
     }
 
     pub(super) async fn restart_service(
@@ -276,31 +329,36 @@ impl LocalPlatform {
         key: Option<&str>,
     ) -> Result<ServiceDetail> {
         let request = serde_json::json!({"project": project, "service": service});
-        self.change(key, "restartService", request, async {
-            let lock = self.service_lock(project, service);
-            let _held = lock.lock().await;
-            let (p, s) = (project.to_owned(), service.to_owned());
-            let state = self
-                .on_db(move |db, _| store::require_service(db.conn(), &p, &s))
-                .await?;
-            let Some(release) = state.current_release else {
-                return Err(Error::new(
-                    ErrorCode::Conflict,
-                    format!("{service} has never been deployed"),
-                )
-                .with_hint("deploy it first"));
-            };
-            let detail = self.switch_to(project, service, &release).await?;
-            self.record(
-                project,
-                Some(service),
-                "service.restarted",
-                format!("restarted on {release}"),
-            )
-            .await?;
-            Ok(detail)
+        let (this, project, service) = (self.clone(), project.to_owned(), service.to_owned());
+        self.change(key, "restartService", request, async move {
+            this.restart_now(&project, &service).await
         })
         .await
+    }
+
+    async fn restart_now(&self, project: &str, service: &str) -> Result<ServiceDetail> {
+        let lock = self.service_lock(project, service);
+        let _held = lock.lock().await;
+        let (p, s) = (project.to_owned(), service.to_owned());
+        let state = self
+            .on_db(move |db, _| store::require_service(db.conn(), &p, &s))
+            .await?;
+        let Some(release) = state.current_release else {
+            return Err(Error::new(
+                ErrorCode::Conflict,
+                format!("{service} has never been deployed"),
+            )
+            .with_hint("deploy it first"));
+        };
+        let detail = self.switch_to(project, service, &release).await?;
+        self.record(
+            project,
+            Some(service),
+            "service.restarted",
+            format!("restarted on {release}"),
+        )
+        .await?;
+        Ok(detail)
     }
 
     pub(super) async fn scale_service(
@@ -320,51 +378,57 @@ impl LocalPlatform {
         }
         let request =
             serde_json::json!({"project": project, "service": service, "replicas": replicas});
-        self.change(key, "scaleService", request, async {
-            let lock = self.service_lock(project, service);
-            let _held = lock.lock().await;
-            let (p, s) = (project.to_owned(), service.to_owned());
-            let state = self
-                .on_db(move |db, _| store::require_service(db.conn(), &p, &s))
-                .await?;
-            let (p, s) = (project.to_owned(), service.to_owned());
-            self.on_db(move |db, now| {
-                db.write(|tx| store::set_replicas(tx, &p, &s, replicas, now))
-            })
-            .await?;
-            let outcome = if replicas == 0 {
-                self.swap_instances(project, service, Vec::new()).await;
-                let (p, s) = (project.to_owned(), service.to_owned());
-                self.on_db(move |db, now| {
-                    db.write(|tx| {
-                        store::set_service_status(tx, &p, &s, ServiceStatus::Stopped, now)
-                    })
-                })
-                .await?;
-                self.service_detail(project, service, 0).await
-            } else if let Some(release) = &state.current_release {
-                self.switch_to(project, service, release).await
-            } else {
-                // Never deployed: the count applies to the first deploy.
-                self.service_detail(project, service, 0).await
-            };
-            if outcome.is_err() {
-                // The old instances still serve; the wanted count goes back to theirs.
-                let (p, s, old) = (project.to_owned(), service.to_owned(), state.replicas);
-                self.on_db(move |db, now| db.write(|tx| store::set_replicas(tx, &p, &s, old, now)))
-                    .await?;
-            }
-            let detail = outcome?;
-            self.record(
-                project,
-                Some(service),
-                "service.scaled",
-                format!("scaled to {replicas} replicas"),
-            )
-            .await?;
-            Ok(detail)
+        let (this, project, service) = (self.clone(), project.to_owned(), service.to_owned());
+        self.change(key, "scaleService", request, async move {
+            this.scale_now(&project, &service, replicas).await
         })
         .await
+    }
+
+    async fn scale_now(
+        &self,
+        project: &str,
+        service: &str,
+        replicas: u32,
+    ) -> Result<ServiceDetail> {
+        let lock = self.service_lock(project, service);
+        let _held = lock.lock().await;
+        let (p, s) = (project.to_owned(), service.to_owned());
+        let state = self
+            .on_db(move |db, _| store::require_service(db.conn(), &p, &s))
+            .await?;
+        let (p, s) = (project.to_owned(), service.to_owned());
+        self.on_db(move |db, now| db.write(|tx| store::set_replicas(tx, &p, &s, replicas, now)))
+            .await?;
+        let outcome = if replicas == 0 {
+            self.swap_instances(project, service, Vec::new()).await;
+            let (p, s) = (project.to_owned(), service.to_owned());
+            self.on_db(move |db, now| {
+                db.write(|tx| store::set_service_status(tx, &p, &s, ServiceStatus::Stopped, now))
+            })
+            .await?;
+            self.service_detail(project, service, 0).await
+        } else if let Some(release) = &state.current_release {
+            self.switch_to(project, service, release).await
+        } else {
+            // Never deployed: the count applies to the first deploy.
+            self.service_detail(project, service, 0).await
+        };
+        if outcome.is_err() {
+            // The old instances still serve; the wanted count goes back to theirs.
+            let (p, s, old) = (project.to_owned(), service.to_owned(), state.replicas);
+            self.on_db(move |db, now| db.write(|tx| store::set_replicas(tx, &p, &s, old, now)))
+                .await?;
+        }
+        let detail = outcome?;
+        self.record(
+            project,
+            Some(service),
+            "service.scaled",
+            format!("scaled to {replicas} replicas"),
+        )
+        .await?;
+        Ok(detail)
     }
 
     pub(super) async fn set_project_env(
@@ -388,59 +452,95 @@ impl LocalPlatform {
         ));
         let request =
             serde_json::json!({"project": project, "names": names, "values_sha256": digest});
-        let vars = vars.to_vec();
+        let (this, project, vars) = (self.clone(), project.to_owned(), vars.to_vec());
         self.change(key, "setEnv", request, async move {
-            let (p, v) = (project.to_owned(), vars.clone());
-            let services = self
-                .on_db(move |db, now| {
-                    db.write(|tx| {
-                        if !store::project_exists(tx, &p)? {
-                            return Err(store::project_not_found(tx, &p));
-                        }
-                        store::merge_env(tx, &p, &v, now)?;
-                        Ok(store::project_state(tx, &p)?.services)
-                    })
-                })
-                .await?;
-            let mut restarted = Vec::new();
-            for service in services {
-                let Some(release) = service.current_release else {
-                    continue;
-                };
-                if service.status == ServiceStatus::Stopped {
-                    continue;
-                }
-                let lock = self.service_lock(project, &service.name);
-                let _held = lock.lock().await;
-                self.switch_to(project, &service.name, &release).await?;
-                restarted.push(service.name);
-            }
-            let p = project.to_owned();
-            let env_names = self
-                .on_db(move |db, _| store::env_names(db.conn(), &p))
-                .await?;
-            self.record(
-                project,
-                None,
-                "env.set",
-                format!(
-                    "set {}; restarted {}",
-                    names.join(", "),
-                    if restarted.is_empty() {
-                        "nothing".to_owned()
-                    } else {
-                        restarted.join(", ")
-                    }
-                ),
-            )
-            .await?;
-            Ok(EnvChange {
-                set: names,
-                env_names,
-                restarted_services: restarted,
-            })
+            this.set_env_now(&project, &vars, names).await
         })
         .await
+    }
+
+    async fn set_env_now(
+        &self,
+        project: &str,
+        vars: &[(String, String)],
+        names: Vec<String>,
+    ) -> Result<EnvChange> {
+        let (p, v) = (project.to_owned(), vars.to_vec());
+        let services = self
+            .on_db(move |db, now| {
+                db.write(|tx| {
+                    if !store::project_exists(tx, &p)? {
+                        return Err(store::project_not_found(tx, &p));
+                    }
+                    store::merge_env(tx, &p, &v, now)?;
+                    Ok(store::project_state(tx, &p)?.services)
+                })
+            })
+            .await?;
+        let mut restarted = Vec::new();
+        for service in services {
+            let Some(release) = service.current_release else {
+                continue;
+            };
+            if service.status == ServiceStatus::Stopped {
+                continue;
+            }
+            let lock = self.service_lock(project, &service.name);
+            let _held = lock.lock().await;
+            if let Err(error) = self.switch_to(project, &service.name, &release).await {
+                let message = format!(
+                    "{} is saved, but {} did not come back healthy with it: {}",
+                    names.join(", "),
+                    service.name,
+                    error.message
+                );
+                let _ = self
+                    .record(
+                        project,
+                        Some(&service.name),
+                        "env.restart_failed",
+                        message.clone(),
+                    )
+                    .await;
+                let mut failed = Error::new(error.code, message)
+                    .with_hint(format!(
+                        "{} still serves with the previous env; read log_tail, then fix the value with set_env (services not yet restarted pick the new env up on their next deploy or restart)",
+                        service.name
+                    ))
+                    .with_state(serde_json::json!({
+                        "env_saved": names,
+                        "restarted_services": restarted,
+                        "failed_service": service.name,
+                    }));
+                failed.log_tail = error.log_tail;
+                return Err(failed);
+            }
+            restarted.push(service.name);
+        }
+        let p = project.to_owned();
+        let env_names = self
+            .on_db(move |db, _| store::env_names(db.conn(), &p))
+            .await?;
+        self.record(
+            project,
+            None,
+            "env.set",
+            format!(
+                "set {}; restarted {}",
+                names.join(", "),
+                if restarted.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    restarted.join(", ")
+                }
+            ),
+        )
+        .await?;
+        Ok(EnvChange {
+            set: names,
+            env_names,
+            restarted_services: restarted,
+        })
     }
 
     pub(super) async fn list_project_env(&self, project: &str) -> Result<Vec<String>> {
@@ -588,12 +688,27 @@ fn validate_env(name: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// The last `n` lines of a file (none when it does not exist).
+/// The most of a log file's end [`last_lines`] reads.
+const LOG_READ_BYTES: u64 = 1024 * 1024;
+
+/// The last `n` lines of a file (none when it does not exist), read from its last MB.
 fn last_lines(path: &Path, n: usize) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
         return Vec::new();
     };
-    let lines: Vec<&str> = text.lines().collect();
+    let len = file.metadata().map_or(0, |meta| meta.len());
+    let start = len.saturating_sub(LOG_READ_BYTES);
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if start > 0 && !lines.is_empty() {
+        // The first line was cut by the window.
+        lines.remove(0);
+    }
     lines[lines.len().saturating_sub(n)..]
         .iter()
         .map(|line| (*line).to_owned())
@@ -616,6 +731,22 @@ mod tests {
         );
         assert!(suggest("OSError: [Errno 98] Address already in use").contains("$PORT"));
         assert!(suggest("segfault").contains("log tail"));
+    }
+
+    #[test]
+    fn the_last_lines_come_from_the_end_of_a_big_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.log");
+        let mut text = String::new();
+        for n in 0..40_000 {
+            text.push_str(&format!("line {n} {}\n", "y".repeat(40)));
+        }
+        std::fs::write(&path, text).unwrap();
+        let last = last_lines(&path, 3);
+        assert_eq!(last.len(), 3);
+        assert!(last[2].starts_with("line 39999 "), "{last:?}");
+        assert!(last[0].starts_with("line 39997 "), "{last:?}");
+        assert!(last_lines(&dir.path().join("none.log"), 3).is_empty());
     }
 
     #[test]

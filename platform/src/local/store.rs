@@ -77,11 +77,20 @@ pub fn replayed<T: DeserializeOwned>(
         return Ok(None);
     };
     if seen_sha256 == request_hash(verb, request) {
+        if response.is_empty() {
+            return Err(Error::new(
+                ErrorCode::Conflict,
+                format!("a {seen_verb} request with the idempotency_key `{key}` is still running"),
+            )
+            .with_hint("wait a moment and retry with the same key: the answer of the first request comes back")
+            .retryable_anyway());
+        }
         return serde_json::from_str(&response).map(Some).map_err(|err| {
             Error::new(
                 ErrorCode::InternalError,
                 format!("a stored answer does not parse: {err}"),
             )
+            .not_retryable()
         });
     }
     Err(Error::new(
@@ -90,6 +99,41 @@ pub fn replayed<T: DeserializeOwned>(
     )
     .with_hint("use a new idempotency_key for a different request; reuse a key only to retry the very same request")
     .with_state(serde_json::json!({ "verb": seen_verb, "first_used_at_ms": created_at })))
+}
+
+/// The stored answer for `key` (as [`replayed`]); when the key is new, it is claimed for
+/// this request (a pending row), so a concurrent retry with the same key waits for this one
+/// instead of running the change twice. Settle the claim with [`remember`] or
+/// [`release_claim`].
+pub fn claim<T: DeserializeOwned>(
+    conn: &Connection,
+    key: &str,
+    verb: &str,
+    request: &serde_json::Value,
+    now: i64,
+) -> Result<Option<T>> {
+    if let Some(answer) = replayed(conn, key, verb, request, now)? {
+        return Ok(Some(answer));
+    }
+    conn.execute(
+        "INSERT INTO idempotency_keys (key, verb, request_sha256, response_json, created_at) VALUES (?1, ?2, ?3, '', ?4)",
+        params![key, verb, request_hash(verb, request), now],
+    )?;
+    Ok(None)
+}
+
+/// Frees a claimed key whose request failed, so a retry runs it again.
+pub fn release_claim(conn: &Connection, key: &str) -> Result<()> {
+    conn.execute(
+        "DELETE FROM idempotency_keys WHERE key = ?1 AND response_json = ''",
+        [key],
+    )?;
+    Ok(())
+}
+
+/// Claims a previous platform process left pending: their requests never answered.
+pub fn release_abandoned_claims(conn: &Connection) -> Result<usize> {
+    Ok(conn.execute("DELETE FROM idempotency_keys WHERE response_json = ''", [])?)
 }
 
 /// Stores `answer` as the response to `key`'s request.
@@ -106,10 +150,11 @@ pub fn remember<T: Serialize>(
             ErrorCode::InternalError,
             format!("an answer does not serialise: {err}"),
         )
+        .not_retryable()
     })?;
     conn.execute(
         "INSERT INTO idempotency_keys (key, verb, request_sha256, response_json, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (key) DO NOTHING",
+         ON CONFLICT (key) DO UPDATE SET response_json = excluded.response_json WHERE response_json = ''",
         params![key, verb, request_hash(verb, request), response, now],
     )?;
     Ok(())
@@ -140,17 +185,22 @@ pub fn record_event(
     Ok(())
 }
 
+/// The name in `known` most like `name` (Jaro–Winkler above 0.8), for a "did you mean".
+pub fn closest(name: &str, known: &[String]) -> Option<String> {
+    known
+        .iter()
+        .map(|candidate| (strsim::jaro_winkler(name, candidate), candidate))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate.clone())
+}
+
 /// `NOT_FOUND` for a project, naming the ones that exist.
 pub fn project_not_found(conn: &Connection, name: &str) -> Error {
     let known: Vec<String> = list_projects(conn)
         .map(|projects| projects.into_iter().map(|p| p.name).collect())
         .unwrap_or_default();
-    let closest = known
-        .iter()
-        .map(|candidate| (strsim::jaro_winkler(name, candidate), candidate))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, candidate)| candidate.clone());
+    let closest = closest(name, &known);
     let hint = match closest {
         Some(candidate) => format!("did you mean `{candidate}`? `list_projects` shows them all"),
         None if known.is_empty() => {
@@ -527,7 +577,7 @@ pub fn promote_release(
     conn.execute(
         "UPDATE services SET
              previous_release = CASE WHEN current_release IS NOT NULL AND current_release != ?3 THEN current_release ELSE previous_release END,
-             current_release = ?3, status = 'active', updated_at = ?4
+             current_release = ?3, status = 'active', replicas = MAX(replicas, 1), updated_at = ?4
          WHERE project = ?1 AND name = ?2",
         params![project, service, release, now],
     )?;
@@ -574,12 +624,7 @@ pub fn require_service(conn: &Connection, project: &str, service: &str) -> Resul
         .into_iter()
         .find(|s| s.name == service)
         .ok_or_else(|| {
-            let closest = names
-                .iter()
-                .map(|candidate| (strsim::jaro_winkler(service, candidate), candidate))
-                .filter(|(score, _)| *score > 0.8)
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-                .map(|(_, candidate)| candidate.clone());
+            let closest = closest(service, &names);
             let hint = match closest {
                 Some(candidate) => format!("did you mean `{candidate}`? list_services shows them all"),
                 None => "deploy it first (a first deploy creates the service), or pick one of the project's services".to_owned(),
@@ -638,6 +683,22 @@ pub fn set_replicas(
     conn.execute(
         "UPDATE services SET replicas = ?3, updated_at = ?4 WHERE project = ?1 AND name = ?2",
         params![project, service, replicas, now],
+    )?;
+    Ok(())
+}
+
+/// Sets the service's status to `to` only while it is `from`.
+pub fn set_service_status_if(
+    conn: &Connection,
+    project: &str,
+    service: &str,
+    from: ServiceStatus,
+    to: ServiceStatus,
+    now: i64,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE services SET status = ?4, updated_at = ?5 WHERE project = ?1 AND name = ?2 AND status = ?3",
+        params![project, service, from.as_str(), to.as_str(), now],
     )?;
     Ok(())
 }

@@ -326,6 +326,55 @@ fn a_cli_that_finds_no_platform_starts_one_that_outlives_it() {
     }
 }
 
+#[test]
+fn the_admin_token_never_goes_to_a_program_that_took_the_daemon_s_address() {
+    use std::io::Read;
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("platform");
+    std::fs::create_dir_all(&data).unwrap();
+    // The daemon is gone; another program listens where it did and records what it hears.
+    let impostor = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = impostor.local_addr().unwrap();
+    impostor.set_nonblocking(true).unwrap();
+    let endpoint = serde_json::json!({
+        "url": format!("http://{address}"),
+        "token": "cwy_the_admin_secret",
+        "pid": std::process::id(),
+    });
+    std::fs::write(data.join("endpoint.json"), endpoint.to_string()).unwrap();
+    let started = std::time::Instant::now();
+    let out = platform(work.path(), &data, &["projects", "list"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a daemon that cannot start is reported at once"
+    );
+    assert!(!out.status.success());
+    let err = error_json(&out);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("stopped as it started"),
+        "{err}"
+    );
+    assert!(
+        err["hint"].as_str().unwrap().contains("endpoint.json"),
+        "{err}"
+    );
+    let mut heard = Vec::new();
+    while let Ok((mut connection, _)) = impostor.accept() {
+        connection.set_nonblocking(false).unwrap();
+        connection
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let _ = connection.read_to_end(&mut heard);
+    }
+    assert!(
+        !String::from_utf8_lossy(&heard).contains("cwy_the_admin_secret"),
+        "the token leaked"
+    );
+}
+
 #[tokio::test]
 async fn the_agent_deploys_what_it_wrote_and_gets_a_live_url() {
     let home = TestHome::new();
@@ -344,6 +393,11 @@ async fn the_agent_deploys_what_it_wrote_and_gets_a_live_url() {
         "d1",
         "deploy",
         r#"{"project": "atlas-site", "service": "web", "dir": "site"}"#,
+    ));
+    model.push(Reply::tool_call(
+        "e1",
+        "set_env",
+        r#"{"project": "atlas-site", "vars": {"API_KEY": "sk-very-secret-value"}}"#,
     ));
     model.set_fallback(Some(Reply::tool_call(
         "s1",
@@ -386,6 +440,20 @@ async fn the_agent_deploys_what_it_wrote_and_gets_a_live_url() {
         )
         .unwrap();
     assert_eq!(status, "succeeded");
+    // An env value is a secret: the trail keeps the name and the size, not the value.
+    let (status, args): (String, String) = conn
+        .query_row(
+            "SELECT status, args_json FROM tool_calls WHERE name = 'set_env'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(status, "succeeded");
+    assert!(!args.contains("sk-very-secret-value"), "{args}");
+    assert!(
+        args.contains("API_KEY") && args.contains("[redacted: 20 bytes]"),
+        "{args}"
+    );
 }
 
 #[test]
@@ -442,6 +510,161 @@ fn automaton_json_can_name_a_conway_gateway_with_a_token_file() {
             .contains("conway.tokenFile"),
         "{error}"
     );
+}
+
+/// Runs the `git` CLI in `dir` with a private HOME and no prompts.
+fn git(dir: &Path, args: &[&str]) -> Output {
+    Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_AUTHOR_NAME", "Ada")
+        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+        .env("GIT_COMMITTER_NAME", "Ada")
+        .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+        .output()
+        .unwrap()
+}
+
+/// Polls the live URL until it answers `body` (20 s at most).
+fn wait_for_body(url: &str, body: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        if http_get(url) == body {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{url} never answered {body:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_repos_cli_commits_reads_and_deletes_and_git_pushes_through_the_daemon_deploy() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("platform");
+    let daemon = Daemon::start(&data);
+    let endpoint: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("endpoint.json")).unwrap())
+            .unwrap();
+    let cwd = work.path().join("project");
+    std::fs::create_dir_all(cwd.join("src")).unwrap();
+    assert!(platform(&cwd, &data, &["init", "shop"]).status.success());
+
+    let created = platform(
+        &cwd,
+        &data,
+        &["repos", "create", "site", "--deploy-service", "web"],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let clone_url = json(&created)["repo"]["clone_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        clone_url,
+        format!("{}/git/shop/site.git", endpoint["url"].as_str().unwrap())
+    );
+
+    // Commit local files without git: the commit deploys the site.
+    std::fs::write(cwd.join("index.html"), "from the cli").unwrap();
+    std::fs::write(cwd.join("src/app.py"), "print(1)\n").unwrap();
+    let committed = platform(
+        &cwd,
+        &data,
+        &[
+            "repos",
+            "commit",
+            "site",
+            "index.html",
+            "./src/app.py",
+            "-m",
+            "first",
+        ],
+    );
+    assert!(committed.status.success(), "{}", stderr(&committed));
+    let committed = json(&committed);
+    assert_eq!(committed["branch"], "main");
+    assert!(
+        committed["deploy"]["operation_id"].as_str().is_some(),
+        "{committed}"
+    );
+    let proxy = endpoint["proxy"].as_str().unwrap();
+    let live = format!(
+        "http://web-shop.localhost:{}/",
+        proxy.rsplit(':').next().unwrap()
+    );
+    wait_for_body(&live, "from the cli");
+
+    let log = json(&platform(
+        &cwd,
+        &data,
+        &["repos", "log", "site", "--limit", "5"],
+    ));
+    assert_eq!(log[0]["message"], "first");
+    let tree = json(&platform(&cwd, &data, &["repos", "tree", "site"]));
+    assert_eq!(tree["entries"][0]["path"], "src");
+    let file = json(&platform(
+        &cwd,
+        &data,
+        &["repos", "file", "site", "src/app.py"],
+    ));
+    assert_eq!(file["content"], "print(1)\n");
+    let refs = json(&platform(&cwd, &data, &["repos", "refs", "site"]));
+    assert_eq!(refs[0]["name"], "refs/heads/main");
+    let listed = json(&platform(&cwd, &data, &["repos", "list"]));
+    assert_eq!(listed[0]["name"], "site");
+
+    // git clone and push against the daemon with its token: the push deploys.
+    let authed = clone_url.replacen(
+        "http://",
+        &format!("http://x:{}@", endpoint["token"].as_str().unwrap()),
+        1,
+    );
+    let cloned = git(work.path(), &["clone", &authed, "checkout"]);
+    assert!(cloned.status.success(), "{}", stderr(&cloned));
+    let checkout = work.path().join("checkout");
+    std::fs::write(checkout.join("index.html"), "from git").unwrap();
+    assert!(
+        git(&checkout, &["commit", "-am", "pushed"])
+            .status
+            .success()
+    );
+    let pushed = git(&checkout, &["push", "origin", "HEAD:main"]);
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+    wait_for_body(&live, "from git");
+    let info = json(&platform(&cwd, &data, &["repos", "info", "site"]));
+    assert_eq!(info["last_deploy"]["service"], "web");
+
+    // Errors in the seed's shape; delete needs --confirm and is idempotent.
+    let bad = error_json(&platform(
+        &cwd,
+        &data,
+        &["repos", "log", "site", "--ref", "nope"],
+    ));
+    assert_eq!(bad["code"], "NOT_FOUND");
+    assert!(bad["hint"].as_str().unwrap().contains("main"), "{bad}");
+    let escape = error_json(&platform(&cwd, &data, &["repos", "file", "site", "../x"]));
+    assert_eq!(escape["code"], "INVALID_INPUT");
+    let unconfirmed = error_json(&platform(&cwd, &data, &["repos", "delete", "site"]));
+    assert_eq!(unconfirmed["code"], "INVALID_INPUT");
+    let deleted = json(&platform(
+        &cwd,
+        &data,
+        &["repos", "delete", "site", "--confirm"],
+    ));
+    assert_eq!(deleted["deleted"], true);
+    let again = json(&platform(
+        &cwd,
+        &data,
+        &["repos", "delete", "site", "--confirm"],
+    ));
+    assert_eq!(again["deleted"], false);
+    assert_eq!(daemon.stop().code(), Some(0));
 }
 
 #[test]

@@ -81,6 +81,12 @@ pub trait Tool: Send + Sync + 'static {
     fn subjects(&self, _args: &Self::Args) -> Vec<Subject> {
         Vec::new()
     }
+    /// Argument values too secret for the audit trail (env values, passwords), as JSON
+    /// pointers into the arguments (`/vars/API_KEY`). `tool_calls` keeps a
+    /// `"[redacted: N bytes]"` marker in their place, and the receipt hashes that record.
+    fn secret_args(&self, _args: &Self::Args) -> Vec<String> {
+        Vec::new()
+    }
     /// Runs the call.
     fn call(
         &self,
@@ -98,6 +104,29 @@ pub struct Assessment {
     pub effect: Effect,
     /// What it touches.
     pub subjects: Vec<Subject>,
+    /// Argument values kept out of the audit trail (JSON pointers, see [`Tool::secret_args`]).
+    pub secret_args: Vec<String>,
+}
+
+impl Assessment {
+    /// The arguments as the audit trail keeps them: each secret value replaced by a marker
+    /// giving only its size.
+    pub fn recorded_args(&self, args: &serde_json::Value) -> serde_json::Value {
+        if self.secret_args.is_empty() {
+            return args.clone();
+        }
+        let mut recorded = args.clone();
+        for pointer in &self.secret_args {
+            if let Some(value) = recorded.pointer_mut(pointer) {
+                let bytes = match &*value {
+                    serde_json::Value::String(text) => text.len(),
+                    other => other.to_string().len(),
+                };
+                *value = serde_json::Value::String(format!("[redacted: {bytes} bytes]"));
+            }
+        }
+        recorded
+    }
 }
 
 /// The object-safe form every registered tool has.
@@ -201,6 +230,7 @@ impl<T: Tool> DynTool for TypedTool<T> {
             risk: self.tool.assess_risk(&typed),
             effect: self.tool.effect(&typed),
             subjects: self.tool.subjects(&typed),
+            secret_args: self.tool.secret_args(&typed),
         })
     }
 

@@ -38,6 +38,25 @@ async fn receipts_chain_and_verify() {
 }
 
 #[tokio::test]
+async fn secret_arguments_stay_out_of_the_trail_and_the_chain_still_verifies() {
+    let f = Fixture::new();
+    let record = f
+        .call(
+            "secret_note",
+            serde_json::json!({ "text": "sk-live-4242", "sleep_ms": 0 }),
+        )
+        .await;
+    assert!(record.result.is_ok(), "{:?}", record.result);
+    assert!(record.receipt.is_some());
+    let args = f.row(&record.call_id, "args_json").unwrap();
+    assert!(!args.contains("sk-live-4242"), "{args}");
+    assert!(args.contains("[redacted: 12 bytes]"), "{args}");
+    assert!(args.contains("\"sleep_ms\":0"), "the rest is kept: {args}");
+    let report = verify(&f);
+    assert!(report.ok, "{report:?}");
+}
+
+#[tokio::test]
 async fn every_kind_of_rewrite_is_caught_and_named() {
     let cases = [
         (

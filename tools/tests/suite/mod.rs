@@ -81,6 +81,31 @@ impl Tool for SelfModTool {
     }
 }
 
+/// A tool whose argument is a secret the audit trail must not keep (like `set_env`'s values).
+pub struct SecretNoteTool;
+
+impl Tool for SecretNoteTool {
+    const NAME: &'static str = "secret_note";
+    type Args = NoteArgs;
+    fn description(&self) -> String {
+        "A test tool carrying a secret.".into()
+    }
+    fn category(&self) -> Category {
+        Category::Platform
+    }
+    fn risk(&self) -> RiskLevel {
+        RiskLevel::Caution
+    }
+    fn secret_args(&self, _: &NoteArgs) -> Vec<String> {
+        vec!["/text".to_owned(), "/not_there".to_owned()]
+    }
+    async fn call(&self, _ctx: &ToolContext, args: NoteArgs) -> Result<ToolOutput, ToolError> {
+        Ok(ToolOutput::new(
+            serde_json::json!({ "kept": args.text.len() }),
+        ))
+    }
+}
+
 pub struct Fixture {
     _dir: tempfile::TempDir,
     pub home: PathBuf,
@@ -123,6 +148,7 @@ impl Fixture {
         sandbox::register(&mut registry, sandbox).unwrap();
         registry.register(DangerTool).unwrap();
         registry.register(SelfModTool).unwrap();
+        registry.register(SecretNoteTool).unwrap();
         let exe = PathBuf::from("/usr/local/bin/automaton");
         let paths = ProtectedPaths::for_home(&home, &root, &exe);
         let engine = PolicyEngine::new(

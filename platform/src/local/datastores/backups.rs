@@ -76,12 +76,15 @@ impl LocalPlatform {
         key: Option<&str>,
     ) -> Result<BackupInfo> {
         let request = serde_json::json!({"project": project, "name": name});
-        self.change(key, "createBackup", request, async {
-            let row = self.datastore_row(project, name).await?;
-            self.pruned_backups(project, name).await?;
-            let now = self.inner.clock.now_ms();
+        let platform = self.clone();
+        let (project, name) = (project.to_owned(), name.to_owned());
+        self.change(key, "createBackup", request, async move {
+            let (project, name,) = (project.as_str(), name.as_str(),);
+            let row = platform.datastore_row(project, name).await?;
+            platform.pruned_backups(project, name).await?;
+            let now = platform.inner.clock.now_ms();
             let backup_key = format!("bk_{now}_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-            let dir = self.backup_dir(project, name);
+            let dir = platform.backup_dir(project, name);
             private_dir(&dir).await?;
             let (file, bytes) = match row.kind {
                 DatastoreKind::Postgres => {
@@ -110,7 +113,7 @@ impl LocalPlatform {
                 file.to_string_lossy().into_owned(),
             );
             let size = i64::try_from(bytes).unwrap_or(i64::MAX);
-            self.on_db(move |db, _| {
+            platform.on_db(move |db, _| {
                 db.write(|tx| {
                     tx.execute(
                         "INSERT INTO datastore_backups (key, project, datastore, kind, path, bytes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -150,10 +153,13 @@ impl LocalPlatform {
         key: Option<&str>,
     ) -> Result<RestoredBackup> {
         let request = serde_json::json!({"project": project, "name": name, "backup": backup});
-        self.change(key, "restoreBackup", request, async {
-            let _one_at_a_time = self.inner.datastores.changes.lock().await;
-            let row = self.datastore_row(project, name).await?;
-            let backups = self.pruned_backups(project, name).await?;
+        let platform = self.clone();
+        let (project, name, backup) = (project.to_owned(), name.to_owned(), backup.to_owned());
+        self.change(key, "restoreBackup", request, async move {
+            let (project, name, backup,) = (project.as_str(), name.as_str(), backup.as_str(),);
+            let _one_at_a_time = platform.inner.datastores.changes.lock().await;
+            let row = platform.datastore_row(project, name).await?;
+            let backups = platform.pruned_backups(project, name).await?;
             if !backups.iter().any(|b| b.key == backup) {
                 return Err(Error::new(
                     ErrorCode::NotFound,
@@ -163,7 +169,7 @@ impl LocalPlatform {
                 .with_state(serde_json::json!({"backups": backups.iter().map(|b| &b.key).collect::<Vec<_>>()})));
             }
             let (p, n, k) = (project.to_owned(), name.to_owned(), backup.to_owned());
-            let file: String = self
+            let file: String = platform
                 .on_db(move |db, _| {
                     Ok(db.conn().query_row(
                         "SELECT path FROM datastore_backups WHERE key = ?1 AND project = ?2 AND datastore = ?3",
@@ -189,7 +195,7 @@ impl LocalPlatform {
                 }
                 DatastoreKind::Mongo => return Err(mongo_unavailable()),
             };
-            self.record_datastore_event(project, "datastore.restored", format!("{name} restored from {backup}"))
+            platform.record_datastore_event(project, "datastore.restored", format!("{name} restored from {backup}"))
                 .await?;
             Ok(RestoredBackup {
                 datastore: name.to_owned(),

@@ -68,9 +68,17 @@ impl LocalPlatform {
         key: Option<&str>,
     ) -> Result<QueryResult> {
         let request = serde_json::json!({"project": project, "name": name, "query": query});
-        self.change(key, "queryDatastore", request, async {
+        let platform = self.clone();
+        let (who, project, name, query) = (
+            who.clone(),
+            project.to_owned(),
+            name.to_owned(),
+            query.to_owned(),
+        );
+        self.change(key, "queryDatastore", request, async move {
+            let (who, project, name, query,) = (&who, project.as_str(), name.as_str(), query.as_str(),);
             let started = tokio::time::Instant::now();
-            let outcome = self.run_query(project, name, query).await;
+            let outcome = platform.run_query(project, name, query).await;
             let elapsed = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
             let (p, n, principal, text) = (
                 project.to_owned(),
@@ -82,7 +90,7 @@ impl LocalPlatform {
                 Ok(result) => (Some(i64::try_from(result.row_count).unwrap_or(i64::MAX)), None),
                 Err(error) => (None, Some(format!("{:?}: {}", error.code, error.message))),
             };
-            self.on_db(move |db, now| {
+            platform.on_db(move |db, now| {
                 db.write(|tx| {
                     tx.execute(
                         "INSERT INTO datastore_queries (project, datastore, principal, query, at, duration_ms, row_count, ok, error)

@@ -538,7 +538,7 @@ pub async fn bad_inputs_scenario(platform: &dyn Platform) {
         .unwrap();
     let err = platform.get_datastore(project, "sqlit").await.unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
-    assert!(err.hint.contains("sqlite"), "{err:?}");
+    assert!(err.hint.contains("did you mean `sqlite`"), "{err:?}");
     // Both would set DATABASE_URL: refused, with a name that would work.
     let err = platform
         .add_datastore(project, DatastoreKind::Postgres, None, None)

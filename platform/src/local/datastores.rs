@@ -216,12 +216,14 @@ fn not_found(conn: &rusqlite::Connection, project: &str, name: &str) -> Error {
                 .collect::<rusqlite::Result<Vec<String>>>()
         })
         .unwrap_or_default();
-    let hint = if known.is_empty() {
-        format!(
+    let hint = match store::closest(name, &known) {
+        Some(candidate) => {
+            format!("did you mean `{candidate}`? the datastore tool's `list` shows them all")
+        }
+        None if known.is_empty() => format!(
             "project `{project}` has no datastores: add one (`automaton platform add postgres`)"
-        )
-    } else {
-        format!("use one of: {}", known.join(", "))
+        ),
+        None => format!("use one of: {}", known.join(", ")),
     };
     Error::new(
         ErrorCode::NotFound,

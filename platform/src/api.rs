@@ -4,8 +4,9 @@
 
 use crate::error::Result;
 use crate::model::{
-    CommitRequest, CommitResult, CreatedRepo, DeletedRepo, RepoCommit, RepoFile, RepoInfo, RepoRef,
-    RepoRequest, RepoTree,
+    AddedDatastore, BackupInfo, CommitRequest, CommitResult, CreatedRepo, Datastore, DatastoreKind,
+    DatastoreTables, DeletedDatastore, DeletedRepo, QueryResult, RepoCommit, RepoFile, RepoInfo,
+    RepoRef, RepoRequest, RepoTree, RestoredBackup,
 };
 use crate::model::{
     CreatedProject, DeletedProject, DeployAccepted, EnvChange, IssuedToken, Operation,
@@ -131,6 +132,78 @@ pub trait Platform: Send + Sync {
 
     /// `revokeToken`: revokes the token and everything issued under it, at once.
     fn revoke_token<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<RevokedTokens>>;
+
+    /// `createDatastore`: provisions a `kind` engine named `name` (default: the kind) and
+    /// injects its connection URL into every service of the project, restarting the running
+    /// ones. A datastore of that name and kind already there is returned with `created: false`.
+    fn add_datastore<'a>(
+        &'a self,
+        project: &'a str,
+        kind: DatastoreKind,
+        name: Option<&'a str>,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<AddedDatastore>>;
+
+    /// `getDatastore`: its status, masked URL and env names.
+    fn get_datastore<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Datastore>>;
+
+    /// `listDatastores`: the project's datastores.
+    fn list_datastores<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<Vec<Datastore>>>;
+
+    /// `deleteDatastore`: stops and removes the engine, its data and backups, and its env.
+    /// Refused without `confirm`; deleting one that does not exist succeeds with `deleted: false`.
+    fn delete_datastore<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        confirm: bool,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<DeletedDatastore>>;
+
+    /// `createBackup`: a backup now (kept 7 days).
+    fn create_backup<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<BackupInfo>>;
+
+    /// `listBackups`: the datastore's backups, newest first.
+    fn list_backups<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<BackupInfo>>>;
+
+    /// `restoreBackup`: applies backup `backup` to the datastore.
+    fn restore_backup<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        backup: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<RestoredBackup>>;
+
+    /// `listDatastoreTables`: tables with columns and row counts, or redis keys with types.
+    fn list_tables<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<DatastoreTables>>;
+
+    /// `queryDatastore`: one SQL statement (postgres, sqlite) or one redis command; at most
+    /// 500 rows; audited.
+    fn query_datastore<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        query: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<QueryResult>>;
 
     /// Polls the operation until it ends or `timeout` passes (then returns it as it stands).
     fn wait_operation<'a>(

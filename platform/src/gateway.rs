@@ -26,6 +26,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
+mod datastores;
 mod git;
 mod repos;
 
@@ -100,6 +101,7 @@ pub fn router(platform: LocalPlatform) -> axum::Router {
         .route("/operations/{id}", get(get_operation))
         .route("/operations/{id}/stream", get(stream_operation))
         .merge(repos::routes())
+        .merge(datastores::routes())
         .route_layer(middleware::from_fn_with_state(
             platform.clone(),
             authenticate,
@@ -726,13 +728,17 @@ async fn revoke_token(
 mod openapi_tests {
     /// Every `/v1` route the router serves, as the OpenAPI document must list it.
     fn routed_paths() -> Vec<String> {
-        [include_str!("gateway.rs"), include_str!("gateway/repos.rs")]
-            .iter()
-            .flat_map(|source| source.split(".route(").skip(1))
-            .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
-            .filter(|path| *path != "/openapi.yaml" && path.starts_with('/'))
-            .map(|path| format!("/v1{path}"))
-            .collect()
+        [
+            include_str!("gateway.rs"),
+            include_str!("gateway/repos.rs"),
+            include_str!("gateway/datastores.rs"),
+        ]
+        .iter()
+        .flat_map(|source| source.split(".route(").skip(1))
+        .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+        .filter(|path| *path != "/openapi.yaml" && path.starts_with('/'))
+        .map(|path| format!("/v1{path}"))
+        .collect()
     }
 
     #[test]

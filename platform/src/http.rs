@@ -9,6 +9,10 @@
 use crate::api::Platform;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{
+    AddedDatastore, BackupInfo, Datastore, DatastoreKind, DatastoreTables, DeletedDatastore,
+    QueryResult, RestoredBackup,
+};
+use crate::model::{
     CommitRequest, CommitResult, CreatedRepo, DeletedRepo, RepoCommit, RepoFile, RepoInfo, RepoRef,
     RepoRequest, RepoTree,
 };
@@ -231,6 +235,25 @@ struct Services {
 #[derive(serde::Deserialize)]
 struct EnvNames {
     names: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct Datastores {
+    datastores: Vec<Datastore>,
+}
+
+#[derive(serde::Deserialize)]
+struct Backups {
+    backups: Vec<BackupInfo>,
+}
+
+/// The path of a project's datastore (and what follows it).
+fn datastore_path(project: &str, name: &str, rest: &str) -> String {
+    format!(
+        "/v1/projects/{}/datastores/{}{rest}",
+        segment(project),
+        segment(name)
+    )
 }
 
 impl Platform for HttpPlatform {
@@ -750,6 +773,168 @@ impl Platform for HttpPlatform {
                 reqwest::Method::POST,
                 &repo_path(project, repo, "/commits"),
                 Body::Json(body),
+                true,
+                idempotency_key,
+            )
+            .await
+        })
+    }
+
+    fn add_datastore<'a>(
+        &'a self,
+        project: &'a str,
+        kind: DatastoreKind,
+        name: Option<&'a str>,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<AddedDatastore>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::POST,
+                &format!("/v1/projects/{}/datastores", segment(project)),
+                Body::Json(serde_json::json!({ "kind": kind, "name": name })),
+                true,
+                idempotency_key,
+            )
+            .await
+        })
+    }
+
+    fn get_datastore<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Datastore>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::GET,
+                &datastore_path(project, name, ""),
+                Body::None,
+                false,
+                None,
+            )
+            .await
+        })
+    }
+
+    fn list_datastores<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<Vec<Datastore>>> {
+        Box::pin(async move {
+            let listed: Datastores = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/v1/projects/{}/datastores", segment(project)),
+                    Body::None,
+                    false,
+                    None,
+                )
+                .await?;
+            Ok(listed.datastores)
+        })
+    }
+
+    fn delete_datastore<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        confirm: bool,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<DeletedDatastore>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::DELETE,
+                &datastore_path(project, name, &format!("?confirm={confirm}")),
+                Body::None,
+                true,
+                idempotency_key,
+            )
+            .await
+        })
+    }
+
+    fn create_backup<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<BackupInfo>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::POST,
+                &datastore_path(project, name, "/backups"),
+                Body::None,
+                true,
+                idempotency_key,
+            )
+            .await
+        })
+    }
+
+    fn list_backups<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<BackupInfo>>> {
+        Box::pin(async move {
+            let listed: Backups = self
+                .call(
+                    reqwest::Method::GET,
+                    &datastore_path(project, name, "/backups"),
+                    Body::None,
+                    false,
+                    None,
+                )
+                .await?;
+            Ok(listed.backups)
+        })
+    }
+
+    fn restore_backup<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        backup: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<RestoredBackup>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::POST,
+                &datastore_path(project, name, "/restore"),
+                Body::Json(serde_json::json!({ "backup": backup })),
+                true,
+                idempotency_key,
+            )
+            .await
+        })
+    }
+
+    fn list_tables<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<DatastoreTables>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::GET,
+                &datastore_path(project, name, "/tables"),
+                Body::None,
+                false,
+                None,
+            )
+            .await
+        })
+    }
+
+    fn query_datastore<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        query: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<QueryResult>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::POST,
+                &datastore_path(project, name, "/query"),
+                Body::Json(serde_json::json!({ "query": query })),
                 true,
                 idempotency_key,
             )

@@ -715,3 +715,154 @@ async fn the_token_tool_hands_on_less_never_more_and_revokes_at_once() {
     );
     gateway.stop().await;
 }
+
+/// A gateway whose data directory the `postgres` user can pass through, and a guard that
+/// kills its engines if the test fails.
+async fn datastore_gateway() -> (Gateway, crate::datastore_scenarios::EngineGuard) {
+    use std::os::unix::fs::PermissionsExt;
+    let gateway = Gateway::start().await;
+    std::fs::set_permissions(gateway._dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let guard = crate::datastore_scenarios::EngineGuard(gateway.local.data_dir().to_owned());
+    (gateway, guard)
+}
+
+#[tokio::test]
+async fn the_http_client_runs_the_postgres_scenario_through_the_gateway() {
+    let (gateway, _guard) = datastore_gateway().await;
+    let client = gateway.client();
+    crate::datastore_scenarios::postgres_scenario(&client, &gateway.local, &gateway.work).await;
+    // The audit names the token that ran each query.
+    let audit = gateway.local.query_audit("pgshop").await;
+    assert!(
+        audit
+            .iter()
+            .all(|(principal, ..)| principal.starts_with("tok_")),
+        "{audit:?}"
+    );
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn the_http_client_runs_the_redis_and_sqlite_scenario_and_bad_inputs_through_the_gateway() {
+    let (gateway, _guard) = datastore_gateway().await;
+    let client = gateway.client();
+    crate::datastore_scenarios::redis_and_sqlite_scenario(&client, &gateway.work).await;
+    crate::datastore_scenarios::bad_inputs_scenario(&client).await;
+    // Unknown kinds and malformed bodies are refused by the gateway itself.
+    let http = reqwest::Client::new();
+    let response = http
+        .post(format!("{}/v1/projects/kv/datastores", gateway.url))
+        .bearer_auth(&gateway.token)
+        .body(r#"{"kind": "mysql"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert!(
+        body["hint"]
+            .as_str()
+            .unwrap()
+            .contains("postgres, redis, sqlite"),
+        "{body}"
+    );
+    let spec = http
+        .get(format!("{}/v1/openapi.yaml", gateway.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for operation in [
+        "createDatastore",
+        "listDatastores",
+        "getDatastore",
+        "deleteDatastore",
+        "listBackups",
+        "createBackup",
+        "restoreBackup",
+        "listDatastoreTables",
+        "queryDatastore",
+    ] {
+        assert!(spec.contains(operation), "{operation}");
+    }
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn datastore_routes_need_manage_datastores_and_the_project_in_scope() {
+    use crate::model::{Capability, DatastoreKind, TokenRequest};
+    let (gateway, _guard) = datastore_gateway().await;
+    let admin = gateway.client();
+    admin.create_project("mine", None).await.unwrap();
+    admin.create_project("theirs", None).await.unwrap();
+    admin
+        .add_datastore("mine", DatastoreKind::Sqlite, None, None)
+        .await
+        .unwrap();
+    let issue = |capabilities: &[Capability]| TokenRequest {
+        name: None,
+        capabilities: capabilities.to_vec(),
+        projects: Some(vec!["mine".to_owned()]),
+    };
+    let reader = admin
+        .issue_token(&issue(&[Capability::Read]))
+        .await
+        .unwrap();
+    let reader = HttpPlatform::with_retry(&gateway.url, &reader.secret, fast_retry()).unwrap();
+    // Reads need `read`; everything that changes or queries needs `manage_datastores`.
+    assert_eq!(reader.list_datastores("mine").await.unwrap().len(), 1);
+    reader.get_datastore("mine", "sqlite").await.unwrap();
+    reader.list_tables("mine", "sqlite").await.unwrap();
+    reader.list_backups("mine", "sqlite").await.unwrap();
+    for err in [
+        reader
+            .add_datastore("mine", DatastoreKind::Redis, None, None)
+            .await
+            .unwrap_err(),
+        reader
+            .query_datastore("mine", "sqlite", "SELECT 1", None)
+            .await
+            .unwrap_err(),
+        reader
+            .create_backup("mine", "sqlite", None)
+            .await
+            .unwrap_err(),
+        reader
+            .delete_datastore("mine", "sqlite", true, None)
+            .await
+            .unwrap_err(),
+        reader
+            .restore_backup("mine", "sqlite", "bk_x", None)
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(err.code, ErrorCode::CapabilityMissing, "{err:?}");
+        assert!(err.hint.contains("manage_datastores"), "{err:?}");
+    }
+    let manager = admin
+        .issue_token(&issue(&[Capability::ManageDatastores]))
+        .await
+        .unwrap();
+    let manager = HttpPlatform::with_retry(&gateway.url, &manager.secret, fast_retry()).unwrap();
+    let result = manager
+        .query_datastore("mine", "sqlite", "SELECT 41 + 1 AS answer", None)
+        .await
+        .unwrap();
+    assert_eq!(result.rows, [[serde_json::json!(42)]]);
+    let err = manager
+        .add_datastore("theirs", DatastoreKind::Sqlite, None, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::CapabilityMissing);
+    assert!(
+        err.message.contains("not scoped to project `theirs`"),
+        "{err:?}"
+    );
+    assert!(
+        admin.list_datastores("theirs").await.unwrap().is_empty(),
+        "nothing made"
+    );
+    gateway.stop().await;
+}

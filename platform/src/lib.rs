@@ -14,6 +14,8 @@ pub mod source;
 pub mod tools;
 
 #[cfg(test)]
+mod datastore_scenarios;
+#[cfg(test)]
 mod http_tests;
 #[cfg(test)]
 mod test_support;

@@ -800,9 +800,318 @@ pub fn validate_repo_path(path: &str) -> Result<()> {
     Ok(())
 }
 
+/// A datastore's engine (seed 000's `add postgres|redis|mongo`, plus `sqlite` locally).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatastoreKind {
+    /// A PostgreSQL database and role.
+    Postgres,
+    /// A Redis server with password auth.
+    Redis,
+    /// A SQLite file.
+    Sqlite,
+    /// Mongo (FerretDB on Conway's cloud); not available on the local platform.
+    Mongo,
+}
+
+impl DatastoreKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgres",
+            Self::Redis => "redis",
+            Self::Sqlite => "sqlite",
+            Self::Mongo => "mongo",
+        }
+    }
+
+    /// Parses the wire name; the error lists the kinds there are.
+    pub fn parse(text: &str) -> Result<Self> {
+        [Self::Postgres, Self::Redis, Self::Sqlite, Self::Mongo]
+            .into_iter()
+            .find(|kind| kind.as_str() == text.trim().to_ascii_lowercase())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::InvalidInput,
+                    format!("`{text}` is not a datastore kind"),
+                )
+                .with_hint("add one of: postgres, redis, sqlite")
+            })
+    }
+}
+
+/// Where a datastore stands: `provisioning` until its engine answers, then `ready`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatastoreStatus {
+    /// Its engine is being made; connects may fail.
+    Provisioning,
+    /// It accepts connections.
+    Ready,
+}
+
+/// A datastore as reads show it: never its password (the URL shown has it masked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Datastore {
+    /// The project.
+    pub project: String,
+    /// Its name (the kind, unless `--name` gave another).
+    pub name: String,
+    /// Its engine.
+    pub kind: DatastoreKind,
+    /// Where it stands.
+    pub status: DatastoreStatus,
+    /// The connection URL with the password masked (`***`); services get the real one in env.
+    pub url: String,
+    /// The env variables injected into every service of the project.
+    pub env_names: Vec<String>,
+    /// When it was added, epoch ms.
+    pub created_at_ms: i64,
+}
+
+/// `createDatastore`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddedDatastore {
+    /// False when a datastore of that name and kind already existed (nothing changed).
+    pub created: bool,
+    /// The datastore.
+    pub datastore: Datastore,
+    /// The services restarted to see its env.
+    pub restarted_services: Vec<String>,
+}
+
+/// `deleteDatastore`'s answer; deleting what does not exist succeeds with `deleted: false`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedDatastore {
+    /// The project.
+    pub project: String,
+    /// The datastore.
+    pub name: String,
+    /// False when there was nothing to delete.
+    pub deleted: bool,
+    /// The env variables removed from the project.
+    pub removed_env: Vec<String>,
+    /// The services restarted to lose them.
+    pub restarted_services: Vec<String>,
+}
+
+/// One backup of a datastore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupInfo {
+    /// Its key (`bk_…`), for `restoreBackup`.
+    pub key: String,
+    /// The datastore.
+    pub datastore: String,
+    /// The datastore's engine.
+    pub kind: DatastoreKind,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// When it was taken, epoch ms.
+    pub created_at_ms: i64,
+    /// When retention removes it, epoch ms.
+    pub expires_at_ms: i64,
+}
+
+/// `restoreBackup`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoredBackup {
+    /// The datastore.
+    pub datastore: String,
+    /// The backup applied.
+    pub key: String,
+    /// What was done (e.g. `pg_restore --clean`).
+    pub method: String,
+}
+
+/// A column of a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnInfo {
+    /// Its name.
+    pub name: String,
+    /// Its declared type.
+    #[serde(rename = "type")]
+    pub data_type: String,
+}
+
+/// A table (postgres, sqlite) or a key (redis).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableInfo {
+    /// `schema.table`, the table's name, or the key.
+    pub name: String,
+    /// `table`, `view`, or the key's redis type (`string`, `hash`, `list`, …).
+    pub kind: String,
+    /// Rows (counted up to 10,000; more shows as 10,000 with `rows_capped`), or elements of a key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// Whether `rows` stopped counting at its cap.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rows_capped: bool,
+    /// Its columns (tables only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ColumnInfo>,
+}
+
+/// `listDatastoreTables`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatastoreTables {
+    /// The datastore.
+    pub datastore: String,
+    /// Its engine.
+    pub kind: DatastoreKind,
+    /// Its tables or keys.
+    pub tables: Vec<TableInfo>,
+    /// Whether there were more than listed.
+    pub truncated: bool,
+}
+
+/// Redis commands that only read.
+const REDIS_READS: &[&str] = &[
+    "BITCOUNT",
+    "BITPOS",
+    "DBSIZE",
+    "DUMP",
+    "ECHO",
+    "EXISTS",
+    "GEODIST",
+    "GEOHASH",
+    "GEOPOS",
+    "GEOSEARCH",
+    "GET",
+    "GETBIT",
+    "GETRANGE",
+    "HEXISTS",
+    "HGET",
+    "HGETALL",
+    "HKEYS",
+    "HLEN",
+    "HMGET",
+    "HRANDFIELD",
+    "HSCAN",
+    "HSTRLEN",
+    "HVALS",
+    "INFO",
+    "KEYS",
+    "LINDEX",
+    "LLEN",
+    "LPOS",
+    "LRANGE",
+    "MGET",
+    "OBJECT",
+    "PFCOUNT",
+    "PING",
+    "PTTL",
+    "RANDOMKEY",
+    "SCAN",
+    "SCARD",
+    "SDIFF",
+    "SINTER",
+    "SISMEMBER",
+    "SMEMBERS",
+    "SMISMEMBER",
+    "SRANDMEMBER",
+    "SSCAN",
+    "STRLEN",
+    "SUNION",
+    "TIME",
+    "TTL",
+    "TYPE",
+    "XLEN",
+    "XRANGE",
+    "XREVRANGE",
+    "ZCARD",
+    "ZCOUNT",
+    "ZRANGE",
+    "ZRANGEBYLEX",
+    "ZRANGEBYSCORE",
+    "ZRANK",
+    "ZREVRANGE",
+    "ZREVRANGEBYSCORE",
+    "ZREVRANK",
+    "ZSCAN",
+    "ZSCORE",
+];
+
+/// SQL words that make a statement write, wherever they stand.
+const SQL_WRITES: &[&str] = &[
+    "INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "DROP", "ALTER", "CREATE", "GRANT",
+    "REVOKE", "INTO", "COPY", "CALL", "DO", "VACUUM", "REINDEX", "CLUSTER", "LOCK", "SET",
+    "REFRESH", "COMMENT", "SECURITY", "IMPORT",
+];
+
+/// Whether a query (SQL, or one redis command) clearly only reads: SQL starting with
+/// SELECT, WITH, VALUES, TABLE, SHOW or EXPLAIN (without ANALYZE) and holding no writing
+/// word anywhere; or a redis read command. Anything else counts as a write — a read
+/// misjudged as a write only costs a confirmation.
+pub fn query_is_read(query: &str) -> bool {
+    let words: Vec<String> = query
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| !word.is_empty())
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let Some(first) = words.first() else {
+        return false;
+    };
+    if REDIS_READS.contains(&first.as_str()) && !query.contains(';') {
+        return true;
+    }
+    let starts_read = match first.as_str() {
+        "SELECT" | "WITH" | "VALUES" | "TABLE" | "SHOW" => true,
+        "EXPLAIN" => !words.iter().any(|w| w == "ANALYZE" || w == "ANALYSE"),
+        _ => false,
+    };
+    starts_read && !words.iter().any(|w| SQL_WRITES.contains(&w.as_str()))
+}
+
+/// The most rows a query answers with.
+pub const MAX_QUERY_ROWS: usize = 500;
+
+/// `queryDatastore`'s answer: tabular JSON, at most [`MAX_QUERY_ROWS`] rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryResult {
+    /// The column names.
+    pub columns: Vec<String>,
+    /// The rows, each as long as `columns`.
+    pub rows: Vec<Vec<serde_json::Value>>,
+    /// Rows returned, or rows changed by a statement that returns none.
+    pub row_count: u64,
+    /// Whether more rows existed than returned.
+    pub truncated: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_are_told_from_writes() {
+        for read in [
+            "SELECT * FROM users",
+            "  select count(*) from items where name = 'x'",
+            "WITH recent AS (SELECT 1) SELECT * FROM recent",
+            "EXPLAIN SELECT 1",
+            "SHOW server_version",
+            "HGETALL user:1",
+            "get hits",
+            "SCAN 0 COUNT 10",
+        ] {
+            assert!(query_is_read(read), "{read}");
+        }
+        for write in [
+            "INSERT INTO users VALUES (1)",
+            "DROP TABLE users",
+            "SELECT * INTO copy FROM users",
+            "WITH gone AS (DELETE FROM users RETURNING *) SELECT * FROM gone",
+            "EXPLAIN ANALYZE DELETE FROM users",
+            "SELECT 1; DROP TABLE users",
+            "SET hits 3",
+            "HSET user:1 name Ada",
+            "FLUSHALL",
+            "PRAGMA journal_mode = DELETE",
+            "",
+        ] {
+            assert!(!query_is_read(write), "{write}");
+        }
+    }
 
     #[test]
     fn names_are_dns_labels_and_a_bad_one_gets_a_valid_suggestion() {

@@ -4,7 +4,8 @@
 //! `idempotency_key` (same key and request → the first answer; same key, another request →
 //! a conflict; kept 24 h); the HTTP client adds one to every mutating request it sends, so
 //! its own retries never do work twice either. Reads are safe; deploy, env, scale, restart and rollback are caution;
-//! deleting a project is dangerous.
+//! deleting a project is dangerous. `datastore` is one tool with an `action`, its risk
+//! judged per call (see [`DatastoreTool`]).
 //!
 //! The tools reach the platform through [`PlatformAccess`], so the connection (a Conway
 //! gateway, or the local platform started on first use) is made when a tool first needs it.
@@ -37,6 +38,8 @@ mod repo;
 mod token;
 pub use repo::{RepoAction, RepoArgs, RepoTool};
 pub use token::{TokenAction, TokenArgs, TokenTool};
+mod datastore;
+pub use datastore::{DatastoreAction, DatastoreArgs, DatastoreTool};
 
 /// Registers every platform tool.
 pub fn register(registry: &mut Registry, access: &Access) -> Result<(), String> {
@@ -52,6 +55,7 @@ pub fn register(registry: &mut Registry, access: &Access) -> Result<(), String> 
     registry.register(DeleteProjectTool(Arc::clone(access)))?;
     registry.register(RepoTool(Arc::clone(access)))?;
     registry.register(TokenTool(Arc::clone(access)))?;
+    registry.register(DatastoreTool(Arc::clone(access)))?;
     Ok(())
 }
 

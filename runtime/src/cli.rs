@@ -252,6 +252,110 @@ pub enum PlatformCommand {
     /// Git repositories: create, list, info, refs, log, tree, file, commit, delete.
     #[command(subcommand)]
     Repos(ReposCommand),
+    /// Provision a datastore (postgres, redis, sqlite) and inject its URL into every service.
+    #[command(
+        after_help = "Example:\n  automaton platform add postgres\n  automaton platform add redis --name cache   # injects CACHE_URL\n\npostgres: DATABASE_URL + PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE; redis: REDIS_URL; sqlite: DATABASE_URL. Running services restart to see it."
+    )]
+    Add {
+        /// postgres, redis or sqlite (mongo is not available on the local platform).
+        kind: String,
+        /// Its name (default: the kind); a custom name injects <NAME>_URL.
+        #[arg(long)]
+        name: Option<String>,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Inspect, back up, restore, query or delete datastores.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+/// `automaton platform db …`
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// A datastore's status (provisioning|ready), masked URL and env names.
+    #[command(after_help = "Example:\n  automaton platform db info postgres")]
+    Info {
+        /// The datastore.
+        name: String,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// The project's datastores.
+    #[command(after_help = "Example:\n  automaton platform db list")]
+    List {
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// The datastore's backups, newest first (kept 7 days).
+    #[command(after_help = "Example:\n  automaton platform db backups postgres")]
+    Backups {
+        /// The datastore.
+        name: String,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Take a backup now.
+    #[command(after_help = "Example:\n  automaton platform db backup postgres")]
+    Backup {
+        /// The datastore.
+        name: String,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Apply a backup to the datastore.
+    #[command(
+        after_help = "Example:\n  automaton platform db restore postgres --backup bk_1800000000000_0123abcd"
+    )]
+    Restore {
+        /// The datastore.
+        name: String,
+        /// The backup's key (`db backups` lists them).
+        #[arg(long)]
+        backup: String,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Delete a datastore: its engine, data, backups and env.
+    #[command(after_help = "Example:\n  automaton platform db delete postgres --confirm")]
+    Delete {
+        /// The datastore.
+        name: String,
+        /// Required: the data cannot be recovered.
+        #[arg(long)]
+        confirm: bool,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Tables with columns and rows (postgres, sqlite) or keys with types (redis).
+    #[command(after_help = "Example:\n  automaton platform db tables postgres")]
+    Tables {
+        /// The datastore.
+        name: String,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Run SQL or one redis command (at most 500 rows; audited).
+    #[command(
+        after_help = "Example:\n  automaton platform db query postgres \"SELECT * FROM users LIMIT 10\"\n  automaton platform db query redis \"HGETALL user:1\""
+    )]
+    Query {
+        /// The datastore.
+        name: String,
+        /// The SQL statement or redis command.
+        query: String,
+        /// The project (default: this directory's).
+        #[arg(long)]
+        project: Option<String>,
+    },
 }
 
 /// `automaton platform services …`

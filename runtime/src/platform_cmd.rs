@@ -817,8 +817,195 @@ pub async fn run_cli(
                 }
             });
         }
+        PlatformCommand::Add {
+            kind,
+            name,
+            project,
+        } => {
+            let kind = automaton_platform::model::DatastoreKind::parse(&kind).map_err(fail)?;
+            let added = platform
+                .add_datastore(&project_from(project)?, kind, name.as_deref(), None)
+                .await
+                .map_err(fail)?;
+            print(&added, mode, |a| {
+                format!(
+                    "{} {} is {}: {} (env {}); restarted {}",
+                    if a.created { "added" } else { "already had" },
+                    a.datastore.name,
+                    serde_json::to_value(a.datastore.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    a.datastore.url,
+                    a.datastore.env_names.join(", "),
+                    if a.restarted_services.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        a.restarted_services.join(", ")
+                    }
+                )
+            });
+        }
+        PlatformCommand::Db(command) => return db(platform.as_ref(), command, mode).await,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `platform db …`.
+async fn db(
+    platform: &dyn Platform,
+    command: crate::cli::DbCommand,
+    mode: OutputMode,
+) -> Result<std::process::ExitCode> {
+    use crate::cli::DbCommand;
+    let fail = platform_error;
+    match command {
+        DbCommand::Info { name, project } => {
+            let datastore = platform
+                .get_datastore(&project_from(project)?, &name)
+                .await
+                .map_err(fail)?;
+            print(&datastore, mode, |d| {
+                format!(
+                    "{} ({}) {}\n  {}\n  env: {}",
+                    d.name,
+                    d.kind.as_str(),
+                    serde_json::to_value(d.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    d.url,
+                    d.env_names.join(", ")
+                )
+            });
+        }
+        DbCommand::List { project } => {
+            let datastores = platform
+                .list_datastores(&project_from(project)?)
+                .await
+                .map_err(fail)?;
+            print(&datastores, mode, |list| {
+                list.iter()
+                    .map(|d| format!("{:<16} {:<9} {}", d.name, d.kind.as_str(), d.url))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        DbCommand::Backups { name, project } => {
+            let backups = platform
+                .list_backups(&project_from(project)?, &name)
+                .await
+                .map_err(fail)?;
+            print(&backups, mode, |list| {
+                list.iter()
+                    .map(|b| format!("{} {:>10} bytes  taken {}", b.key, b.bytes, b.created_at_ms))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        DbCommand::Backup { name, project } => {
+            let backup = platform
+                .create_backup(&project_from(project)?, &name, None)
+                .await
+                .map_err(fail)?;
+            print(&backup, mode, |b| {
+                format!("backed up {} as {} ({} bytes)", b.datastore, b.key, b.bytes)
+            });
+        }
+        DbCommand::Restore {
+            name,
+            backup,
+            project,
+        } => {
+            let restored = platform
+                .restore_backup(&project_from(project)?, &name, &backup, None)
+                .await
+                .map_err(fail)?;
+            print(&restored, mode, |r| {
+                format!("restored {} from {} ({})", r.datastore, r.key, r.method)
+            });
+        }
+        DbCommand::Delete {
+            name,
+            confirm,
+            project,
+        } => {
+            let deleted = platform
+                .delete_datastore(&project_from(project)?, &name, confirm, None)
+                .await
+                .map_err(fail)?;
+            print(&deleted, mode, |d| {
+                if d.deleted {
+                    format!(
+                        "deleted {}; removed env {}; restarted {}",
+                        d.name,
+                        d.removed_env.join(", "),
+                        d.restarted_services.join(", ")
+                    )
+                } else {
+                    format!("{} did not exist", d.name)
+                }
+            });
+        }
+        DbCommand::Tables { name, project } => {
+            let tables = platform
+                .list_tables(&project_from(project)?, &name)
+                .await
+                .map_err(fail)?;
+            print(&tables, mode, |t| {
+                t.tables
+                    .iter()
+                    .map(|table| {
+                        let columns: Vec<String> = table
+                            .columns
+                            .iter()
+                            .map(|c| format!("{} {}", c.name, c.data_type))
+                            .collect();
+                        format!(
+                            "{:<24} {:<6} {:>6} rows  {}",
+                            table.name,
+                            table.kind,
+                            table.rows.map_or_else(|| "-".to_owned(), |n| n.to_string()),
+                            columns.join(", ")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        DbCommand::Query {
+            name,
+            query,
+            project,
+        } => {
+            let result = platform
+                .query_datastore(&project_from(project)?, &name, &query, None)
+                .await
+                .map_err(fail)?;
+            print(&result, mode, |r| {
+                let mut out = r.columns.join("\t");
+                for row in &r.rows {
+                    let cells: Vec<String> = row
+                        .iter()
+                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                        .collect();
+                    out.push('\n');
+                    out.push_str(&cells.join("\t"));
+                }
+                out.push_str(&format!(
+                    "\n({} rows{})",
+                    r.row_count,
+                    if r.truncated {
+                        ", truncated at 500"
+                    } else {
+                        ""
+                    }
+                ));
+                out
+            });
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// `platform deploy`: packs, uploads, follows the operation (phases and build lines on a

@@ -127,13 +127,19 @@ pub fn path_dirs(path: &str) -> Vec<PathBuf> {
     dirs
 }
 
-/// The wrapped command: `confine_with platform confine --rw DIR -- sh -c command`.
-pub fn wrapped(confine_with: &Path, writable: &Path, command: &str) -> tokio::process::Command {
+/// The wrapped command: `confine_with platform confine --rw DIR [--rw MORE…] -- sh -c command`.
+pub fn wrapped(
+    confine_with: &Path,
+    writable: &Path,
+    also_writable: &[PathBuf],
+    command: &str,
+) -> tokio::process::Command {
     let mut process = tokio::process::Command::new(confine_with);
-    process
-        .args(["platform", "confine", "--rw"])
-        .arg(writable)
-        .args(["--", "sh", "-c", command]);
+    process.args(["platform", "confine"]);
+    for dir in std::iter::once(writable).chain(also_writable.iter().map(PathBuf::as_path)) {
+        process.arg("--rw").arg(dir);
+    }
+    process.args(["--", "sh", "-c", command]);
     process
 }
 

@@ -388,6 +388,7 @@ impl LocalPlatform {
             dir,
             &env,
             self.inner.options.confine_with.as_deref(),
+            &[],
         )
         .spawn()
         .map_err(|err| internal("starting the build", &err))?;
@@ -494,8 +495,13 @@ impl LocalPlatform {
         start: &Start,
     ) -> Result<Candidate> {
         let p = project.to_owned();
-        let env = self
-            .on_db(move |db, _| store::env_values(db.conn(), &p))
+        let (env, also_writable) = self
+            .on_db(move |db, _| {
+                Ok((
+                    store::env_values(db.conn(), &p)?,
+                    store::sqlite_datastore_dirs(db.conn(), &p)?,
+                ))
+            })
             .await?;
         let port = free_port().map_err(|err| internal("finding a free port", &err))?;
         let logs = self.data_dir().join("logs").join(project);
@@ -513,6 +519,7 @@ impl LocalPlatform {
             tail: self.tail(project, service),
             stable_after: self.inner.options.stable_after,
             confine_with: self.inner.options.confine_with.clone(),
+            also_writable,
             processes: self.process_hook(project, service, release),
         };
         let on_exit = self.on_exit(project, service, release, Arc::clone(&adopted));

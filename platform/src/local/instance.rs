@@ -100,6 +100,8 @@ pub struct InstanceSpec {
     pub stable_after: Duration,
     /// The confinement wrapper to start it through, if any.
     pub confine_with: Option<PathBuf>,
+    /// Directories it may write besides its release (its project's SQLite datastores).
+    pub also_writable: Vec<PathBuf>,
     /// Told of each process group the instance starts and ends.
     pub processes: ProcessHook,
 }
@@ -184,15 +186,16 @@ fn base_env() -> Vec<(String, String)> {
 
 /// Runs `sh -c command` in `dir` as its own process group with `env` on top of [`base_env`];
 /// through the confinement wrapper `confine_with` names, when it names one (writes only to
-/// `dir`, see [`super::confine`]).
+/// `dir` and `also_writable`, see [`super::confine`]).
 pub fn shell(
     command: &str,
     dir: &Path,
     env: &[(String, String)],
     confine_with: Option<&Path>,
+    also_writable: &[PathBuf],
 ) -> tokio::process::Command {
     let mut process = match confine_with {
-        Some(wrapper) => super::confine::wrapped(wrapper, dir, command),
+        Some(wrapper) => super::confine::wrapped(wrapper, dir, also_writable, command),
         None => {
             let mut plain = tokio::process::Command::new("sh");
             plain.arg("-c").arg(command);
@@ -326,6 +329,7 @@ async fn supervise(
             &spec.release_dir,
             &env,
             spec.confine_with.as_deref(),
+            &spec.also_writable,
         )
         .spawn();
         let exit = match spawned {

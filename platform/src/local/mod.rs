@@ -4,6 +4,7 @@
 //! the caller gave one, the idempotency key with its answer.
 
 pub mod confine;
+mod datastores;
 mod deploy;
 mod instance;
 mod processes;
@@ -58,6 +59,10 @@ pub const SCHEMA: CrateSchema = CrateSchema {
         Migration {
             version: 5,
             sql: include_str!("../../migrations/0005_repos.sql"),
+        },
+        Migration {
+            version: 6,
+            sql: include_str!("../../migrations/0006_datastores.sql"),
         },
     ],
 };
@@ -114,6 +119,8 @@ struct Inner {
     streams_closing: tokio_util::sync::CancellationToken,
     /// The forge's state beside the database.
     repos: repos::RepoState,
+    /// The datastores' engines.
+    datastores: datastores::Engines,
 }
 
 impl std::fmt::Debug for LocalPlatform {
@@ -170,6 +177,7 @@ impl LocalPlatform {
                 proxy_port: std::sync::OnceLock::new(),
                 streams_closing: tokio_util::sync::CancellationToken::new(),
                 repos: repos::RepoState::default(),
+                datastores: datastores::Engines::default(),
             }),
         })
     }
@@ -198,6 +206,8 @@ impl LocalPlatform {
     /// started.
     pub async fn resume(&self) -> Result<Vec<String>> {
         self.kill_leftover_processes().await?;
+        // The datastores before the services: the services read their URLs as they start.
+        self.resume_datastores().await?;
         let serving = self
             .on_db(|db, now| {
                 db.write(|tx| {
@@ -392,6 +402,7 @@ impl LocalPlatform {
         for instance in all {
             instance.stop().await;
         }
+        self.stop_datastores().await;
     }
 
     /// Stops every instance of the project's services.
@@ -806,6 +817,8 @@ impl Platform for LocalPlatform {
             self.remove_project_repos(name).await?;
             self.forget_project_files(name).await;
             drop(held);
+            // After the service locks: `add` takes the datastores' lock and then them.
+            self.drop_project_datastores(name).await?;
             Ok(deleted)
         })
     }
@@ -983,6 +996,91 @@ impl Platform for LocalPlatform {
         idempotency_key: Option<&'a str>,
     ) -> BoxFuture<'a, Result<crate::model::CommitResult>> {
         Box::pin(self.commit_repo_files(project, repo, request, idempotency_key))
+    }
+
+    // ---- Datastores, in `datastores.rs` ----
+
+    fn add_datastore<'a>(
+        &'a self,
+        project: &'a str,
+        kind: crate::model::DatastoreKind,
+        name: Option<&'a str>,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::AddedDatastore>> {
+        Box::pin(self.add_datastore_in(project, kind, name, idempotency_key))
+    }
+
+    fn get_datastore<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<crate::model::Datastore>> {
+        Box::pin(self.get_datastore_in(project, name))
+    }
+
+    fn list_datastores<'a>(
+        &'a self,
+        project: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<crate::model::Datastore>>> {
+        Box::pin(self.list_datastores_in(project))
+    }
+
+    fn delete_datastore<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        confirm: bool,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::DeletedDatastore>> {
+        Box::pin(self.delete_datastore_in(project, name, confirm, idempotency_key))
+    }
+
+    fn create_backup<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::BackupInfo>> {
+        Box::pin(self.create_backup_in(project, name, idempotency_key))
+    }
+
+    fn list_backups<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<crate::model::BackupInfo>>> {
+        Box::pin(self.list_backups_in(project, name))
+    }
+
+    fn restore_backup<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        backup: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::RestoredBackup>> {
+        Box::pin(self.restore_backup_in(project, name, backup, idempotency_key))
+    }
+
+    fn list_tables<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<crate::model::DatastoreTables>> {
+        Box::pin(self.list_tables_in(project, name))
+    }
+
+    fn query_datastore<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        query: &'a str,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::model::QueryResult>> {
+        Box::pin(async move {
+            self.query_datastore_as(&Principal::admin(), project, name, query, idempotency_key)
+                .await
+        })
     }
 }
 

@@ -135,7 +135,7 @@ impl LocalPlatform {
     /// Runs a change under `key` (replay, or a `CONFLICT` while a request with the key still
     /// runs) on a task the platform owns: a caller that goes away mid-change (a dropped
     /// request) does not cut it off between its steps.
-    async fn change<T, F>(
+    pub(super) async fn change<T, F>(
         &self,
         key: Option<&str>,
         verb: &'static str,

@@ -687,6 +687,18 @@ pub fn set_replicas(
     Ok(())
 }
 
+/// The directories of the project's SQLite datastores: what its confined apps may write
+/// besides their release.
+pub fn sqlite_datastore_dirs(conn: &Connection, project: &str) -> Result<Vec<std::path::PathBuf>> {
+    Ok(conn
+        .prepare_cached("SELECT path FROM datastores WHERE project = ?1 AND kind = 'sqlite' AND path IS NOT NULL")?
+        .query_map([project], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .filter_map(|path| std::path::Path::new(&path).parent().map(std::path::Path::to_path_buf))
+        .collect())
+}
+
 /// Sets the service's status to `to` only while it is `from`.
 pub fn set_service_status_if(
     conn: &Connection,

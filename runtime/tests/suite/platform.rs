@@ -327,6 +327,34 @@ fn a_deployed_app_reads_its_own_files_and_nothing_of_the_automaton_or_the_platfo
     assert_eq!(http_get(&url), "read denied denied");
 }
 
+/// A Python server counting its visits in the SQLite datastore named by `DATABASE_URL`.
+const SQLITE_APP: &str = "import os, sqlite3, http.server\npath = os.environ['DATABASE_URL'][len('file://'):]\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        db = sqlite3.connect(path)\n        db.execute('CREATE TABLE IF NOT EXISTS visits (n INTEGER)')\n        db.execute('INSERT INTO visits VALUES (1)')\n        db.commit()\n        b = str(db.execute('SELECT COUNT(*) FROM visits').fetchone()[0]).encode()\n        db.close()\n        self.send_response(200)\n        self.send_header('Content-Length', str(len(b)))\n        self.end_headers()\n        self.wfile.write(b)\n    def log_message(self, *a):\n        pass\nhttp.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n";
+
+#[test]
+fn a_confined_app_writes_its_project_s_sqlite_datastore() {
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let data = work.path().join("platform");
+    let _daemon = Daemon::start(&data);
+    let cwd = work.path().join("project");
+    std::fs::create_dir_all(cwd.join("app")).unwrap();
+    std::fs::write(cwd.join("app/main.py"), SQLITE_APP).unwrap();
+    assert!(platform(&cwd, &data, &["init", "counter"]).status.success());
+    let added = platform(&cwd, &data, &["add", "sqlite"]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let deploy = platform(&cwd, &data, &["deploy", "--dir", "app"]);
+    assert!(deploy.status.success(), "{}", stderr(&deploy));
+    let url = json(&deploy)["url"].as_str().unwrap().to_owned();
+    assert_eq!(http_get(&url), "1");
+    assert_eq!(http_get(&url), "2", "the app wrote its datastore");
+    let query = platform(
+        &cwd,
+        &data,
+        &["db", "query", "sqlite", "SELECT COUNT(*) AS n FROM visits"],
+    );
+    assert!(query.status.success(), "{}", stderr(&query));
+    assert_eq!(json(&query)["rows"][0][0], 2, "{}", json(&query));
+}
+
 #[test]
 fn a_cli_that_finds_no_platform_starts_one_that_outlives_it() {
     let work = tempfile::tempdir().unwrap();
@@ -698,4 +726,89 @@ fn the_repos_cli_commits_reads_and_deletes_and_git_pushes_through_the_daemon_dep
     ));
     assert_eq!(again["deleted"], false);
     assert_eq!(daemon.stop().code(), Some(0));
+}
+
+#[test]
+fn the_platform_cli_adds_queries_backs_up_restores_and_deletes_a_postgres_datastore() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    // The cluster's directory lives in the data directory: the `postgres` user (the server
+    // refuses to run as root) must be able to pass through.
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let data = work.path().join("platform");
+    let daemon = Daemon::start(&data);
+    let cwd = work.path().join("project");
+    std::fs::create_dir_all(&cwd).unwrap();
+    json(&platform(&cwd, &data, &["init", "shop"]));
+
+    let added = json(&platform(&cwd, &data, &["add", "postgres"]));
+    assert_eq!(added["created"], true);
+    assert_eq!(added["datastore"]["status"], "ready");
+    let info = json(&platform(&cwd, &data, &["db", "info", "postgres"]));
+    assert!(
+        info["url"].as_str().unwrap().contains(":***@127.0.0.1:"),
+        "{info}"
+    );
+    assert_eq!(info["env_names"][0], "DATABASE_URL");
+    for sql in [
+        "CREATE TABLE users (id int PRIMARY KEY, name text)",
+        "INSERT INTO users VALUES (1, 'ada'), (2, 'grace')",
+    ] {
+        json(&platform(&cwd, &data, &["db", "query", "postgres", sql]));
+    }
+    let tables = json(&platform(&cwd, &data, &["db", "tables", "postgres"]));
+    assert_eq!(tables["tables"][0]["name"], "users");
+    assert_eq!(tables["tables"][0]["rows"], 2);
+    let backup = json(&platform(&cwd, &data, &["db", "backup", "postgres"]));
+    let key = backup["key"].as_str().unwrap().to_owned();
+    let backups = json(&platform(&cwd, &data, &["db", "backups", "postgres"]));
+    assert_eq!(backups[0]["key"], key.as_str());
+    json(&platform(
+        &cwd,
+        &data,
+        &["db", "query", "postgres", "DROP TABLE users"],
+    ));
+    json(&platform(
+        &cwd,
+        &data,
+        &["db", "restore", "postgres", "--backup", &key],
+    ));
+    let rows = json(&platform(
+        &cwd,
+        &data,
+        &[
+            "db",
+            "query",
+            "postgres",
+            "SELECT name FROM users ORDER BY id",
+        ],
+    ));
+    assert_eq!(rows["rows"], serde_json::json!([["ada"], ["grace"]]));
+    assert_eq!(rows["truncated"], false);
+
+    let mongo = error_json(&platform(&cwd, &data, &["add", "mongo"]));
+    assert_eq!(mongo["code"], "INVALID_INPUT");
+    assert!(
+        mongo["hint"].as_str().unwrap().contains("postgres"),
+        "{mongo}"
+    );
+    let unknown = error_json(&platform(&cwd, &data, &["add", "oracle"]));
+    assert!(
+        unknown["hint"].as_str().unwrap().contains("sqlite"),
+        "{unknown}"
+    );
+    let unconfirmed = error_json(&platform(&cwd, &data, &["db", "delete", "postgres"]));
+    assert!(
+        unconfirmed["hint"].as_str().unwrap().contains("--confirm"),
+        "{unconfirmed}"
+    );
+    let deleted = json(&platform(
+        &cwd,
+        &data,
+        &["db", "delete", "postgres", "--confirm"],
+    ));
+    assert_eq!(deleted["deleted"], true);
+    let listed = json(&platform(&cwd, &data, &["db", "list"]));
+    assert_eq!(listed, serde_json::json!([]));
+    assert!(daemon.stop().success());
 }

@@ -14,7 +14,7 @@ fn status_json_shows_the_identity() {
     assert_eq!(status["creator"], CREATOR);
     assert_eq!(status["state"], "created");
     assert_eq!(status["turns"], 0);
-    assert_eq!(status["tools"], 20);
+    assert_eq!(status["tools"], 21);
     assert_eq!(status["unfinished_calls"], 0);
     assert_eq!(status["heartbeats"]["total"], 6);
     assert_eq!(status["heartbeats"]["enabled"], 6);

@@ -215,8 +215,9 @@ fn tool_specs_token_count_is_visible_and_bounded() {
     // decision to make consciously (raise the bound in the same commit). 18 tools since the
     // platform's ten (about 110 tokens each, ~35 of them the function wrapper itself): 2,090.
     // 19 with the forge's one `repo` tool (282 tokens: eight actions in one spec instead of
-    // eight specs of ~110), 20 with `token` (~200: issue, list and revoke in one).
-    assert!(total < 2_600, "tool specs cost {total} tokens");
+    // eight specs of ~110), 20 with `token` (~200: issue, list and revoke in one): 2,571.
+    // 21 with `datastore` (255: nine actions in one spec instead of nine of ~100): 2,826.
+    assert!(total < 2_900, "tool specs cost {total} tokens");
     let out = home.run(&["tools", "--json"]);
     let listed = json(&out);
     assert_eq!(

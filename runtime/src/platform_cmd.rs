@@ -1114,12 +1114,22 @@ fn confine_and_exec(writable: &[PathBuf], command: &[OsString]) -> Result<std::p
     let readable = std::env::var("PATH")
         .map(|path| confine::path_dirs(&path))
         .unwrap_or_default();
+    // `/tmp` is closed to a confined process: its temporary files go in its own directory.
+    let private_tmp = writable.first().map(|dir| dir.join(confine::PRIVATE_TMP));
+    if let Some(tmp) = &private_tmp {
+        std::fs::create_dir_all(tmp).map_err(Error::io("creating", tmp))?;
+    }
     confine::restrict(writable, &readable).map_err(|err| Error::InvalidInput {
         message: err.to_string(),
         hint: "run the platform on a kernel with Landlock (Linux 5.13+, `lsm=landlock` at boot)"
             .to_owned(),
     })?;
     // No await since `restrict`: this is the thread it confined.
-    let failed = std::process::Command::new(program).args(args).exec();
+    let mut process = std::process::Command::new(program);
+    process.args(args);
+    if let Some(tmp) = &private_tmp {
+        process.env("TMPDIR", tmp);
+    }
+    let failed = process.exec();
     Err(Error::io("running", Path::new(program))(failed))
 }

@@ -3,7 +3,8 @@
 //! wallet, the platform's admin token, other projects' releases). With Landlock (Linux 5.13
 //! and later, enforced even for root) a confined process and all its children may read and
 //! execute only the system's directories and its `PATH`, and write only its own release
-//! directory, `/tmp` and a few device files; everything else is `EACCES`.
+//! directory (its `TMPDIR` is `<release>/.tmp`: `/tmp` is shared by everyone, so it is
+//! closed), `/dev/shm` and a few device files; everything else is `EACCES`.
 //!
 //! Landlock restricts the calling thread, so the rules are applied by a small wrapper between
 //! fork and exec: `automaton platform confine --rw DIR -- sh -c …` calls [`restrict`] and then
@@ -33,8 +34,11 @@ const DEVICES: [&str; 5] = [
     "/dev/urandom",
     "/dev/tty",
 ];
-/// Directories anyone may write (besides the process's own).
-const SHARED_WRITABLE: [&str; 2] = ["/tmp", "/dev/shm"];
+/// Directories anyone may write (besides the process's own). Not `/tmp`: other programs of
+/// the machine keep files there, so confined processes get a private `TMPDIR` instead.
+const SHARED_WRITABLE: [&str; 1] = ["/dev/shm"];
+/// The private temporary directory inside the first writable directory.
+pub const PRIVATE_TMP: &str = ".tmp";
 
 /// Why a process could not be confined.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +60,7 @@ pub fn available() -> bool {
 }
 
 /// Confines the calling thread (and every process it starts from now on): read and execute
-/// only beneath the system directories and `readable`, write only beneath `writable`, `/tmp`,
+/// only beneath the system directories and `readable`, write only beneath `writable`,
 /// `/dev/shm` and the usual device files. Fails (rather than running unconfined) when the
 /// kernel does not fully enforce the rules.
 pub fn restrict(
@@ -167,8 +171,7 @@ mod tests {
             eprintln!("SKIPPED: this kernel does not enforce Landlock");
             return;
         }
-        // Not under /tmp, which confined processes share.
-        let outside = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let outside = tempfile::tempdir().unwrap();
         let release = outside.path().join("releases/shop/api/rel_1");
         std::fs::create_dir_all(&release).unwrap();
         std::fs::write(release.join("main.py"), "print('hi')").unwrap();
@@ -187,11 +190,17 @@ mod tests {
                     std::fs::write(other.join("evil"), "x").map_err(|e| e.kind()),
                     std::fs::read_to_string("/etc/hostname").is_ok()
                         || std::fs::read_to_string("/etc/passwd").is_ok(),
-                    tempfile::tempfile().is_ok(),
+                    std::fs::write(std::env::temp_dir().join("confined-probe"), "x")
+                        .map_err(|e| e.kind()),
                 )
             }
         });
-        assert!(own && wrote && system && tmp);
+        assert!(own && wrote && system);
+        assert_eq!(
+            tmp,
+            Err(std::io::ErrorKind::PermissionDenied),
+            "/tmp is closed"
+        );
         assert_eq!(secret, Err(std::io::ErrorKind::PermissionDenied));
         assert_eq!(other_write, Err(std::io::ErrorKind::PermissionDenied));
         // This thread was never confined.

@@ -300,8 +300,7 @@ const PRYING_APP: &str = "import os, http.server\ndef probe(path):\n    try:\n  
 
 #[test]
 fn a_deployed_app_reads_its_own_files_and_nothing_of_the_automaton_or_the_platform() {
-    // Outside /tmp, which confined apps share.
-    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let work = tempfile::tempdir().unwrap();
     let data = work.path().join("platform");
     let _daemon = Daemon::start(&data);
     let secret = work.path().join("home/wallet.json");
@@ -332,7 +331,7 @@ const SQLITE_APP: &str = "import os, sqlite3, http.server\npath = os.environ['DA
 
 #[test]
 fn a_confined_app_writes_its_project_s_sqlite_datastore() {
-    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let work = tempfile::tempdir().unwrap();
     let data = work.path().join("platform");
     let _daemon = Daemon::start(&data);
     let cwd = work.path().join("project");

@@ -533,6 +533,9 @@ impl LocalPlatform {
     pub(super) async fn health_gate(&self, candidate: &Candidate) -> Result<()> {
         let timeout = self.inner.options.health_timeout;
         let started = tokio::time::Instant::now();
+        // Probe often at first (a static site or a fast app listens within milliseconds),
+        // then every 50 ms.
+        let mut pause = Duration::from_millis(2);
         loop {
             if candidate.instance.has_exited() {
                 let state = candidate.instance.state.borrow().clone();
@@ -560,7 +563,8 @@ impl LocalPlatform {
                     ),
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
     }
 }

@@ -329,7 +329,7 @@ async fn breakdown(
         })
         .await?;
         laps.add(
-            "one state.db write txn (x6 per turn: turn, cost, intent, provenance, result, finish)",
+            "one state.db write txn (x5 per turn: turn, cost, intent, result + file provenance, finish)",
             started,
         );
 

@@ -289,18 +289,14 @@ impl Dispatcher {
                 CallStatus::Failed
             }
         };
-        let model_json = match &result {
-            Ok(output) => output.value.clone(),
-            Err(err) => err.to_model_json(),
-        };
         let receipt = self
             .complete(
                 &call_id,
                 status,
-                model_json,
-                result.as_ref().err(),
+                &result,
                 effect.changes_state(),
                 started,
+                request.provenance,
             )
             .await;
         match receipt {
@@ -420,22 +416,33 @@ impl Dispatcher {
         .await
     }
 
-    /// The result row and, for a call that could have changed state, its receipt.
+    /// The result row with the content provenance of the files the call wrote and, for a
+    /// call that could have changed state, its receipt: one transaction.
     async fn complete(
         &self,
         call_id: &str,
         status: CallStatus,
-        result: serde_json::Value,
-        error: Option<&ToolError>,
+        outcome: &Result<ToolOutput, ToolError>,
         receipt: bool,
         started: Instant,
+        provenance: Provenance,
     ) -> Result<Option<String>, ToolError> {
         let call_id = call_id.to_owned();
-        let error_code = error.and_then(|err| code_name(Some(err.code())));
+        let (result, written_files) = match outcome {
+            Ok(output) => (output.value.clone(), output.written_files.clone()),
+            Err(err) => (err.to_model_json(), Vec::new()),
+        };
+        let error_code = outcome
+            .as_ref()
+            .err()
+            .and_then(|err| code_name(Some(err.code())));
         let duration_ms = elapsed_ms(started);
         let ended_at = self.clock.now_ms();
         with_db(&self.db, move |db| {
             Ok(db.write(|tx| {
+                for file in &written_files {
+                    audit::record_content_provenance(tx, file, provenance, &call_id, ended_at)?;
+                }
                 audit::record_completion(
                     tx,
                     &Completion {

@@ -168,7 +168,7 @@ impl Tool for WriteFileTool {
         ]
     }
 
-    async fn call(&self, ctx: &ToolContext, args: WriteFileArgs) -> Result<ToolOutput, ToolError> {
+    async fn call(&self, _ctx: &ToolContext, args: WriteFileArgs) -> Result<ToolOutput, ToolError> {
         let path = self.0.absolute(&args.path);
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent)
@@ -194,17 +194,12 @@ impl Tool for WriteFileTool {
         }
         let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
         let key = key.to_string_lossy().into_owned();
-        let (provenance, call_id, now) = (ctx.provenance, ctx.call_id.clone(), ctx.clock.now_ms());
-        with_db(&self.0.db, move |db| {
-            Ok(db.write(|tx| {
-                audit::record_content_provenance(tx, &key, provenance, &call_id, now)
-            })?)
-        })
-        .await?;
+        // Who wrote it is recorded with the call's result, in one transaction.
         Ok(ToolOutput::new(serde_json::json!({
             "path": path.display().to_string(),
             "bytes_written": bytes,
             "appended": args.append,
-        })))
+        }))
+        .with_written_file(key))
     }
 }

@@ -34,6 +34,10 @@ pub struct ToolOutput {
     /// (e.g. a file's text carries the provenance of whoever wrote it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_provenance: Option<Provenance>,
+    /// Files the call wrote (canonical paths): their content provenance (the call's) is
+    /// recorded in the same transaction as the call's result, not in one of its own.
+    #[serde(skip)]
+    pub written_files: Vec<String>,
 }
 
 impl ToolOutput {
@@ -42,7 +46,14 @@ impl ToolOutput {
         Self {
             value,
             content_provenance: None,
+            written_files: Vec::new(),
         }
+    }
+
+    /// A result that wrote `file` (a canonical path): its provenance commits with the result.
+    pub fn with_written_file(mut self, file: String) -> Self {
+        self.written_files.push(file);
+        self
     }
 
     /// A result carrying content of the given provenance.

@@ -125,8 +125,15 @@ pub fn path_dirs(path: &str) -> Vec<PathBuf> {
                     .is_some_and(|name| name.to_string_lossy().starts_with('.'))
             })
             .map(Path::to_path_buf);
+        // rustup's proxies in `~/.cargo/bin` read their toolchains from `~/.rustup`.
+        let rustup = tool_root
+            .as_ref()
+            .filter(|root| root.file_name().is_some_and(|name| name == ".cargo"))
+            .and_then(|root| root.parent())
+            .map(|home| home.join(".rustup"));
         dirs.push(dir);
         dirs.extend(tool_root);
+        dirs.extend(rustup);
     }
     dirs
 }
@@ -224,6 +231,7 @@ mod tests {
                 PathBuf::from("/home/me/bin"),
                 PathBuf::from("/home/me/.cargo/bin"),
                 PathBuf::from("/home/me/.cargo"),
+                PathBuf::from("/home/me/.rustup"),
             ]
         );
     }

@@ -178,10 +178,21 @@ impl Instance {
 /// The environment every app process starts from: a few of the platform's own variables,
 /// never its secrets.
 fn base_env() -> Vec<(String, String)> {
-    ["PATH", "LANG", "TMPDIR", "USER"]
+    let mut env: Vec<(String, String)> = ["PATH", "LANG", "TMPDIR", "USER"]
         .into_iter()
         .filter_map(|key| std::env::var(key).ok().map(|value| (key.to_owned(), value)))
-        .collect()
+        .collect();
+    // An app's HOME is its release, so rustup would look for its toolchains there: point it
+    // at the platform user's (read-only to a confined build). Cargo's own home stays the
+    // release's, so one project's build cannot touch another's registry cache.
+    let rustup = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".rustup")))
+        .filter(|dir| dir.is_dir());
+    if let Some(dir) = rustup {
+        env.push(("RUSTUP_HOME".to_owned(), dir.to_string_lossy().into_owned()));
+    }
+    env
 }
 
 /// Runs `sh -c command` in `dir` as its own process group with `env` on top of [`base_env`];

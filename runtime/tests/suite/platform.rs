@@ -354,6 +354,30 @@ fn a_confined_app_writes_its_project_s_sqlite_datastore() {
     assert_eq!(json(&query)["rows"][0][0], 2, "{}", json(&query));
 }
 
+/// A std-only Rust server answering `GET /` on `$PORT`.
+const RUST_APP: &str = "use std::io::{Read, Write};\nfn main() {\n    let port = std::env::var(\"PORT\").unwrap();\n    let listener = std::net::TcpListener::bind(format!(\"127.0.0.1:{port}\")).unwrap();\n    for stream in listener.incoming() {\n        let mut stream = stream.unwrap();\n        let mut buffer = [0u8; 1024];\n        let _ = stream.read(&mut buffer);\n        let _ = stream.write_all(b\"HTTP/1.1 200 OK\\r\\nContent-Length: 7\\r\\nConnection: close\\r\\n\\r\\nrust ok\");\n    }\n}\n";
+
+#[test]
+fn a_rust_crate_builds_and_serves_under_confinement() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("platform");
+    let _daemon = Daemon::start(&data);
+    let cwd = work.path().join("project");
+    std::fs::create_dir_all(cwd.join("app/src")).unwrap();
+    std::fs::write(
+        cwd.join("app/Cargo.toml"),
+        "[package]\nname = \"hello-web\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(cwd.join("app/src/main.rs"), RUST_APP).unwrap();
+    assert!(platform(&cwd, &data, &["init", "rusty"]).status.success());
+    let deploy = platform(&cwd, &data, &["deploy", "--dir", "app"]);
+    assert!(deploy.status.success(), "{}", stderr(&deploy));
+    let result = json(&deploy);
+    assert_eq!(result["provider"], "rust", "{result}");
+    assert_eq!(http_get(result["url"].as_str().unwrap()), "rust ok");
+}
+
 #[test]
 fn a_cli_that_finds_no_platform_starts_one_that_outlives_it() {
     let work = tempfile::tempdir().unwrap();

@@ -280,3 +280,67 @@ async fn a_sqlite_statement_past_the_time_limit_is_interrupted() {
     assert_eq!(err.code, ErrorCode::Timeout, "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// Review finding: a confined app may write its SQLite datastore's directory, so it can
+/// replace `data.db` with a symlink to the platform's own `platform.db`; the platform then
+/// opens that (unconfined) for every query, listing, backup and restore of the datastore. A
+/// caller allowed to query its project's datastore reads every datastore secret (and the
+/// cluster's admin password) and can write `platform.db` (mint an admin token).
+#[tokio::test]
+async fn a_sqlite_datastore_replaced_by_a_symlink_does_not_open_the_platform_s_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("platform");
+    let platform = open(&data);
+    platform.create_project("p", None).await.unwrap();
+    let added = platform
+        .add_datastore("p", DatastoreKind::Sqlite, None, None)
+        .await
+        .unwrap();
+    let file = data.join("datastores/sqlite/p__sqlite/data.db");
+    assert!(file.exists(), "{added:?}");
+    // What the confined app can do in its writable datastore directory.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
+    std::os::unix::fs::symlink("../../../platform.db", &file).unwrap();
+    let read = platform
+        .query_datastore(
+            "p",
+            "sqlite",
+            "SELECT count(*) FROM gateway_tokens WHERE admin = 1",
+            None,
+        )
+        .await;
+    assert!(
+        read.is_err(),
+        "the platform's own database answered: {read:?}"
+    );
+}
+
+/// Review finding: one SQLite statement through the query API writes a file anywhere the
+/// platform's user may (`VACUUM INTO`), e.g. into another project's release.
+#[tokio::test]
+async fn a_sqlite_query_writes_no_file_outside_its_datastore() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("platform");
+    let platform = open(&data);
+    platform.create_project("p", None).await.unwrap();
+    platform
+        .add_datastore("p", DatastoreKind::Sqlite, None, None)
+        .await
+        .unwrap();
+    let outside = dir.path().join("elsewhere.db");
+    let wrote = platform
+        .query_datastore(
+            "p",
+            "sqlite",
+            &format!("VACUUM INTO '{}'", outside.display()),
+            None,
+        )
+        .await;
+    assert!(
+        !outside.exists(),
+        "VACUUM INTO wrote {} ({wrote:?})",
+        outside.display()
+    );
+}

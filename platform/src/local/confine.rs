@@ -207,6 +207,70 @@ mod tests {
         assert!(std::fs::read_to_string(&wallet).is_ok());
     }
 
+    /// Review finding: the rules do not scope signals (Landlock ABI 6), so a confined app can
+    /// kill any process of the platform's user: the daemon, the agent, other projects' apps.
+    #[test]
+    fn a_confined_thread_cannot_signal_a_process_outside_its_confinement() {
+        if !available() {
+            eprintln!("SKIPPED: this kernel does not enforce Landlock");
+            return;
+        }
+        let mut outsider = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = rustix::process::Pid::from_raw(i32::try_from(outsider.id()).unwrap()).unwrap();
+        let signalled = confined(Vec::new(), move || {
+            rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok()
+        });
+        let _ = outsider.kill();
+        let _ = outsider.wait();
+        assert!(!signalled, "a confined thread killed a process outside it");
+    }
+
+    /// Review finding: what `/proc` shows a confined thread of a process outside it (the
+    /// daemon, the agent, another app of the same user): its environment (API keys, tokens)
+    /// and its memory (read and write: code injection into an unconfined process) are open.
+    #[test]
+    fn a_confined_thread_reads_no_secret_of_an_outside_process_through_proc() {
+        if !available() {
+            eprintln!("SKIPPED: this kernel does not enforce Landlock");
+            return;
+        }
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("wallet.json"), "secret").unwrap();
+        let mut outsider = std::process::Command::new("sleep")
+            .arg("30")
+            .env("SECRET_TOKEN", "x")
+            .current_dir(outside.path())
+            .spawn()
+            .unwrap();
+        let proc = PathBuf::from(format!("/proc/{}", outsider.id()));
+        let (environ, cwd, root, mem, cmdline) = confined(Vec::new(), move || {
+            (
+                std::fs::read(proc.join("environ")).is_ok_and(|environ| !environ.is_empty()),
+                std::fs::read(proc.join("cwd/wallet.json")).is_ok(),
+                std::fs::read_dir(proc.join("root/tmp")).is_ok(),
+                // The process's memory: its secrets, and with write access its code.
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(proc.join("mem"))
+                    .is_ok(),
+                std::fs::read(proc.join("cmdline")).is_ok(),
+            )
+        });
+        let _ = outsider.kill();
+        let _ = outsider.wait();
+        assert!(
+            !environ && !cwd && !root && !mem,
+            "environ {environ}, cwd {cwd}, root {root}, mem {mem}"
+        );
+        // The command line stays readable (as to any user of the machine): secrets never go
+        // on one.
+        assert!(cmdline);
+    }
+
     #[test]
     fn path_dirs_keep_absolute_entries_and_their_hidden_tool_roots() {
         assert_eq!(

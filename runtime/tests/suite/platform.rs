@@ -895,3 +895,46 @@ fn a_project_env_ld_preload_does_not_run_code_before_confinement() {
     let url = json(&deploy)["url"].as_str().unwrap().to_owned();
     assert_eq!(http_get(&url), "nothing");
 }
+
+/// Review finding: a confined app reads the daemon's environment through
+/// `/proc/<pid>/environ` (its ancestor's here; the agent's or another app's the same way), and
+/// may signal it: the confinement neither hides nor scopes processes of the same user.
+#[test]
+fn a_confined_app_reads_no_environment_of_the_daemon_and_cannot_signal_it() {
+    if !automaton_platform::local::confine::available() {
+        eprintln!("SKIPPED: this kernel does not enforce Landlock; apps run unconfined");
+        return;
+    }
+    const PEEKING_APP: &str = "import os, signal, http.server\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        pid, seen = os.getppid(), 'none'\n        for _ in range(6):\n            try:\n                env = open('/proc/%d/environ' % pid, 'rb').read()\n                if b'DAEMON_CANARY=' in env:\n                    seen = 'canary'\n                    break\n                seen = 'read'\n            except OSError as e:\n                seen = type(e).__name__\n            pid = int(open('/proc/%d/stat' % pid).read().rsplit(')', 1)[1].split()[1])\n        try:\n            os.kill(pid, 0)\n            sig = 'signal'\n        except OSError as e:\n            sig = type(e).__name__\n        b = (seen + ' ' + sig).encode()\n        self.send_response(200)\n        self.send_header('Content-Length', str(len(b)))\n        self.end_headers()\n        self.wfile.write(b)\n    def log_message(self, *a):\n        pass\nhttp.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n";
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("platform");
+    let child = Command::new(env!("CARGO_BIN_EXE_automaton"))
+        .args([
+            "platform",
+            "serve",
+            "--json",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("DAEMON_CANARY", "sk-daemon-secret")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _daemon = Daemon { child };
+    let started = std::time::Instant::now();
+    while !data.join("endpoint.json").exists() {
+        assert!(started.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cwd = work.path().join("project");
+    std::fs::create_dir_all(cwd.join("app")).unwrap();
+    std::fs::write(cwd.join("app/main.py"), PEEKING_APP).unwrap();
+    assert!(platform(&cwd, &data, &["init", "peek"]).status.success());
+    let deploy = platform(&cwd, &data, &["deploy", "--dir", "app"]);
+    assert!(deploy.status.success(), "{}", stderr(&deploy));
+    let url = json(&deploy)["url"].as_str().unwrap().to_owned();
+    assert_eq!(http_get(&url), "PermissionError PermissionError");
+}

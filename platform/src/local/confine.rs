@@ -271,6 +271,26 @@ mod tests {
         assert!(cmdline);
     }
 
+    /// Review finding: a platform running as root (as in this test) runs its apps as root
+    /// with every capability, which Landlock does not take away: `reboot(2)`,
+    /// `init_module(2)`, raw sockets, `ptrace` of anything its domain allows, … are one
+    /// syscall away for a deployed app.
+    #[test]
+    fn a_confined_thread_keeps_no_capability() {
+        if !available() {
+            eprintln!("SKIPPED: this kernel does not enforce Landlock");
+            return;
+        }
+        let effective = confined(Vec::new(), || {
+            std::fs::read_to_string("/proc/thread-self/status")
+                .unwrap()
+                .lines()
+                .find_map(|line| line.strip_prefix("CapEff:").map(|v| v.trim().to_owned()))
+                .unwrap()
+        });
+        assert_eq!(effective, "0000000000000000");
+    }
+
     #[test]
     fn path_dirs_keep_absolute_entries_and_their_hidden_tool_roots() {
         assert_eq!(

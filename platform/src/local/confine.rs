@@ -39,6 +39,10 @@ const DEVICES: [&str; 5] = [
 const SHARED_WRITABLE: [&str; 1] = ["/dev/shm"];
 /// The private temporary directory inside the first writable directory.
 pub const PRIVATE_TMP: &str = ".tmp";
+/// The prefix the app's own env travels under through the wrapper: the wrapper runs
+/// unconfined, so none of it (`LD_PRELOAD`, `LD_LIBRARY_PATH`, `PATH`, …) may act on it. The
+/// wrapper strips the prefix once the rules apply, just before it execs the app.
+pub const APP_ENV_PREFIX: &str = "AUTOMATON_CONFINED_ENV_";
 
 /// Why a process could not be confined.
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,7 @@ use crate::datastore_scenarios::{
     traversable_tempdir,
 };
 use automaton_tools::clock::{ManualClock, SystemClock};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -343,4 +344,45 @@ async fn a_sqlite_query_writes_no_file_outside_its_datastore() {
         "VACUUM INTO wrote {} ({wrote:?})",
         outside.display()
     );
+}
+
+/// A confined app's symlink in place of the datastore's WAL or shared-memory file does not
+/// make the platform write through it.
+#[tokio::test]
+async fn a_symlinked_sqlite_wal_or_shm_is_not_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("platform");
+    let platform = open(&data);
+    platform.create_project("p", None).await.unwrap();
+    platform
+        .add_datastore("p", DatastoreKind::Sqlite, None, None)
+        .await
+        .unwrap();
+    let file = data.join("datastores/sqlite/p__sqlite/data.db");
+    let victims: Vec<PathBuf> = ["wal", "shm"]
+        .iter()
+        .map(|suffix| {
+            let victim = dir.path().join(format!("victim-{suffix}"));
+            std::fs::write(&victim, "keep me").unwrap();
+            let link = PathBuf::from(format!("{}-{suffix}", file.display()));
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(&victim, &link).unwrap();
+            victim
+        })
+        .collect();
+    let _ = platform
+        .query_datastore("p", "sqlite", "CREATE TABLE t (v TEXT)", None)
+        .await;
+    let _ = platform
+        .query_datastore("p", "sqlite", "INSERT INTO t VALUES ('x')", None)
+        .await;
+    let _ = platform.create_backup("p", "sqlite", None).await;
+    for victim in &victims {
+        assert_eq!(
+            std::fs::read_to_string(victim).unwrap(),
+            "keep me",
+            "{} was written through",
+            victim.display()
+        );
+    }
 }

@@ -15,12 +15,13 @@
 
 use landlock::{
     ABI, Access, AccessFs, CompatLevel, Compatible, RestrictionStatus, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus, path_beneath_rules,
+    RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
 };
 use std::path::{Path, PathBuf};
 
-/// The Landlock ABI the rules are written for.
-const TARGET_ABI: ABI = ABI::V5;
+/// The Landlock ABI the rules are written for (6: signals and abstract unix sockets are
+/// scoped, so a confined process cannot signal or connect to a process outside its domain).
+const TARGET_ABI: ABI = ABI::V6;
 
 /// System directories a confined process may read and execute from.
 const SYSTEM_DIRS: [&str; 10] = [
@@ -96,6 +97,8 @@ pub fn restrict(
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(all)
         .map_err(rules_error)?
+        .scope(Scope::Signal | Scope::AbstractUnixSocket)
+        .map_err(rules_error)?
         .create()
         .map_err(rules_error)?
         .add_rules(path_beneath_rules(readable, read))
@@ -104,12 +107,39 @@ pub fn restrict(
         .map_err(rules_error)?
         .restrict_self()
         .map_err(rules_error)?;
+    drop_capabilities()?;
     match status.ruleset {
         RulesetStatus::FullyEnforced | RulesetStatus::PartiallyEnforced => Ok(status),
         RulesetStatus::NotEnforced => {
             Err(ConfineError::Unsupported(format!("{:?}", status.landlock)))
         }
     }
+}
+
+/// Drops every capability of the calling thread, and keeps an exec from giving them back (a
+/// platform running as root would otherwise run its apps with all of them: `reboot(2)`,
+/// `init_module(2)`, … are no file access, and Landlock does not cover them).
+fn drop_capabilities() -> Result<(), ConfineError> {
+    use rustix::thread::{CapabilitySet, CapabilitySets};
+    let dropping =
+        |err: rustix::io::Errno| ConfineError::Rules(format!("dropping capabilities: {err}"));
+    for bit in 0..64 {
+        // Past the kernel's last capability, or without CAP_SETPCAP (not root: then the
+        // bounding set gives nothing at exec under no_new_privs): nothing to drop.
+        let _ = rustix::thread::remove_capability_from_bounding_set(
+            CapabilitySet::from_bits_retain(1 << bit),
+        );
+    }
+    let _ = rustix::thread::clear_ambient_capability_set();
+    rustix::thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: CapabilitySet::empty(),
+            permitted: CapabilitySet::empty(),
+            inheritable: CapabilitySet::empty(),
+        },
+    )
+    .map_err(dropping)
 }
 
 /// What a `PATH` value opens for reading, for [`restrict`]'s `readable`: its absolute
@@ -293,6 +323,43 @@ mod tests {
                 .unwrap()
         });
         assert_eq!(effective, "0000000000000000");
+    }
+
+    /// Review finding: the same for a platform that does not run as root (the usual case):
+    /// an outside process of the same user, holding no more capability than the app.
+    #[test]
+    fn a_confined_thread_of_an_unprivileged_user_reads_no_environment_outside_it() {
+        if !available() || !rustix::process::geteuid().is_root() {
+            eprintln!("SKIPPED: needs Landlock, and root to take another user's identity");
+            return;
+        }
+        use std::os::unix::process::CommandExt;
+        let nobody = 65534;
+        let mut outsider = std::process::Command::new("sleep")
+            .arg("30")
+            .env("SECRET_TOKEN", "x")
+            .uid(nobody)
+            .gid(nobody)
+            .spawn()
+            .unwrap();
+        let proc = PathBuf::from(format!("/proc/{}", outsider.id()));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let environ = std::thread::spawn(move || {
+            let uid = rustix::process::Uid::from_raw(nobody);
+            let gid = rustix::process::Gid::from_raw(nobody);
+            rustix::thread::set_thread_res_gid(gid, gid, gid).unwrap();
+            rustix::thread::set_thread_res_uid(uid, uid, uid).unwrap();
+            restrict(&[], &[]).unwrap();
+            std::fs::read(proc.join("environ")).is_ok_and(|environ| !environ.is_empty())
+        })
+        .join()
+        .unwrap();
+        let _ = outsider.kill();
+        let _ = outsider.wait();
+        assert!(
+            !environ,
+            "a confined thread read the environment of a process outside it"
+        );
     }
 
     #[test]

@@ -240,6 +240,17 @@ async fn serve(platform: LocalPlatform, mut request: GitRequest) -> Response {
     if let Err(error) = platform.require_repo(&request.project, &request.repo).await {
         return refusal(crate::gateway::status_of(error.code), &error);
     }
+    if request.service == Service::ReceivePack
+        && let Err(error) = super::repos::require_deploy_if_it_deploys(
+            &platform,
+            &principal,
+            &request.project,
+            &request.repo,
+        )
+        .await
+    {
+        return refusal(crate::gateway::status_of(error.code), &error);
+    }
     let (project, repo) = (request.project.clone(), request.repo.clone());
     match backend(&platform, &principal, request).await {
         Ok(response) => response,

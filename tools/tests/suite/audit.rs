@@ -71,6 +71,10 @@ async fn secret_arguments_of_a_rejected_call_stay_out_of_the_trail() {
     assert!(record.result.is_err(), "{:?}", record.result);
     let args = f.row(&record.call_id, "args_json").unwrap();
     assert!(!args.contains("sk-live-4242"), "{args}");
+    assert!(
+        args.contains("\"sleep_ms\":\"soon\""),
+        "the rest is kept: {args}"
+    );
 }
 
 #[tokio::test]

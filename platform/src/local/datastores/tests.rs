@@ -68,6 +68,12 @@ async fn postgres_serves_an_app_round_trips_a_backup_and_survives_a_platform_res
         .query_datastore("keep", "postgres", "SELECT v FROM t", None)
         .await
         .unwrap();
+    // The cluster's dynamic shared memory is not in `/dev/shm`, which confined apps write.
+    let dsm = reopened
+        .query_datastore("keep", "postgres", "SHOW dynamic_shared_memory_type", None)
+        .await
+        .unwrap();
+    assert_eq!(dsm.rows, [[serde_json::json!("mmap")]]);
     assert_eq!(result.rows, [[serde_json::json!("7")]]);
     // A statement past the time limit is cancelled (the verbs use QUERY_TIMEOUT, 30 s).
     let target = reopened

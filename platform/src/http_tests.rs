@@ -866,3 +866,64 @@ async fn datastore_routes_need_manage_datastores_and_the_project_in_scope() {
     );
     gateway.stop().await;
 }
+
+/// Review finding: `manage_repos` alone deploys: a repository created with a
+/// `deploy_service` deploys every commit to the default branch (and every push), so a token
+/// without `deploy` runs code of its choice as a service of the project.
+#[tokio::test]
+async fn a_token_without_deploy_cannot_deploy_through_a_repository() {
+    use crate::model::{Capability, RepoRequest, TokenRequest};
+    let gateway = Gateway::start().await;
+    let admin = gateway.client();
+    admin.create_project("mine", None).await.unwrap();
+    let repos_only = admin
+        .issue_token(&TokenRequest {
+            name: None,
+            capabilities: vec![Capability::Read, Capability::ManageRepos],
+            projects: Some(vec!["mine".to_owned()]),
+        })
+        .await
+        .unwrap();
+    let client = HttpPlatform::with_retry(&gateway.url, &repos_only.secret, fast_retry()).unwrap();
+    let request = |name: &str| RepoRequest {
+        name: name.to_owned(),
+        deploy_service: Some("web".to_owned()),
+    };
+    let err = client
+        .create_repo("mine", &request("site"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::CapabilityMissing, "{err:?}");
+    // A repository that deploys (the admin made it) takes commits only with `deploy` too.
+    admin
+        .create_repo("mine", &request("site"), None)
+        .await
+        .unwrap();
+    let commit = crate::local::repos::tests::commit(
+        "a site",
+        vec![crate::local::repos::tests::text(
+            "index.html",
+            "<h1>mine</h1>",
+        )],
+    );
+    let refused = client.commit_files("mine", "site", &commit, None).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|err| err.code == ErrorCode::CapabilityMissing),
+        "a manage_repos token deployed: {refused:?}"
+    );
+    // …and a push the same way (git's request, authenticated by the same token).
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/git/mine/site.git/git-receive-pack",
+            gateway.url
+        ))
+        .bearer_auth(&repos_only.secret)
+        .body(Vec::new())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
+    gateway.stop().await;
+}

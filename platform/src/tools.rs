@@ -533,6 +533,10 @@ impl Tool for SetEnvTool {
         }]
     }
 
+    fn secret_fields(&self) -> &'static [&'static str] {
+        &["vars"]
+    }
+
     fn secret_args(&self, args: &SetEnvArgs) -> Vec<String> {
         // The values may be credentials: the audit trail keeps the names only.
         args.vars

@@ -1130,6 +1130,17 @@ fn confine_and_exec(writable: &[PathBuf], command: &[OsString]) -> Result<std::p
     if let Some(tmp) = &private_tmp {
         process.env("TMPDIR", tmp);
     }
+    // The app's own env came under a prefix, so that none of it acted on this unconfined
+    // process; it is the app's now.
+    for (name, value) in std::env::vars_os() {
+        let stripped = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(confine::APP_ENV_PREFIX))
+            .filter(|stripped| !stripped.is_empty());
+        if let Some(stripped) = stripped {
+            process.env_remove(&name).env(stripped, value);
+        }
+    }
     let failed = process.exec();
     Err(Error::io("running", Path::new(program))(failed))
 }

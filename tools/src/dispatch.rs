@@ -315,12 +315,23 @@ impl Dispatcher {
         request: &CallRequest,
     ) -> Result<(Arc<dyn DynTool>, serde_json::Value, Assessment), (String, ToolError)> {
         let text = request.arguments.trim();
+        // What a rejection records: a tool with secret arguments has them redacted.
+        let recorded = |args: &serde_json::Value| match self.registry.lookup(&request.name) {
+            Ok(tool) => canonical_json(&tool.rejected_args(args)),
+            Err(_) => canonical_json(args),
+        };
         let args: serde_json::Value = if text.is_empty() {
             serde_json::json!({})
         } else {
             serde_json::from_str(text).map_err(|err| {
                 (
-                    serde_json::Value::String(request.arguments.clone()).to_string(),
+                    {
+                        let raw = serde_json::Value::String(request.arguments.clone());
+                        match self.registry.lookup(&request.name) {
+                            Ok(tool) if tool.rejected_args(&raw) != raw => recorded(&raw),
+                            _ => raw.to_string(),
+                        }
+                    },
                     ToolError::model(
                         ToolErrorCode::InvalidArguments,
                         format!(
@@ -334,7 +345,7 @@ impl Dispatcher {
         };
         if !args.is_object() {
             return Err((
-                canonical_json(&args),
+                recorded(&args),
                 ToolError::model(
                     ToolErrorCode::InvalidArguments,
                     format!("the arguments of `{}` must be a JSON object", request.name),
@@ -348,7 +359,7 @@ impl Dispatcher {
             .map_err(|err| (canonical_json(&args), err))?;
         let assessment = tool
             .assess(&args)
-            .map_err(|err| (canonical_json(&args), err))?;
+            .map_err(|err| (canonical_json(&tool.rejected_args(&args)), err))?;
         Ok((tool, args, assessment))
     }
 

@@ -1,7 +1,8 @@
 //! Git smart HTTP on the gateway: `git clone`/`fetch`/`push` of
 //! `http://x:<TOKEN>@HOST/git/<project>/<repo>.git`, the platform token as the basic-auth
 //! password (the user name is ignored; a bearer header works too). Clone and fetch need
-//! `read`, push needs `manage_repos`, both within the token's project scope; without
+//! `read`, push needs `manage_repos` (and `deploy` when the repository deploys a service),
+//! all within the token's project scope; without
 //! credentials the answer is `401` with `WWW-Authenticate: Basic`, so git asks for them or
 //! sends the ones in the URL. Only the smart protocol's three endpoints are served (no dumb
 //! HTTP file access).
@@ -186,7 +187,9 @@ async fn info_refs(
             service,
             rest: "info/refs",
             method: Method::GET,
-            query,
+            // Only the service that was authorized: the backend would take the last
+            // `service=` of the query, and decode escapes the check above does not.
+            query: format!("service={}", service.name()),
             headers,
             body: Body::empty(),
         },
@@ -238,6 +241,17 @@ async fn serve(platform: LocalPlatform, mut request: GitRequest) -> Response {
         request.repo = stem.to_owned();
     }
     if let Err(error) = platform.require_repo(&request.project, &request.repo).await {
+        return refusal(crate::gateway::status_of(error.code), &error);
+    }
+    if request.service == Service::ReceivePack
+        && let Err(error) = super::repos::require_deploy_if_it_deploys(
+            &platform,
+            &principal,
+            &request.project,
+            &request.repo,
+        )
+        .await
+    {
         return refusal(crate::gateway::status_of(error.code), &error);
     }
     let (project, repo) = (request.project.clone(), request.repo.clone());

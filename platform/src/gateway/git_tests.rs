@@ -518,3 +518,45 @@ async fn a_gzipped_chunked_upload_pack_request_is_inflated_and_answered_with_a_p
     assert!(answer.windows(4).any(|w| w == b"PACK"));
     gateway.stop().await;
 }
+
+/// Review finding: the gateway authorizes the first `service=` of the query, and
+/// `git http-backend` serves the last: a `read` token got the receive-pack advertisement.
+#[tokio::test]
+async fn a_second_service_parameter_does_not_change_what_was_authorized() {
+    let gateway = Gateway::start().await;
+    let admin = gateway.client();
+    admin.create_project("shop", None).await.unwrap();
+    let info = admin
+        .create_repo("shop", &repo("site", None), None)
+        .await
+        .unwrap()
+        .repo;
+    let reader = admin
+        .issue_token(&TokenRequest {
+            name: None,
+            capabilities: vec![Capability::Read],
+            projects: Some(vec!["shop".to_owned()]),
+        })
+        .await
+        .unwrap();
+    let response = reqwest::Client::new()
+        .get(format!(
+            "{}/info/refs?service=git-upload-pack&service=git-receive-pack",
+            info.clone_url
+        ))
+        .basic_auth("x", Some(&reader.secret))
+        .send()
+        .await
+        .unwrap();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(
+        !content_type.contains("receive-pack"),
+        "{} {content_type}",
+        response.status()
+    );
+    gateway.stop().await;
+}

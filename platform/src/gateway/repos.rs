@@ -45,6 +45,10 @@ async fn create_repo(
 ) -> ApiResult<Response> {
     who.require(Capability::ManageRepos, Some(&project))?;
     let request: RepoRequest = parse_body(&body, r#"{"name": "site", "deploy_service": "web"}"#)?;
+    if request.deploy_service.is_some() {
+        // A repository that deploys turns every commit and push into a deploy.
+        who.require(Capability::Deploy, Some(&project))?;
+    }
     let key = idempotency_key(&headers);
     let created = platform
         .create_repo(&project, &request, key.as_deref())
@@ -179,9 +183,25 @@ async fn commit_files(
         &body,
         r#"{"message": "add the page", "files": [{"path": "index.html", "content": "<h1>hi</h1>"}]}"#,
     )?;
+    require_deploy_if_it_deploys(&platform, &who, &project, &repo).await?;
     let key = idempotency_key(&headers);
     let committed = platform
         .commit_files(&project, &repo, &request, key.as_deref())
         .await?;
     Ok((StatusCode::CREATED, Json(committed)).into_response())
+}
+
+/// A commit or push to a repository with a `deploy_service` deploys it: that needs `deploy`
+/// as well as `manage_repos`.
+pub(super) async fn require_deploy_if_it_deploys(
+    platform: &LocalPlatform,
+    who: &Principal,
+    project: &str,
+    repo: &str,
+) -> crate::Result<()> {
+    let info = platform.get_repo(project, repo).await?;
+    if info.deploy_service.is_some() {
+        who.require(Capability::Deploy, Some(project))?;
+    }
+    Ok(())
 }

@@ -15,12 +15,13 @@
 
 use landlock::{
     ABI, Access, AccessFs, CompatLevel, Compatible, RestrictionStatus, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus, path_beneath_rules,
+    RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
 };
 use std::path::{Path, PathBuf};
 
-/// The Landlock ABI the rules are written for.
-const TARGET_ABI: ABI = ABI::V5;
+/// The Landlock ABI the rules are written for (6: signals and abstract unix sockets are
+/// scoped, so a confined process cannot signal or connect to a process outside its domain).
+const TARGET_ABI: ABI = ABI::V6;
 
 /// System directories a confined process may read and execute from.
 const SYSTEM_DIRS: [&str; 10] = [
@@ -39,6 +40,10 @@ const DEVICES: [&str; 5] = [
 const SHARED_WRITABLE: [&str; 1] = ["/dev/shm"];
 /// The private temporary directory inside the first writable directory.
 pub const PRIVATE_TMP: &str = ".tmp";
+/// The prefix the app's own env travels under through the wrapper: the wrapper runs
+/// unconfined, so none of it (`LD_PRELOAD`, `LD_LIBRARY_PATH`, `PATH`, …) may act on it. The
+/// wrapper strips the prefix once the rules apply, just before it execs the app.
+pub const APP_ENV_PREFIX: &str = "AUTOMATON_CONFINED_ENV_";
 
 /// Why a process could not be confined.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +97,8 @@ pub fn restrict(
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(all)
         .map_err(rules_error)?
+        .scope(Scope::Signal | Scope::AbstractUnixSocket)
+        .map_err(rules_error)?
         .create()
         .map_err(rules_error)?
         .add_rules(path_beneath_rules(readable, read))
@@ -100,12 +107,39 @@ pub fn restrict(
         .map_err(rules_error)?
         .restrict_self()
         .map_err(rules_error)?;
+    drop_capabilities()?;
     match status.ruleset {
         RulesetStatus::FullyEnforced | RulesetStatus::PartiallyEnforced => Ok(status),
         RulesetStatus::NotEnforced => {
             Err(ConfineError::Unsupported(format!("{:?}", status.landlock)))
         }
     }
+}
+
+/// Drops every capability of the calling thread, and keeps an exec from giving them back (a
+/// platform running as root would otherwise run its apps with all of them: `reboot(2)`,
+/// `init_module(2)`, … are no file access, and Landlock does not cover them).
+fn drop_capabilities() -> Result<(), ConfineError> {
+    use rustix::thread::{CapabilitySet, CapabilitySets};
+    let dropping =
+        |err: rustix::io::Errno| ConfineError::Rules(format!("dropping capabilities: {err}"));
+    for bit in 0..64 {
+        // Past the kernel's last capability, or without CAP_SETPCAP (not root: then the
+        // bounding set gives nothing at exec under no_new_privs): nothing to drop.
+        let _ = rustix::thread::remove_capability_from_bounding_set(
+            CapabilitySet::from_bits_retain(1 << bit),
+        );
+    }
+    let _ = rustix::thread::clear_ambient_capability_set();
+    rustix::thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: CapabilitySet::empty(),
+            permitted: CapabilitySet::empty(),
+            inheritable: CapabilitySet::empty(),
+        },
+    )
+    .map_err(dropping)
 }
 
 /// What a `PATH` value opens for reading, for [`restrict`]'s `readable`: its absolute
@@ -212,6 +246,127 @@ mod tests {
         assert_eq!(other_write, Err(std::io::ErrorKind::PermissionDenied));
         // This thread was never confined.
         assert!(std::fs::read_to_string(&wallet).is_ok());
+    }
+
+    /// Review finding: the rules do not scope signals (Landlock ABI 6), so a confined app can
+    /// kill any process of the platform's user: the daemon, the agent, other projects' apps.
+    #[test]
+    fn a_confined_thread_cannot_signal_a_process_outside_its_confinement() {
+        if !available() {
+            eprintln!("SKIPPED: this kernel does not enforce Landlock");
+            return;
+        }
+        let mut outsider = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = rustix::process::Pid::from_raw(i32::try_from(outsider.id()).unwrap()).unwrap();
+        let signalled = confined(Vec::new(), move || {
+            rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok()
+        });
+        let _ = outsider.kill();
+        let _ = outsider.wait();
+        assert!(!signalled, "a confined thread killed a process outside it");
+    }
+
+    /// Review finding: what `/proc` shows a confined thread of a process outside it (the
+    /// daemon, the agent, another app of the same user): its environment (API keys, tokens)
+    /// and its memory (read and write: code injection into an unconfined process) are open.
+    #[test]
+    fn a_confined_thread_reads_no_secret_of_an_outside_process_through_proc() {
+        if !available() {
+            eprintln!("SKIPPED: this kernel does not enforce Landlock");
+            return;
+        }
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("wallet.json"), "secret").unwrap();
+        let mut outsider = std::process::Command::new("sleep")
+            .arg("30")
+            .env("SECRET_TOKEN", "x")
+            .current_dir(outside.path())
+            .spawn()
+            .unwrap();
+        let proc = PathBuf::from(format!("/proc/{}", outsider.id()));
+        let (environ, cwd, root, mem, cmdline) = confined(Vec::new(), move || {
+            (
+                std::fs::read(proc.join("environ")).is_ok_and(|environ| !environ.is_empty()),
+                std::fs::read(proc.join("cwd/wallet.json")).is_ok(),
+                std::fs::read_dir(proc.join("root/tmp")).is_ok(),
+                // The process's memory: its secrets, and with write access its code.
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(proc.join("mem"))
+                    .is_ok(),
+                std::fs::read(proc.join("cmdline")).is_ok(),
+            )
+        });
+        let _ = outsider.kill();
+        let _ = outsider.wait();
+        assert!(
+            !environ && !cwd && !root && !mem,
+            "environ {environ}, cwd {cwd}, root {root}, mem {mem}"
+        );
+        // The command line stays readable (as to any user of the machine): secrets never go
+        // on one.
+        assert!(cmdline);
+    }
+
+    /// Review finding: a platform running as root (as in this test) runs its apps as root
+    /// with every capability, which Landlock does not take away: `reboot(2)`,
+    /// `init_module(2)`, raw sockets, `ptrace` of anything its domain allows, … are one
+    /// syscall away for a deployed app.
+    #[test]
+    fn a_confined_thread_keeps_no_capability() {
+        if !available() {
+            eprintln!("SKIPPED: this kernel does not enforce Landlock");
+            return;
+        }
+        let effective = confined(Vec::new(), || {
+            std::fs::read_to_string("/proc/thread-self/status")
+                .unwrap()
+                .lines()
+                .find_map(|line| line.strip_prefix("CapEff:").map(|v| v.trim().to_owned()))
+                .unwrap()
+        });
+        assert_eq!(effective, "0000000000000000");
+    }
+
+    /// Review finding: the same for a platform that does not run as root (the usual case):
+    /// an outside process of the same user, holding no more capability than the app.
+    #[test]
+    fn a_confined_thread_of_an_unprivileged_user_reads_no_environment_outside_it() {
+        if !available() || !rustix::process::geteuid().is_root() {
+            eprintln!("SKIPPED: needs Landlock, and root to take another user's identity");
+            return;
+        }
+        use std::os::unix::process::CommandExt;
+        let nobody = 65534;
+        let mut outsider = std::process::Command::new("sleep")
+            .arg("30")
+            .env("SECRET_TOKEN", "x")
+            .uid(nobody)
+            .gid(nobody)
+            .spawn()
+            .unwrap();
+        let proc = PathBuf::from(format!("/proc/{}", outsider.id()));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let environ = std::thread::spawn(move || {
+            let uid = rustix::process::Uid::from_raw(nobody);
+            let gid = rustix::process::Gid::from_raw(nobody);
+            rustix::thread::set_thread_res_gid(gid, gid, gid).unwrap();
+            rustix::thread::set_thread_res_uid(uid, uid, uid).unwrap();
+            restrict(&[], &[]).unwrap();
+            std::fs::read(proc.join("environ")).is_ok_and(|environ| !environ.is_empty())
+        })
+        .join()
+        .unwrap();
+        let _ = outsider.kill();
+        let _ = outsider.wait();
+        assert!(
+            !environ,
+            "a confined thread read the environment of a process outside it"
+        );
     }
 
     #[test]

@@ -34,6 +34,35 @@ pub const MAX_BUILDS_IN_FLIGHT: u32 = 2;
 /// The marker a fully built release directory carries.
 const BUILT_MARKER: &str = ".conway-release.json";
 
+/// Reads the release marker, refusing a symlink.
+fn read_marker(marker: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut text = String::new();
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(marker)?
+        .take(64 * 1024)
+        .read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Writes the release marker as a new file: whatever the build left at its name (a symlink
+/// to a file of the platform's user) is removed, never written through.
+fn write_marker(marker: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    match std::fs::remove_file(marker) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+        _ => {}
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(marker)?
+        .write_all(text.as_bytes())
+}
+
 impl LocalPlatform {
     /// Accepts a deploy of the packed source at `archive` to `project`/`service` and runs it
     /// in the background; poll [`crate::Platform::get_operation`] or read its events.
@@ -329,7 +358,13 @@ impl LocalPlatform {
         archive: &Path,
     ) -> Result<BuildPlan> {
         let marker = release_dir.join(BUILT_MARKER);
-        if let Ok(text) = tokio::fs::read_to_string(&marker).await
+        // The release directory is the build's and the app's to write: the marker is read and
+        // written without following a symlink they left in its place.
+        if let Ok(text) = blocking({
+            let marker = marker.clone();
+            move || read_marker(&marker).map_err(|err| internal("reading the marker", &err))
+        })
+        .await
             && let Ok(plan) = serde_json::from_str::<BuildPlan>(&text)
         {
             self.log(
@@ -365,9 +400,10 @@ impl LocalPlatform {
         }
         let text = serde_json::to_string(&plan)
             .map_err(|err| Error::new(ErrorCode::InternalError, err.to_string()))?;
-        tokio::fs::write(&marker, text)
-            .await
-            .map_err(|err| internal("recording the build", &err))?;
+        blocking(move || {
+            write_marker(&marker, &text).map_err(|err| internal("recording the build", &err))
+        })
+        .await?;
         Ok(plan)
     }
 
@@ -392,6 +428,10 @@ impl LocalPlatform {
         )
         .spawn()
         .map_err(|err| internal("starting the build", &err))?;
+        let build_group = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .and_then(rustix::process::Pid::from_raw);
         let tail = Arc::new(LogTail::default());
         let pending: Arc<Mutex<Vec<String>>> = Arc::default();
         let on_line: super::instance::LineSink = {
@@ -438,6 +478,10 @@ impl LocalPlatform {
         };
         if status.is_none() {
             stop_group(&mut child).await;
+        } else if let Some(group) = build_group {
+            // What the build left running in its group (`cmd &`) ends with it: nothing of a
+            // build outlives it with the project's env and write access to the release.
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         }
         for pump in pumps.into_iter().flatten() {
             let _ = tokio::time::timeout(Duration::from_secs(2), pump).await;

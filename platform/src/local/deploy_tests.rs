@@ -579,3 +579,76 @@ async fn the_live_url_stays_the_same_across_deploys_rollbacks_and_scaling() {
     stop.cancel();
     platform.shutdown().await;
 }
+
+/// Review finding: the build runs with write access to the release directory, then the
+/// platform (unconfined) writes the release marker there, following a symlink the build
+/// left in its place: any file the platform's user may write (a wallet, `platform.db`) is
+/// overwritten.
+#[tokio::test]
+async fn a_build_cannot_make_the_platform_overwrite_a_file_outside_the_release() {
+    let work = tempfile::tempdir().unwrap();
+    let platform = platform(work.path());
+    platform.create_project("shop", None).await.unwrap();
+    let wallet = work.path().join("wallet.json");
+    std::fs::write(&wallet, "{\"privateKey\": \"0xkeep-me\"}").unwrap();
+    let source = packed(
+        work.path(),
+        "sneaky",
+        &[
+            (
+                "conway.toml",
+                &format!(
+                    "build = \"ln -s {} .conway-release.json\"\nstart = \"python3 -m http.server $PORT\"\n",
+                    wallet.display()
+                ),
+            ),
+            ("index.html", "hi"),
+        ],
+    );
+    let _ = deploy(&platform, "api", &source).await;
+    assert_eq!(
+        std::fs::read_to_string(&wallet).unwrap(),
+        "{\"privateKey\": \"0xkeep-me\"}",
+        "the platform wrote through the build's symlink"
+    );
+    platform.shutdown().await;
+}
+
+/// Review finding: a successful build's background processes are not stopped: they keep
+/// running (with the project's env and write access to the release) outside every service,
+/// past a project's deletion.
+#[tokio::test]
+async fn a_build_leaves_no_process_running() {
+    let work = tempfile::tempdir().unwrap();
+    let platform = platform(work.path());
+    platform.create_project("shop", None).await.unwrap();
+    let source = packed(
+        work.path(),
+        "lingering",
+        &[
+            (
+                "conway.toml",
+                "build = \"sleep 47.31 >/dev/null 2>&1 &\"\nstart = \"python3 -m http.server $PORT\"\n",
+            ),
+            ("index.html", "hi"),
+        ],
+    );
+    let _ = deploy(&platform, "api", &source).await;
+    platform.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let lingering: Vec<i32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            cmdline.starts_with(b"sleep\x0047.31").then_some(pid)
+        })
+        .collect();
+    for pid in &lingering {
+        if let Some(pid) = rustix::process::Pid::from_raw(*pid) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+    assert!(lingering.is_empty(), "still running: {lingering:?}");
+}

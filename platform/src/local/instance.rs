@@ -213,14 +213,23 @@ pub fn shell(
             plain
         }
     };
+    process.current_dir(dir).env_clear().envs(base_env());
+    // The app's HOME is its release, not the platform user's home (where the platform's
+    // token and other automatons' homes live).
+    let app_env = std::iter::once(("HOME", dir.as_os_str())).chain(
+        env.iter()
+            .map(|(k, v)| (k.as_str(), std::ffi::OsStr::new(v))),
+    );
+    for (name, value) in app_env {
+        if confine_with.is_some() {
+            // Not for the unconfined wrapper (`LD_PRELOAD=./x.so` would run the release's
+            // code before the rules, a `PATH` would widen them): it hands them on.
+            process.env(format!("{}{name}", super::confine::APP_ENV_PREFIX), value);
+        } else {
+            process.env(name, value);
+        }
+    }
     process
-        .current_dir(dir)
-        .env_clear()
-        .envs(base_env())
-        // The app's HOME is its release, not the platform user's home (where the platform's
-        // token and other automatons' homes live).
-        .env("HOME", dir)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -835,3 +835,130 @@ fn the_platform_cli_adds_queries_backs_up_restores_and_deletes_a_postgres_datast
     assert_eq!(listed, serde_json::json!([]));
     assert!(daemon.stop().success());
 }
+
+/// Review finding: the project env (which `set_env`, i.e. the agent or any token allowed to
+/// set a project's env, controls) is the confinement wrapper's env, and the wrapper opens
+/// every absolute `PATH` entry for reading. `PATH=/:…` opens the whole file system.
+#[test]
+fn a_project_env_path_does_not_open_the_file_system_to_a_confined_app() {
+    if !automaton_platform::local::confine::available() {
+        eprintln!("SKIPPED: this kernel does not enforce Landlock; apps run unconfined");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("platform");
+    let _daemon = Daemon::start(&data);
+    let secret = work.path().join("home/wallet.json");
+    std::fs::create_dir_all(secret.parent().unwrap()).unwrap();
+    std::fs::write(&secret, r#"{"privateKey": "0xnot-for-apps"}"#).unwrap();
+    let cwd = work.path().join("project");
+    std::fs::create_dir_all(cwd.join("app")).unwrap();
+    std::fs::write(cwd.join("app/main.py"), PRYING_APP).unwrap();
+    assert!(platform(&cwd, &data, &["init", "pry"]).status.success());
+    let secret_env = format!("SECRET={}", secret.display());
+    let db_env = format!("PLATFORM_DB={}", data.join("platform.db").display());
+    let path_env = format!("PATH=/:{}", std::env::var("PATH").unwrap());
+    let env = platform(
+        &cwd,
+        &data,
+        &["env", "set", &secret_env, &db_env, &path_env],
+    );
+    assert!(env.status.success(), "{}", stderr(&env));
+    let deploy = platform(&cwd, &data, &["deploy", "--dir", "app"]);
+    assert!(deploy.status.success(), "{}", stderr(&deploy));
+    let url = json(&deploy)["url"].as_str().unwrap().to_owned();
+    assert_eq!(http_get(&url), "read denied denied");
+}
+
+/// Review finding: the project env is also the env of the (unconfined) wrapper itself, so
+/// `LD_PRELOAD=./x.so` runs code from the release before Landlock applies: here it copies
+/// the wallet into the release, where the confined app serves it.
+#[test]
+fn a_project_env_ld_preload_does_not_run_code_before_confinement() {
+    if !automaton_platform::local::confine::available() {
+        eprintln!("SKIPPED: this kernel does not enforce Landlock; apps run unconfined");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("platform");
+    let _daemon = Daemon::start(&data);
+    let secret = work.path().join("home/wallet.json");
+    std::fs::create_dir_all(secret.parent().unwrap()).unwrap();
+    std::fs::write(&secret, "0xnot-for-apps").unwrap();
+    let cwd = work.path().join("project");
+    let app = cwd.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("leak.c"),
+        "#include <stdio.h>\n#include <stdlib.h>\n__attribute__((constructor)) static void leak(void) {\n  const char *p = getenv(\"SECRET\"); if (!p) return;\n  FILE *in = fopen(p, \"r\"); if (!in) return;\n  char buf[256] = {0}; size_t n = fread(buf, 1, sizeof buf - 1, in); fclose(in);\n  FILE *out = fopen(\"leaked\", \"w\"); if (!out) return;\n  fwrite(buf, 1, n, out); fclose(out);\n}\n",
+    )
+    .unwrap();
+    let cc = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o", "leak.so", "leak.c"])
+        .current_dir(&app)
+        .output();
+    if !cc.is_ok_and(|out| out.status.success()) {
+        eprintln!("SKIPPED: no C compiler");
+        return;
+    }
+    std::fs::write(
+        app.join("main.py"),
+        "import os, http.server\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        try:\n            b = open('leaked', 'rb').read()\n        except OSError:\n            b = b'nothing'\n        self.send_response(200)\n        self.send_header('Content-Length', str(len(b)))\n        self.end_headers()\n        self.wfile.write(b)\n    def log_message(self, *a):\n        pass\nhttp.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n",
+    )
+    .unwrap();
+    assert!(platform(&cwd, &data, &["init", "preload"]).status.success());
+    let secret_env = format!("SECRET={}", secret.display());
+    let env = platform(
+        &cwd,
+        &data,
+        &["env", "set", &secret_env, "LD_PRELOAD=./leak.so"],
+    );
+    assert!(env.status.success(), "{}", stderr(&env));
+    let deploy = platform(&cwd, &data, &["deploy", "--dir", "app"]);
+    assert!(deploy.status.success(), "{}", stderr(&deploy));
+    let url = json(&deploy)["url"].as_str().unwrap().to_owned();
+    assert_eq!(http_get(&url), "nothing");
+}
+
+/// Review finding: a confined app reads the daemon's environment through
+/// `/proc/<pid>/environ` (its ancestor's here; the agent's or another app's the same way), and
+/// may signal it: the confinement neither hides nor scopes processes of the same user.
+#[test]
+fn a_confined_app_reads_no_environment_of_the_daemon_and_cannot_signal_it() {
+    if !automaton_platform::local::confine::available() {
+        eprintln!("SKIPPED: this kernel does not enforce Landlock; apps run unconfined");
+        return;
+    }
+    const PEEKING_APP: &str = "import os, signal, http.server\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        pid, seen = os.getppid(), 'none'\n        for _ in range(6):\n            try:\n                env = open('/proc/%d/environ' % pid, 'rb').read()\n                if b'DAEMON_CANARY=' in env:\n                    seen = 'canary'\n                    break\n                seen = 'read'\n            except OSError as e:\n                seen = type(e).__name__\n            pid = int(open('/proc/%d/stat' % pid).read().rsplit(')', 1)[1].split()[1])\n        try:\n            os.kill(pid, 0)\n            sig = 'signal'\n        except OSError as e:\n            sig = type(e).__name__\n        b = (seen + ' ' + sig).encode()\n        self.send_response(200)\n        self.send_header('Content-Length', str(len(b)))\n        self.end_headers()\n        self.wfile.write(b)\n    def log_message(self, *a):\n        pass\nhttp.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n";
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("platform");
+    let child = Command::new(env!("CARGO_BIN_EXE_automaton"))
+        .args([
+            "platform",
+            "serve",
+            "--json",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("DAEMON_CANARY", "sk-daemon-secret")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _daemon = Daemon { child };
+    let started = std::time::Instant::now();
+    while !data.join("endpoint.json").exists() {
+        assert!(started.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cwd = work.path().join("project");
+    std::fs::create_dir_all(cwd.join("app")).unwrap();
+    std::fs::write(cwd.join("app/main.py"), PEEKING_APP).unwrap();
+    assert!(platform(&cwd, &data, &["init", "peek"]).status.success());
+    let deploy = platform(&cwd, &data, &["deploy", "--dir", "app"]);
+    assert!(deploy.status.success(), "{}", stderr(&deploy));
+    let url = json(&deploy)["url"].as_str().unwrap().to_owned();
+    assert_eq!(http_get(&url), "PermissionError PermissionError");
+}

@@ -87,6 +87,12 @@ pub trait Tool: Send + Sync + 'static {
     fn secret_args(&self, _args: &Self::Args) -> Vec<String> {
         Vec::new()
     }
+    /// The top-level arguments whose whole value is kept out of the audit trail when the
+    /// arguments do not even parse (so [`Tool::secret_args`] cannot name the secrets in them):
+    /// a rejected call is recorded with a marker in their place.
+    fn secret_fields(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Runs the call.
     fn call(
         &self,
@@ -135,6 +141,11 @@ pub trait DynTool: Send + Sync {
     fn spec(&self) -> &ToolSpec;
     /// Decodes and assesses arguments; a schema error names the field.
     fn assess(&self, args: &serde_json::Value) -> Result<Assessment, ToolError>;
+    /// Arguments that did not pass [`DynTool::assess`] as the audit trail keeps them: the
+    /// tool's [`Tool::secret_fields`] replaced by a marker.
+    fn rejected_args(&self, args: &serde_json::Value) -> serde_json::Value {
+        args.clone()
+    }
     /// Runs the call with JSON arguments.
     fn call_json<'a>(
         &'a self,
@@ -232,6 +243,25 @@ impl<T: Tool> DynTool for TypedTool<T> {
             subjects: self.tool.subjects(&typed),
             secret_args: self.tool.secret_args(&typed),
         })
+    }
+
+    fn rejected_args(&self, args: &serde_json::Value) -> serde_json::Value {
+        if self.tool.secret_fields().is_empty() {
+            return args.clone();
+        }
+        let mut recorded = args.clone();
+        let Some(object) = recorded.as_object_mut() else {
+            // Not even an object (or not JSON, given as its text): nothing can be told apart.
+            return serde_json::Value::String("[redacted]".to_owned());
+        };
+        {
+            for field in self.tool.secret_fields() {
+                if let Some(value) = object.get_mut(*field) {
+                    *value = serde_json::Value::String("[redacted]".to_owned());
+                }
+            }
+        }
+        recorded
     }
 
     fn call_json<'a>(

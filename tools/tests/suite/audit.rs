@@ -56,6 +56,27 @@ async fn secret_arguments_stay_out_of_the_trail_and_the_chain_still_verifies() {
     assert!(report.ok, "{report:?}");
 }
 
+/// Review finding: arguments that do not parse into the tool's type (a wrong type, a typo'd
+/// or extra field with `deny_unknown_fields`, as `set_env` has) are rejected before
+/// `secret_args` can name the secrets, and the rejection records them verbatim.
+#[tokio::test]
+async fn secret_arguments_of_a_rejected_call_stay_out_of_the_trail() {
+    let f = Fixture::new();
+    let record = f
+        .call(
+            "secret_note",
+            serde_json::json!({ "text": "sk-live-4242", "sleep_ms": "soon" }),
+        )
+        .await;
+    assert!(record.result.is_err(), "{:?}", record.result);
+    let args = f.row(&record.call_id, "args_json").unwrap();
+    assert!(!args.contains("sk-live-4242"), "{args}");
+    assert!(
+        args.contains("\"sleep_ms\":\"soon\""),
+        "the rest is kept: {args}"
+    );
+}
+
 #[tokio::test]
 async fn every_kind_of_rewrite_is_caught_and_named() {
     let cases = [

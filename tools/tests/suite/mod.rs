@@ -99,6 +99,9 @@ impl Tool for SecretNoteTool {
     fn secret_args(&self, _: &NoteArgs) -> Vec<String> {
         vec!["/text".to_owned(), "/not_there".to_owned()]
     }
+    fn secret_fields(&self) -> &'static [&'static str] {
+        &["text"]
+    }
     async fn call(&self, _ctx: &ToolContext, args: NoteArgs) -> Result<ToolOutput, ToolError> {
         Ok(ToolOutput::new(
             serde_json::json!({ "kept": args.text.len() }),

@@ -263,8 +263,11 @@ pub(super) async fn start(cluster: &Cluster) -> Result<()> {
         .arg("-l")
         .arg(&log)
         .arg("-o")
+        // Dynamic shared memory in the data directory, not in `/dev/shm`, which confined
+        // apps may write: there, a platform not running as root (so the cluster runs as its
+        // user) would hand every app the segments holding all the datastores' query data.
         .arg(format!(
-            "-p {} -k '{}' -c listen_addresses=127.0.0.1",
+            "-p {} -k '{}' -c listen_addresses=127.0.0.1 -c dynamic_shared_memory_type=mmap",
             cluster.port,
             cluster.dir.join("run").display()
         ))

@@ -21,15 +21,32 @@ async fn blocking<T: Send + 'static>(
         .map_err(|err| internal("a SQLite task", err))?
 }
 
+/// Opens the live datastore. Its directory is the project's confined apps' to write, and
+/// this process is not confined: a symlink they put in place of the file is refused (SQLite
+/// then refuses any symlink on the path, so the directory, which only the platform may
+/// replace, is resolved first), and the connection may attach no other database file
+/// (`ATTACH`, `VACUUM INTO` write wherever the platform's user may).
 fn open(path: &Path) -> Result<Connection> {
+    let opening = |err: &dyn std::fmt::Display| internal("opening the SQLite datastore", err);
+    let path = match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) if !dir.as_os_str().is_empty() => {
+            dir.canonicalize().map_err(|err| opening(&err))?.join(name)
+        }
+        _ => path.to_owned(),
+    };
     let connection = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
     )
-    .map_err(|err| internal("opening the SQLite datastore", err))?;
+    .map_err(|err| opening(&err))?;
+    connection
+        .set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
+        .map_err(|err| opening(&err))?;
     connection
         .busy_timeout(Duration::from_secs(5))
-        .map_err(|err| internal("opening the SQLite datastore", err))?;
+        .map_err(|err| opening(&err))?;
     Ok(connection)
 }
 

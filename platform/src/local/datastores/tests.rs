@@ -9,6 +9,7 @@ use crate::datastore_scenarios::{
     traversable_tempdir,
 };
 use automaton_tools::clock::{ManualClock, SystemClock};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,6 +68,12 @@ async fn postgres_serves_an_app_round_trips_a_backup_and_survives_a_platform_res
         .query_datastore("keep", "postgres", "SELECT v FROM t", None)
         .await
         .unwrap();
+    // The cluster's dynamic shared memory is not in `/dev/shm`, which confined apps write.
+    let dsm = reopened
+        .query_datastore("keep", "postgres", "SHOW dynamic_shared_memory_type", None)
+        .await
+        .unwrap();
+    assert_eq!(dsm.rows, [[serde_json::json!("mmap")]]);
     assert_eq!(result.rows, [[serde_json::json!("7")]]);
     // A statement past the time limit is cancelled (the verbs use QUERY_TIMEOUT, 30 s).
     let target = reopened
@@ -279,4 +286,109 @@ async fn a_sqlite_statement_past_the_time_limit_is_interrupted() {
     .unwrap_err();
     assert_eq!(err.code, ErrorCode::Timeout, "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// Review finding: a confined app may write its SQLite datastore's directory, so it can
+/// replace `data.db` with a symlink to the platform's own `platform.db`; the platform then
+/// opens that (unconfined) for every query, listing, backup and restore of the datastore. A
+/// caller allowed to query its project's datastore reads every datastore secret (and the
+/// cluster's admin password) and can write `platform.db` (mint an admin token).
+#[tokio::test]
+async fn a_sqlite_datastore_replaced_by_a_symlink_does_not_open_the_platform_s_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("platform");
+    let platform = open(&data);
+    platform.create_project("p", None).await.unwrap();
+    let added = platform
+        .add_datastore("p", DatastoreKind::Sqlite, None, None)
+        .await
+        .unwrap();
+    let file = data.join("datastores/sqlite/p__sqlite/data.db");
+    assert!(file.exists(), "{added:?}");
+    // What the confined app can do in its writable datastore directory.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
+    std::os::unix::fs::symlink("../../../platform.db", &file).unwrap();
+    let read = platform
+        .query_datastore(
+            "p",
+            "sqlite",
+            "SELECT count(*) FROM gateway_tokens WHERE admin = 1",
+            None,
+        )
+        .await;
+    assert!(
+        read.is_err(),
+        "the platform's own database answered: {read:?}"
+    );
+}
+
+/// Review finding: one SQLite statement through the query API writes a file anywhere the
+/// platform's user may (`VACUUM INTO`), e.g. into another project's release.
+#[tokio::test]
+async fn a_sqlite_query_writes_no_file_outside_its_datastore() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("platform");
+    let platform = open(&data);
+    platform.create_project("p", None).await.unwrap();
+    platform
+        .add_datastore("p", DatastoreKind::Sqlite, None, None)
+        .await
+        .unwrap();
+    let outside = dir.path().join("elsewhere.db");
+    let wrote = platform
+        .query_datastore(
+            "p",
+            "sqlite",
+            &format!("VACUUM INTO '{}'", outside.display()),
+            None,
+        )
+        .await;
+    assert!(
+        !outside.exists(),
+        "VACUUM INTO wrote {} ({wrote:?})",
+        outside.display()
+    );
+}
+
+/// A confined app's symlink in place of the datastore's WAL or shared-memory file does not
+/// make the platform write through it.
+#[tokio::test]
+async fn a_symlinked_sqlite_wal_or_shm_is_not_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("platform");
+    let platform = open(&data);
+    platform.create_project("p", None).await.unwrap();
+    platform
+        .add_datastore("p", DatastoreKind::Sqlite, None, None)
+        .await
+        .unwrap();
+    let file = data.join("datastores/sqlite/p__sqlite/data.db");
+    let victims: Vec<PathBuf> = ["wal", "shm"]
+        .iter()
+        .map(|suffix| {
+            let victim = dir.path().join(format!("victim-{suffix}"));
+            std::fs::write(&victim, "keep me").unwrap();
+            let link = PathBuf::from(format!("{}-{suffix}", file.display()));
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(&victim, &link).unwrap();
+            victim
+        })
+        .collect();
+    let _ = platform
+        .query_datastore("p", "sqlite", "CREATE TABLE t (v TEXT)", None)
+        .await;
+    let _ = platform
+        .query_datastore("p", "sqlite", "INSERT INTO t VALUES ('x')", None)
+        .await;
+    let _ = platform.create_backup("p", "sqlite", None).await;
+    for victim in &victims {
+        assert_eq!(
+            std::fs::read_to_string(victim).unwrap(),
+            "keep me",
+            "{} was written through",
+            victim.display()
+        );
+    }
 }

@@ -570,6 +570,30 @@ async fn stream_events(
         .into_response())
 }
 
+/// Whether setting `name` makes a runtime load or run code of the setter's choosing
+/// (`LD_PRELOAD`, `PYTHONSTARTUP`, `NODE_OPTIONS=--require …`, `BASH_ENV`, …).
+fn loads_code(name: &str) -> bool {
+    const NAMES: [&str; 15] = [
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "PERL5OPT",
+        "PERL5LIB",
+        "PERLLIB",
+        "RUBYOPT",
+        "RUBYLIB",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "JDK_JAVA_OPTIONS",
+        "BASH_ENV",
+        "ENV",
+        "GCONV_PATH",
+        "BROWSER",
+        "PS4",
+    ];
+    let upper = name.to_ascii_uppercase();
+    upper.starts_with("LD_") || upper.starts_with("PYTHON") || NAMES.contains(&upper.as_str())
+}
+
 /// The bytes of `path` from `offset` to its end.
 async fn read_from(path: &std::path::Path, offset: u64) -> std::io::Result<Vec<u8>> {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -596,6 +620,26 @@ async fn set_env(
     who.require(Capability::ManageEnv, Some(&project))?;
     let request: SetEnv = parse_body(&body, r#"{"vars": {"API_URL": "https://…"}}"#)?;
     let vars: Vec<(String, String)> = request.vars.into_iter().collect();
+    // Variables that make a runtime load or run other code are a deploy by another name.
+    let code_loading: Vec<&str> = vars
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| loads_code(name))
+        .collect();
+    if !code_loading.is_empty() {
+        who.require(Capability::Deploy, Some(&project))
+            .map_err(|error| {
+                Error::new(
+                    ErrorCode::CapabilityMissing,
+                    format!(
+                        "{} make the app load or run other code: setting them needs `deploy` as well as `manage_env`",
+                        code_loading.join(", ")
+                    ),
+                )
+                .with_hint("ask the token's issuer for `deploy`, or set only configuration variables")
+                .with_state(error.state.map_or(serde_json::Value::Null, |state| *state))
+            })?;
+    }
     let key = idempotency_key(&headers);
     Ok(Json(platform.set_env(&project, &vars, key.as_deref()).await?).into_response())
 }

@@ -504,6 +504,33 @@ async fn scoped_tokens_reach_only_their_projects_cannot_escalate_and_die_when_re
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::CapabilityMissing);
     assert!(err.hint.contains("manage_env"), "{err:?}");
+    // An env token may set configuration, not code: LD_PRELOAD and friends need deploy too.
+    let env_only = admin
+        .issue_token(&request(&[Capability::ManageEnv], Some(&["parent"])))
+        .await
+        .unwrap();
+    let env_only = HttpPlatform::with_retry(&gateway.url, &env_only.secret, fast_retry()).unwrap();
+    env_only
+        .set_env(
+            "parent",
+            &[("API_URL".to_owned(), "https://x".to_owned())],
+            None,
+        )
+        .await
+        .unwrap();
+    let err = env_only
+        .set_env(
+            "parent",
+            &[("LD_PRELOAD".to_owned(), "./evil.so".to_owned())],
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::CapabilityMissing, "{err:?}");
+    assert!(
+        err.message.contains("LD_PRELOAD") && err.message.contains("deploy"),
+        "{err:?}"
+    );
     let err = parent.create_project("new-one", None).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::CapabilityMissing);
 

@@ -300,9 +300,15 @@ async fn backend(
         .env("GIT_HTTP_EXPORT_ALL", "1")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_COUNT", "1")
+        .env("GIT_CONFIG_COUNT", "2")
         .env("GIT_CONFIG_KEY_0", "http.receivepack")
         .env("GIT_CONFIG_VALUE_0", "true")
+        // A push inflates to at most the source limit (the body's cap is on compressed bytes).
+        .env("GIT_CONFIG_KEY_1", "receive.maxInputSize")
+        .env(
+            "GIT_CONFIG_VALUE_1",
+            crate::source::MAX_SOURCE_BYTES.to_string(),
+        )
         .env("REMOTE_USER", &principal.token_id)
         .env("REMOTE_ADDR", "127.0.0.1")
         .env("REQUEST_METHOD", method.as_str())

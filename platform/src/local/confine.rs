@@ -143,31 +143,29 @@ fn drop_capabilities() -> Result<(), ConfineError> {
 }
 
 /// What a `PATH` value opens for reading, for [`restrict`]'s `readable`: its absolute
-/// directories, and the hidden tool root a `bin` or `shims` entry belongs to
-/// (`~/.pyenv/shims` opens `~/.pyenv`, where the shim finds its interpreters; `~/.cargo/bin`
-/// opens `~/.cargo`) — never a home directory or `/` itself.
+/// directories; for a `shims` entry in a hidden tool root, that root (`~/.pyenv/shims`
+/// opens `~/.pyenv`, where the shims find their interpreters); for `~/.cargo/bin`,
+/// `~/.rustup` (where rustup's proxies find their toolchains) but not `~/.cargo`, which
+/// holds registry credentials. Never a home directory or `/` itself.
 pub fn path_dirs(path: &str) -> Vec<PathBuf> {
+    let hidden = |dir: &Path| {
+        dir.file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with('.'))
+    };
     let mut dirs = Vec::new();
     for dir in std::env::split_paths(path).filter(|dir| dir.is_absolute()) {
-        let tool_root = dir
-            .file_name()
-            .is_some_and(|name| name == "bin" || name == "shims")
-            .then(|| dir.parent())
-            .flatten()
-            .filter(|root| {
-                root.file_name()
-                    .is_some_and(|name| name.to_string_lossy().starts_with('.'))
-            })
-            .map(Path::to_path_buf);
-        // rustup's proxies in `~/.cargo/bin` read their toolchains from `~/.rustup`.
-        let rustup = tool_root
-            .as_ref()
-            .filter(|root| root.file_name().is_some_and(|name| name == ".cargo"))
-            .and_then(|root| root.parent())
-            .map(|home| home.join(".rustup"));
+        let parent = dir.parent().filter(|parent| hidden(parent));
+        let opened = match (dir.file_name(), parent) {
+            (Some(name), Some(root)) if name == "shims" => Some(root.to_path_buf()),
+            (Some(name), Some(root))
+                if name == "bin" && root.file_name().is_some_and(|n| n == ".cargo") =>
+            {
+                root.parent().map(|home| home.join(".rustup"))
+            }
+            _ => None,
+        };
         dirs.push(dir);
-        dirs.extend(tool_root);
-        dirs.extend(rustup);
+        dirs.extend(opened);
     }
     dirs
 }
@@ -370,7 +368,7 @@ mod tests {
     }
 
     #[test]
-    fn path_dirs_keep_absolute_entries_and_their_hidden_tool_roots() {
+    fn path_dirs_open_their_entries_and_only_the_tool_roots_shims_need() {
         assert_eq!(
             path_dirs("/usr/local/bin:relative:/opt/node/bin:"),
             vec![
@@ -385,9 +383,13 @@ mod tests {
                 PathBuf::from("/root/.pyenv"),
                 PathBuf::from("/home/me/bin"),
                 PathBuf::from("/home/me/.cargo/bin"),
-                PathBuf::from("/home/me/.cargo"),
                 PathBuf::from("/home/me/.rustup"),
             ]
+        );
+        assert_eq!(
+            path_dirs("/home/me/.local/bin"),
+            vec![PathBuf::from("/home/me/.local/bin")],
+            "a bin directory opens only itself"
         );
     }
 }

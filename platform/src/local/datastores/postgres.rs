@@ -266,8 +266,9 @@ pub(super) async fn start(cluster: &Cluster) -> Result<()> {
         // Dynamic shared memory in the data directory, not in `/dev/shm`, which confined
         // apps may write: there, a platform not running as root (so the cluster runs as its
         // user) would hand every app the segments holding all the datastores' query data.
+        // A failing statement is not copied into the log: `CREATE ROLE … PASSWORD` carries one.
         .arg(format!(
-            "-p {} -k '{}' -c listen_addresses=127.0.0.1 -c dynamic_shared_memory_type=mmap",
+            "-p {} -k '{}' -c listen_addresses=127.0.0.1 -c dynamic_shared_memory_type=mmap -c log_min_error_statement=panic",
             cluster.port,
             cluster.dir.join("run").display()
         ))

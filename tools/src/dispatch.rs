@@ -140,6 +140,34 @@ impl Dispatcher {
         &self.registry
     }
 
+    /// A call's argument text as anything stored beside the audit trail (the conversation
+    /// history) may keep it: the tool's secret values replaced by markers, exactly as
+    /// `tool_calls` records them; unchanged when the call carries no secret.
+    pub fn stored_arguments(&self, name: &str, raw: &str) -> String {
+        let Ok(tool) = self.registry.lookup(name) else {
+            return raw.to_owned();
+        };
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(raw);
+        let (given, recorded) = match parsed {
+            Ok(value) => {
+                let recorded = match tool.assess(&value) {
+                    Ok(assessment) => assessment.recorded_args(&value),
+                    Err(_) => tool.rejected_args(&value),
+                };
+                (value, recorded)
+            }
+            Err(_) => {
+                let text = serde_json::Value::String(raw.to_owned());
+                (text.clone(), tool.rejected_args(&text))
+            }
+        };
+        if recorded == given {
+            raw.to_owned()
+        } else {
+            canonical_json(&recorded)
+        }
+    }
+
     /// Looks up, decodes and evaluates a call without running or recording it
     /// (`automaton policy check`).
     pub fn evaluate(

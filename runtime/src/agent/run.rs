@@ -472,6 +472,18 @@ impl<'a> Agent<'a> {
                 content,
             });
         }
+        // The history keeps what the audit trail keeps: a tool's secret arguments (set_env's
+        // values) are neither stored in state.db nor sent back to the model on later turns.
+        for message in &mut transcript {
+            if let Message::Assistant { tool_calls, .. } = message {
+                for call in tool_calls {
+                    call.arguments = self
+                        .toolbox
+                        .dispatcher
+                        .stored_arguments(&call.name, &call.arguments);
+                }
+            }
+        }
         let usage = completion.completion.usage;
         self.finish_turn(
             turn_id,

@@ -538,6 +538,35 @@ async fn the_agent_deploys_what_it_wrote_and_gets_a_live_url() {
         args.contains("API_KEY") && args.contains("[redacted: 20 bytes]"),
         "{args}"
     );
+    // Nor does the conversation history keep it, nor send it back to the model.
+    let kept: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM messages WHERE tool_calls_json LIKE '%sk-very-secret-value%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, 0);
+    let redacted: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM messages WHERE tool_calls_json LIKE '%redacted: 20 bytes%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(redacted, 1, "the call itself stays in the history");
+    let after: Vec<String> = requests
+        .iter()
+        .map(|r| r.body.to_string())
+        .filter(|body| body.contains("\"tool_call_id\":\"e1\""))
+        .collect();
+    assert!(!after.is_empty(), "the model saw the set_env answer");
+    assert!(
+        after
+            .iter()
+            .all(|body| !body.contains("sk-very-secret-value")),
+        "the model never sees the value again"
+    );
 }
 
 #[test]

@@ -76,6 +76,13 @@ fn platform(cwd: &Path, data: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Deploys `cwd/app` (`platform deploy --dir app`), asserts it went live, and returns its URL.
+fn deployed_url(cwd: &Path, data: &Path) -> String {
+    let deploy = platform(cwd, data, &["deploy", "--dir", "app"]);
+    assert!(deploy.status.success(), "{}", stderr(&deploy));
+    json(&deploy)["url"].as_str().unwrap().to_owned()
+}
+
 fn http_get(url: &str) -> String {
     use std::io::{Read, Write};
     let authority = url.trim_start_matches("http://").trim_end_matches('/');
@@ -314,9 +321,7 @@ fn a_deployed_app_reads_its_own_files_and_nothing_of_the_automaton_or_the_platfo
     let db_env = format!("PLATFORM_DB={}", data.join("platform.db").display());
     let env = platform(&cwd, &data, &["env", "set", &secret_env, &db_env]);
     assert!(env.status.success(), "{}", stderr(&env));
-    let deploy = platform(&cwd, &data, &["deploy", "--dir", "app"]);
-    assert!(deploy.status.success(), "{}", stderr(&deploy));
-    let url = json(&deploy)["url"].as_str().unwrap().to_owned();
+    let url = deployed_url(&cwd, &data);
     // The test itself reads both: only the app is confined.
     assert!(std::fs::read(&secret).is_ok() && std::fs::read(data.join("platform.db")).is_ok());
     if !automaton_platform::local::confine::available() {
@@ -340,9 +345,7 @@ fn a_confined_app_writes_its_project_s_sqlite_datastore() {
     assert!(platform(&cwd, &data, &["init", "counter"]).status.success());
     let added = platform(&cwd, &data, &["add", "sqlite"]);
     assert!(added.status.success(), "{}", stderr(&added));
-    let deploy = platform(&cwd, &data, &["deploy", "--dir", "app"]);
-    assert!(deploy.status.success(), "{}", stderr(&deploy));
-    let url = json(&deploy)["url"].as_str().unwrap().to_owned();
+    let url = deployed_url(&cwd, &data);
     assert_eq!(http_get(&url), "1");
     assert_eq!(http_get(&url), "2", "the app wrote its datastore");
     let query = platform(
@@ -893,9 +896,7 @@ fn a_project_env_path_does_not_open_the_file_system_to_a_confined_app() {
         &["env", "set", &secret_env, &db_env, &path_env],
     );
     assert!(env.status.success(), "{}", stderr(&env));
-    let deploy = platform(&cwd, &data, &["deploy", "--dir", "app"]);
-    assert!(deploy.status.success(), "{}", stderr(&deploy));
-    let url = json(&deploy)["url"].as_str().unwrap().to_owned();
+    let url = deployed_url(&cwd, &data);
     assert_eq!(http_get(&url), "read denied denied");
 }
 
@@ -943,9 +944,7 @@ fn a_project_env_ld_preload_does_not_run_code_before_confinement() {
         &["env", "set", &secret_env, "LD_PRELOAD=./leak.so"],
     );
     assert!(env.status.success(), "{}", stderr(&env));
-    let deploy = platform(&cwd, &data, &["deploy", "--dir", "app"]);
-    assert!(deploy.status.success(), "{}", stderr(&deploy));
-    let url = json(&deploy)["url"].as_str().unwrap().to_owned();
+    let url = deployed_url(&cwd, &data);
     assert_eq!(http_get(&url), "nothing");
 }
 
@@ -986,8 +985,6 @@ fn a_confined_app_reads_no_environment_of_the_daemon_and_cannot_signal_it() {
     std::fs::create_dir_all(cwd.join("app")).unwrap();
     std::fs::write(cwd.join("app/main.py"), PEEKING_APP).unwrap();
     assert!(platform(&cwd, &data, &["init", "peek"]).status.success());
-    let deploy = platform(&cwd, &data, &["deploy", "--dir", "app"]);
-    assert!(deploy.status.success(), "{}", stderr(&deploy));
-    let url = json(&deploy)["url"].as_str().unwrap().to_owned();
+    let url = deployed_url(&cwd, &data);
     assert_eq!(http_get(&url), "PermissionError PermissionError");
 }

@@ -2,17 +2,20 @@
 //!
 //! A home made by `init::init` in a temp dir, the scripted model (real HTTP on loopback)
 //! answering each request at once with one `write_file` call to a new path, and the library's
-//! `Agent::run` with `max_turns: Some(1)`, timed call by call. The model's own latency is
-//! measured apart by replaying the agent's last request body to it over a kept-alive
-//! connection; overhead = turn time − that. Run twice: on an empty state.db, and on one
-//! holding 100,000 earlier turns (a user, an assistant and a tool message each). Target:
-//! overhead p50 < 2 ms.
+//! `Agent::run` running turn after turn as a living agent does. A turn is timed from one model
+//! request's arrival to the next's (the scripted model stamps each). The model's own latency
+//! is measured apart by replaying the agent's last request body to it over a kept-alive
+//! connection; overhead = turn time − that. Then `RUN_SAMPLES` one-turn runs
+//! (`max_turns: Some(1)`, timed whole) show what starting and stopping a run adds (the
+//! state flips `running` → `sleeping`, each a synced commit). Run twice: on an empty
+//! state.db, and on one holding 100,000 earlier turns (a user, an assistant and a tool
+//! message each). Target: overhead p50 < 2 ms per turn.
 //!
 //! After the whole turns, each step of a turn is timed alone (the same public functions the
 //! loop calls, in its order) to show where the time goes.
 //!
 //! Reproduce (release profile; `TURNS` measured turns per scenario, default 300, at most
-//! 470 because write_file is limited to 600 calls an hour):
+//! 420 because write_file is limited to 600 calls an hour):
 //!
 //! ```text
 //! cargo bench -p automaton-runtime --bench turn_overhead
@@ -47,12 +50,14 @@ type BenchResult<T = ()> = Result<T, Box<dyn Error>>;
 const CREATOR: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 /// Unmeasured turns first: tokenizer load, connection set-up, SQLite page cache.
 const WARMUP_TURNS: usize = 20;
+/// One-turn runs timed whole, for what a run's start and stop add.
+const RUN_SAMPLES: usize = 50;
 /// Rows seeded for the "long history" scenario.
 const PRIOR_TURNS: usize = 100_000;
 /// Rounds of the per-step breakdown.
 const BREAKDOWN_ROUNDS: usize = 100;
 /// write_file's rate limit is 600 an hour; warm-up, measured turns and breakdown share it.
-const MAX_TURNS: usize = 600 - WARMUP_TURNS - BREAKDOWN_ROUNDS - 10;
+const MAX_TURNS: usize = 600 - WARMUP_TURNS - RUN_SAMPLES - BREAKDOWN_ROUNDS - 10;
 const OVERHEAD_TARGET_MS: f64 = 2.0;
 
 #[tokio::main]
@@ -197,11 +202,13 @@ impl Scenario {
         Ok(())
     }
 
-    /// Runs `WARMUP_TURNS + turns` one-turn runs, timing the measured ones, then the model's
-    /// own latency on the same request body.
+    /// Runs one run of `WARMUP_TURNS + turns` turns, timing the measured ones request to
+    /// request, then `RUN_SAMPLES` one-turn runs, then the model's own latency on the same
+    /// request body.
     async fn measure(&self, turns: usize) -> BenchResult<Figures> {
         let model = ScriptedModel::start().await?;
-        model.push_all((0..WARMUP_TURNS + turns).map(|i| {
+        let steady_turns = WARMUP_TURNS + turns;
+        model.push_all((0..steady_turns + RUN_SAMPLES).map(|i| {
             Reply::tool_call(
                 format!("c{i}"),
                 "write_file",
@@ -225,21 +232,37 @@ impl Scenario {
             inference: &inference,
             clock,
         };
-        let options = RunOptions {
+        let cancel = CancellationToken::new();
+        let steady = RunOptions {
+            max_turns: Some(u32::try_from(steady_turns)?),
+            ..RunOptions::default()
+        };
+        let report = agent.run(&steady, &cancel, None).await?;
+        if usize::try_from(report.turns)? != steady_turns || report.end != RunEnd::MaxTurns {
+            return Err(format!("the run ended early: {report:?}").into());
+        }
+        let arrivals: Vec<Instant> = model
+            .requests()
+            .iter()
+            .map(|request| request.received_at)
+            .collect();
+        let turn_samples: Vec<Duration> = arrivals
+            .windows(2)
+            .skip(WARMUP_TURNS)
+            .map(|pair| pair[1] - pair[0])
+            .collect();
+
+        let one_turn = RunOptions {
             max_turns: Some(1),
             ..RunOptions::default()
         };
-        let cancel = CancellationToken::new();
-        let mut samples = Vec::with_capacity(turns);
-        for i in 0..WARMUP_TURNS + turns {
+        let mut run_samples = Vec::with_capacity(RUN_SAMPLES);
+        for i in 0..RUN_SAMPLES {
             let started = Instant::now();
-            let report = agent.run(&options, &cancel, None).await?;
-            let took = started.elapsed();
+            let report = agent.run(&one_turn, &cancel, None).await?;
+            run_samples.push(started.elapsed());
             if report.turns != 1 || report.end != RunEnd::MaxTurns {
-                return Err(format!("turn {i} ended early: {report:?}").into());
-            }
-            if i >= WARMUP_TURNS {
-                samples.push(took);
+                return Err(format!("one-turn run {i} ended early: {report:?}").into());
             }
         }
         let succeeded: i64 = toolbox.lock_db()?.conn().query_row(
@@ -247,10 +270,10 @@ impl Scenario {
             [],
             |row| row.get(0),
         )?;
-        if usize::try_from(succeeded)? != WARMUP_TURNS + turns {
+        if usize::try_from(succeeded)? != steady_turns + RUN_SAMPLES {
             return Err(format!(
                 "only {succeeded} of {} write_file calls succeeded",
-                WARMUP_TURNS + turns
+                steady_turns + RUN_SAMPLES
             )
             .into());
         }
@@ -266,7 +289,8 @@ impl Scenario {
         let model_latency = model_latency(&model, &request_bytes, turns).await?;
         let steps = breakdown(&agent, &model, &config).await?;
         Ok(Figures {
-            turn: Stats::of(samples),
+            turn: Stats::of(turn_samples),
+            run: Stats::of(run_samples),
             model: Stats::of(model_latency),
             request_bytes: request_bytes.len(),
             steps,
@@ -308,7 +332,10 @@ async fn breakdown(
             Ok((prior, history))
         })
         .await?;
-        laps.add("state.db reads (COUNT turns, last 50 turns)", started);
+        laps.add(
+            "state.db reads (COUNT turns, last 50 turns; a run's first turn only)",
+            started,
+        );
 
         let started = Instant::now();
         with_db(&agent.toolbox.db, |_| Ok(())).await?;
@@ -329,16 +356,40 @@ async fn breakdown(
         })
         .await?;
         laps.add(
-            "one state.db write txn (x5 per turn: turn, cost, intent, result + file provenance, finish)",
+            "one synced state.db write txn (x1 per turn: write_file's intent)",
+            started,
+        );
+
+        let started = Instant::now();
+        with_db(&agent.toolbox.db, move |db| {
+            db.write_unsynced(|tx| {
+                tx.execute(
+                    "INSERT INTO kv (key, value, updated_at) VALUES ('bench_unsynced', ?1, 0)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [i.to_string()],
+                )
+            })?;
+            Ok(())
+        })
+        .await?;
+        laps.add(
+            "one unsynced write txn (x4 per turn: start, cost, result, end; synced behind)",
+            started,
+        );
+
+        let started = Instant::now();
+        let specs = agent.toolbox.dispatcher.registry().specs();
+        let tools: Vec<serde_json::Value> = specs.iter().map(|s| s.to_openai_function()).collect();
+        let tool_tokens: usize = tools.iter().map(|t| tokens::count(&t.to_string())).sum();
+        laps.add(
+            "tool specs to JSON + their tokens (a run's first turn only)",
             started,
         );
 
         let started = Instant::now();
         let constitution = std::fs::read_to_string(agent.home.constitution())?;
         let soul = std::fs::read_to_string(agent.home.soul())?;
-        let specs = agent.toolbox.dispatcher.registry().specs();
-        let tools: Vec<serde_json::Value> = specs.iter().map(|s| s.to_openai_function()).collect();
-        laps.add("read constitution + soul, tool specs to JSON", started);
+        laps.add("read constitution + soul", started);
 
         let started = Instant::now();
         let status = StatusFacts {
@@ -357,13 +408,8 @@ async fn breakdown(
         laps.add("prompt::assemble + render (counts each layer)", started);
 
         let started = Instant::now();
-        let fixed = tokens::count(&system)
-            + tools
-                .iter()
-                .map(|t| tokens::count(&t.to_string()))
-                .sum::<usize>()
-            + tokens::count(input);
-        laps.add("tokens: system prompt + tool specs + input", started);
+        let fixed = tokens::count(&system) + tool_tokens + tokens::count(input);
+        laps.add("tokens: system prompt + input", started);
 
         let started = Instant::now();
         let budget = usize::try_from(
@@ -583,7 +629,10 @@ impl Stats {
 }
 
 struct Figures {
+    /// A turn of a running agent, request to request (the model's answer included).
     turn: Stats,
+    /// A whole one-turn run: start, the turn, stop.
+    run: Stats,
     model: Stats,
     request_bytes: usize,
     steps: Vec<(&'static str, Stats)>,
@@ -597,7 +646,7 @@ impl Figures {
     fn print(&self, name: &str) {
         println!("== {name} (request body {} bytes)", self.request_bytes);
         println!(
-            "  turn (Agent::run, 1 turn)   p50 {:8.3} ms   p99 {:8.3} ms",
+            "  turn (request to request)   p50 {:8.3} ms   p99 {:8.3} ms",
             self.turn.p50, self.turn.p99
         );
         println!(
@@ -608,6 +657,12 @@ impl Figures {
             "  overhead (turn - model)     p50 {:8.3} ms   p99 {:8.3} ms",
             self.overhead_p50(),
             self.turn.p99 - self.model.p99
+        );
+        println!(
+            "  a one-turn run ({RUN_SAMPLES} runs)   p50 {:8.3} ms   p99 {:8.3} ms   (start + stop add ~{:.3} ms)",
+            self.run.p50,
+            self.run.p99,
+            self.run.p50 - self.turn.p50
         );
         println!("  where it goes (each step alone, {BREAKDOWN_ROUNDS} rounds):");
         for (step, stats) in &self.steps {

@@ -68,6 +68,23 @@ pub const SCHEMA: CrateSchema = CrateSchema {
     ],
 };
 
+/// Puts on disk every transaction committed to `database` so far, without its connection:
+/// fdatasync of the write-ahead log, which holds every commit not yet checkpointed (a sync is
+/// per file, not per descriptor; a checkpoint syncs what it moves). The agent loop runs this
+/// on the blocking pool after each turn, so the commits it made unsynced
+/// ([`StateDb::write_unsynced`]) reach the disk while the next turn is prepared and the model
+/// thinks, instead of the turn waiting for the disk.
+pub fn sync_wal(database: &Path) -> std::io::Result<()> {
+    let mut wal = database.as_os_str().to_owned();
+    wal.push("-wal");
+    match std::fs::File::open(PathBuf::from(wal)) {
+        Ok(file) => file.sync_data(),
+        // No log: everything was checkpointed into the database file, and synced then.
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
 /// An open `state.db` connection.
 #[derive(Debug)]
 pub struct StateDb {
@@ -116,7 +133,8 @@ impl StateDb {
         &self.conn
     }
 
-    /// Runs `f` inside a `BEGIN IMMEDIATE` transaction, committing when it returns `Ok`.
+    /// Runs `f` inside a `BEGIN IMMEDIATE` transaction, committing when it returns `Ok`. The
+    /// commit waits until the disk has it (`synchronous=FULL`).
     pub fn write<T, E>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<rusqlite::Error>,
@@ -127,6 +145,46 @@ impl StateDb {
         let value = f(&tx)?;
         tx.commit()?;
         Ok(value)
+    }
+
+    /// Like [`StateDb::write`], but the commit does not wait for the disk
+    /// (`synchronous=NORMAL` for this one transaction). It is as atomic and survives a crash
+    /// of the process just as well; against power loss it becomes durable with the next
+    /// [`StateDb::write`] on this file, whose sync covers every WAL frame before it.
+    ///
+    /// For the agent loop's records within a turn (its start, inference costs, a read-only
+    /// call's intent, results, its end), which [`sync_wal`] puts on disk behind the turn. The
+    /// intent of a call with an effect is never written this way: it must be on disk before
+    /// the effect happens.
+    pub fn write_unsynced<T, E>(
+        &mut self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<rusqlite::Error>,
+    {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let outcome = self.write(f);
+        let restored = self.conn.pragma_update(None, "synchronous", "FULL");
+        let value = outcome?;
+        restored?;
+        Ok(value)
+    }
+
+    /// [`StateDb::write`] when `synced`, else [`StateDb::write_unsynced`].
+    pub fn write_with<T, E>(
+        &mut self,
+        synced: bool,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<rusqlite::Error>,
+    {
+        if synced {
+            self.write(f)
+        } else {
+            self.write_unsynced(f)
+        }
     }
 
     /// `PRAGMA quick_check`: cheap enough for every start.

@@ -215,3 +215,63 @@ fn corruption_is_reported_by_quick_check() {
         "{err:?}"
     );
 }
+
+#[test]
+fn an_unsynced_write_commits_and_the_next_write_syncs_again() {
+    let (_dir, path) = temp_db();
+    let mut db = StateDb::open(&path, &[SCHEMA]).unwrap();
+    let synchronous = |conn: &Connection| -> i64 {
+        conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap()
+    };
+    let inside = db
+        .write_unsynced(|tx| {
+            tx.execute(
+                "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+                [],
+            )?;
+            tx.execute("INSERT INTO notes (body) VALUES ('kept')", [])?;
+            Ok::<_, rusqlite::Error>(synchronous(tx))
+        })
+        .unwrap();
+    assert_eq!(inside, 1, "NORMAL while the unsynced transaction commits");
+    assert_eq!(synchronous(db.conn()), 2, "FULL again afterwards");
+
+    // A failing transaction leaves nothing behind and FULL restored.
+    let failed = db.write_unsynced(|tx| {
+        tx.execute("INSERT INTO notes (body) VALUES ('lost')", [])?;
+        tx.execute("INSERT INTO missing_table VALUES (1)", [])
+    });
+    assert!(failed.is_err());
+    assert_eq!(synchronous(db.conn()), 2);
+    let synced_inside = db
+        .write_with(true, |tx| Ok::<_, rusqlite::Error>(synchronous(tx)))
+        .unwrap();
+    assert_eq!(synced_inside, 2);
+
+    // Another connection sees exactly the committed row.
+    let other = StateDb::open_existing(&path).unwrap();
+    let bodies: Vec<String> = other
+        .conn()
+        .prepare("SELECT body FROM notes")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(bodies, ["kept"]);
+}
+
+#[test]
+fn sync_wal_flushes_the_log_and_accepts_a_database_without_one() {
+    let (dir, path) = temp_db();
+    let mut db = StateDb::open(&path, &[SCHEMA]).unwrap();
+    db.write_unsynced(|tx| tx.execute("CREATE TABLE t (x INTEGER)", []))
+        .unwrap();
+    assert!(dir.path().join("state.db-wal").exists());
+    sync_wal(&path).unwrap();
+    drop(db);
+    // The last connection closed: SQLite checkpointed and removed the log.
+    assert!(!dir.path().join("state.db-wal").exists());
+    sync_wal(&path).unwrap();
+}

@@ -15,7 +15,8 @@ use crate::policy::engine::{PolicyEngine, PolicyOutcome, PolicyRequest};
 use crate::policy::{Decision, Verdict};
 use crate::registry::Registry;
 use crate::tool::{
-    Assessment, DynTool, Provenance, ToolContext, ToolError, ToolErrorCode, ToolOutput, ToolSpec,
+    Assessment, DynTool, Effect, Provenance, ToolContext, ToolError, ToolErrorCode, ToolOutput,
+    ToolSpec,
 };
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -258,7 +259,8 @@ impl Dispatcher {
                     started_at,
                 };
                 if outcome.decision == Decision::Allow {
-                    db.write(|tx| {
+                    // Write-ahead: an effect's intent is on disk before the effect happens.
+                    db.write_with(intent_must_sync(assessment.effect), |tx| {
                         audit::record_intent(tx, &intent, &outcome, CallStatus::Running)
                     })?;
                     return Ok(Decided::Allowed(args));
@@ -268,7 +270,7 @@ impl Dispatcher {
                     rules: outcome.verdict.rules.clone(),
                 };
                 let result = denial.to_model_json();
-                db.write(|tx| {
+                db.write_with(turn_id.is_none(), |tx| {
                     audit::record_intent(tx, &intent, &outcome, CallStatus::Denied)?;
                     audit::record_completion(
                         tx,
@@ -322,9 +324,9 @@ impl Dispatcher {
                 &call_id,
                 status,
                 &result,
-                effect.changes_state(),
+                effect,
                 started,
-                request.provenance,
+                (request.provenance, request.turn_id),
             )
             .await;
         match receipt {
@@ -434,7 +436,7 @@ impl Dispatcher {
                 provenance,
                 started_at,
             };
-            db.write(|tx| {
+            db.write_with(turn_id.is_none(), |tx| {
                 audit::record_intent(tx, &intent, &outcome, CallStatus::Rejected)?;
                 audit::record_completion(
                     tx,
@@ -462,11 +464,13 @@ impl Dispatcher {
         call_id: &str,
         status: CallStatus,
         outcome: &Result<ToolOutput, ToolError>,
-        receipt: bool,
+        effect: Effect,
         started: Instant,
-        provenance: Provenance,
+        (provenance, turn_id): (Provenance, Option<i64>),
     ) -> Result<Option<String>, ToolError> {
         let call_id = call_id.to_owned();
+        let receipt = effect.changes_state();
+        let synced = completion_must_sync(effect, turn_id);
         let (result, written_files) = match outcome {
             Ok(output) => (output.value.clone(), output.written_files.clone()),
             Err(err) => (err.to_model_json(), Vec::new()),
@@ -478,7 +482,7 @@ impl Dispatcher {
         let duration_ms = elapsed_ms(started);
         let ended_at = self.clock.now_ms();
         with_db(&self.db, move |db| {
-            Ok(db.write(|tx| {
+            Ok(db.write_with(synced, |tx| {
                 for file in &written_files {
                     audit::record_content_provenance(tx, file, provenance, &call_id, ended_at)?;
                 }
@@ -506,6 +510,19 @@ enum Decided {
     Allowed(serde_json::Value),
     /// Refused; its intent and its result are durable.
     Denied(Decision, ToolError),
+}
+
+/// Whether a call's intent commits synced: it must be on disk before any effect outside
+/// state.db happens; a read-only call's can wait for the next synced commit.
+fn intent_must_sync(effect: Effect) -> bool {
+    effect.changes_state()
+}
+
+/// Whether a call's result commits synced. Inside a turn the turn's own synced commits follow
+/// (the next call's intent, the turn's end), so a result waits for them — except a spend's,
+/// which is the only record of the money moved. Outside a turn nothing follows: synced.
+fn completion_must_sync(effect: Effect, turn_id: Option<i64>) -> bool {
+    turn_id.is_none() || effect == Effect::Spend
 }
 
 fn code_name(code: Option<ToolErrorCode>) -> Option<String> {

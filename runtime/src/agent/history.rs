@@ -79,13 +79,15 @@ pub fn message_tokens(message: &Message) -> usize {
     tokens::count(&message.text_for_counting()) + 4
 }
 
-/// Appends a turn's messages (inside the turn's transaction).
+/// Appends a turn's messages (inside the turn's transaction) and returns their tokens as
+/// stored, which is what [`recent_turns`] will read back as the turn's `stored_tokens`.
 pub fn append(
     tx: &Transaction<'_>,
     turn_id: i64,
     messages: &[Message],
     now_ms: i64,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<usize> {
+    let mut stored_tokens = 0_usize;
     for message in messages {
         let (role, content, calls, call_id) = match message {
             Message::System { .. } => continue,
@@ -104,14 +106,35 @@ pub fn append(
                 content,
             } => ("tool", content.clone(), None, Some(tool_call_id.clone())),
         };
-        let tokens = i64::try_from(message_tokens(message)).unwrap_or(i64::MAX);
+        let counted = message_tokens(message);
+        stored_tokens = stored_tokens.saturating_add(counted);
+        let tokens = i64::try_from(counted).unwrap_or(i64::MAX);
         tx.prepare_cached(
             "INSERT INTO messages (turn_id, role, content, tool_calls_json, tool_call_id, tokens, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
         .execute(params![turn_id, role, content, calls, call_id, tokens, now_ms])?;
     }
-    Ok(())
+    Ok(stored_tokens)
+}
+
+/// A turn just appended, as [`recent_turns`] would read it back: the messages [`append`]
+/// stored (system messages are not) with the tokens it returned. `None` when it stored none
+/// (a turn whose inference failed), as such a turn has no rows to read back.
+pub fn as_stored(
+    turn_id: i64,
+    messages: Vec<Message>,
+    stored_tokens: usize,
+) -> Option<TurnMessages> {
+    let messages: Vec<Message> = messages
+        .into_iter()
+        .filter(|message| !matches!(message, Message::System { .. }))
+        .collect();
+    (!messages.is_empty()).then_some(TurnMessages {
+        turn_id,
+        messages,
+        stored_tokens,
+    })
 }
 
 /// The most recent `limit` turns' messages, oldest first.
@@ -218,6 +241,32 @@ mod tests {
                 content: "{}".into(),
             },
         ]
+    }
+
+    #[test]
+    fn a_turn_as_appended_is_the_turn_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = crate::state::open(&Home::at(dir.path().to_owned())).unwrap();
+        let mut messages = vec![Message::System {
+            content: "not stored".into(),
+        }];
+        messages.extend(message(7));
+        let stored_tokens = db
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO turns (id, started_at, state, input_source) VALUES (7, 0, 'completed', 'self')",
+                    [],
+                )?;
+                append(tx, 7, &messages, 0)
+            })
+            .unwrap();
+        let read_back = recent_turns(&db, 1).unwrap();
+        assert_eq!(read_back.len(), 1);
+        assert_eq!(
+            as_stored(7, messages, stored_tokens).as_ref(),
+            read_back.first()
+        );
+        assert_eq!(as_stored(8, Vec::new(), 0), None);
     }
 
     #[test]

@@ -138,6 +138,56 @@ struct Detector {
     repeats: u32,
 }
 
+/// Whole turns of the conversation a turn's context is built from.
+const HISTORY_TURNS: usize = 50;
+
+/// What a run keeps between its turns rather than reading or computing it again each turn:
+/// the tools as the model sees them (a toolbox's registry cannot change under it), how many
+/// turns state.db holds, and the newest [`HISTORY_TURNS`] whole turns of the conversation.
+/// Read with the run's first turn; each later turn's messages join it as they commit, exactly
+/// as `messages` stores them (only this run writes turns while it holds the stretch lock).
+struct RunMemory {
+    tools: Vec<serde_json::Value>,
+    tool_tokens: usize,
+    stored: Option<StoredConversation>,
+    /// The sync of the last turn's records, running behind the next turn.
+    pending_sync: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+struct StoredConversation {
+    turns_recorded: i64,
+    recent: std::collections::VecDeque<TurnMessages>,
+}
+
+impl RunMemory {
+    fn new(toolbox: &Toolbox) -> Self {
+        let tools: Vec<serde_json::Value> = toolbox
+            .dispatcher
+            .registry()
+            .specs()
+            .iter()
+            .map(|spec| spec.to_openai_function())
+            .collect();
+        let tool_tokens = tools.iter().map(|t| tokens::count(&t.to_string())).sum();
+        Self {
+            tools,
+            tool_tokens,
+            stored: None,
+            pending_sync: None,
+        }
+    }
+
+    fn remember(&mut self, turn: Option<TurnMessages>) {
+        if let Some(stored) = &mut self.stored {
+            stored.turns_recorded += 1;
+            stored.recent.extend(turn);
+            while stored.recent.len() > HISTORY_TURNS {
+                stored.recent.pop_front();
+            }
+        }
+    }
+}
+
 impl<'a> Agent<'a> {
     /// Runs turns until one of [`RunEnd`] happens. `wake_reason` is put in front of the model
     /// on the first turn.
@@ -154,6 +204,7 @@ impl<'a> Agent<'a> {
             repeats: 0,
         };
         let mut notices: Vec<String> = Vec::new();
+        let mut memory = RunMemory::new(self.toolbox);
         let end = loop {
             if cancel.is_cancelled() {
                 break RunEnd::Shutdown;
@@ -178,6 +229,7 @@ impl<'a> Agent<'a> {
                     wake_reason.clone(),
                     std::mem::take(&mut notices),
                     &mut detector,
+                    &mut memory,
                 )
                 .await?;
             turns += 1;
@@ -204,6 +256,9 @@ impl<'a> Agent<'a> {
             RunEnd::InferenceUnavailable { .. } | RunEnd::StretchCrashed { .. } => "waiting",
         })
         .await?;
+        // Whatever the last turn committed unsynced is on disk before the run reports.
+        self.await_sync(memory.pending_sync.take()).await?;
+        self.sync_records().await?;
         Ok(RunReport {
             turns,
             end,
@@ -250,6 +305,7 @@ impl<'a> Agent<'a> {
         wake_reason: Option<String>,
         notices: Vec<String>,
         detector: &mut Detector,
+        memory: &mut RunMemory,
     ) -> Result<TurnOutcome> {
         let started_at = self.clock.now_ms();
         let input = match &wake_reason {
@@ -263,12 +319,30 @@ impl<'a> Agent<'a> {
         };
         let db = Arc::clone(&self.toolbox.db);
         let thresholds = self.config.survival.clone();
-        let (turn_id, prior_turns, history_turns, active_model, refusal, standing) = {
+        let first_turn = memory.stored.is_none();
+        let (turn_id, loaded, active_model, refusal, standing) = {
             let input = input.clone();
             with_db(&db, move |db| {
                 let standing = survival::current(db, &thresholds, started_at)?;
-                let prior: i64 = db.conn().query_row("SELECT COUNT(*) FROM turns", [], |r| r.get(0))?;
-                let (turn_id, refusal) = db.write(|tx| {
+                let loaded = if first_turn {
+                    let turns_recorded: i64 =
+                        db.conn().query_row("SELECT COUNT(*) FROM turns", [], |r| r.get(0))?;
+                    let recent = history::recent_turns(db, HISTORY_TURNS).map_err(|err| {
+                        automaton_tools::Error::Corrupt {
+                            path: "state.db".into(),
+                            detail: err.to_string(),
+                        }
+                    })?;
+                    Some(StoredConversation {
+                        turns_recorded,
+                        recent: recent.into(),
+                    })
+                } else {
+                    None
+                };
+                // Unsynced: a turn that has only begun changes nothing outside state.db; its
+                // first effect's intent, or its end, makes it durable.
+                let (turn_id, refusal) = db.write_unsynced(|tx| {
                     tx.execute(
                         "INSERT INTO turns (started_at, state, input_source, input) VALUES (?1, 'running', ?2, ?3)",
                         params![started_at, input_source, input],
@@ -292,14 +366,20 @@ impl<'a> Agent<'a> {
                         |r| r.get(0),
                     )
                     .ok();
-                let history = history::recent_turns(db, 50).map_err(|err| automaton_tools::Error::Corrupt {
-                    path: "state.db".into(),
-                    detail: err.to_string(),
-                })?;
-                Ok((turn_id, prior, history, active_model, refusal, standing))
+                Ok((turn_id, loaded, active_model, refusal, standing))
             })
             .await
             .map_err(fatal)?
+        };
+        if loaded.is_some() {
+            memory.stored = loaded;
+        }
+        let (prior_turns, history_turns): (i64, Vec<TurnMessages>) = match &memory.stored {
+            Some(stored) => (
+                stored.turns_recorded,
+                stored.recent.iter().cloned().collect(),
+            ),
+            None => (0, Vec::new()),
         };
         let mut notices = notices;
         if let Some(refusal) =
@@ -318,7 +398,7 @@ impl<'a> Agent<'a> {
             .map_err(Error::io("reading", self.home.constitution()))?;
         let soul = std::fs::read_to_string(self.home.soul()).unwrap_or_default();
         let specs = self.toolbox.dispatcher.registry().specs();
-        let tools: Vec<serde_json::Value> = specs.iter().map(|s| s.to_openai_function()).collect();
+        let tools = &memory.tools;
         let low_compute = standing.low_compute();
         let model =
             self.inference
@@ -327,8 +407,8 @@ impl<'a> Agent<'a> {
         let mut history_budget = usize::try_from(model.context_window)
             .unwrap_or(usize::MAX)
             .saturating_sub(ANSWER_RESERVE);
-        // Counted once per turn; the layers count themselves as they are assembled.
-        let tool_tokens: usize = tools.iter().map(|t| tokens::count(&t.to_string())).sum();
+        // Counted once per run; the layers count themselves as they are assembled.
+        let tool_tokens = memory.tool_tokens;
         let input_tokens = tokens::count(&input) + 4;
         let mut attempts = 0;
         let mut history_tokens;
@@ -375,7 +455,7 @@ impl<'a> Agent<'a> {
                 low_compute,
                 model_override: active_model.as_deref(),
                 messages: &messages,
-                tools: &tools,
+                tools,
                 estimated_prompt_tokens: u64::try_from(estimated).unwrap_or(u64::MAX),
                 turn_id: Some(turn_id),
             };
@@ -397,8 +477,11 @@ impl<'a> Agent<'a> {
                     history_budget = fixed + history_tokens / 2;
                 }
                 Err(failure) => {
-                    self.finish_turn(turn_id, "failed", "", 0, 0, 0, Vec::new())
+                    let stored = self
+                        .finish_turn(turn_id, "failed", "", 0, 0, 0, Vec::new())
                         .await?;
+                    memory.remember(stored);
+                    self.sync_behind(memory).await?;
                     if let InferenceFailure::Budget(refusal) = &failure {
                         self.keep_refusal(refusal).await?;
                     }
@@ -485,20 +568,23 @@ impl<'a> Agent<'a> {
             }
         }
         let usage = completion.completion.usage;
-        self.finish_turn(
-            turn_id,
-            if cancel.is_cancelled() {
-                "cancelled"
-            } else {
-                "completed"
-            },
-            &completion.completion.content,
-            usage.prompt_tokens,
-            usage.completion_tokens,
-            completion.cost.atoms(),
-            transcript,
-        )
-        .await?;
+        let stored = self
+            .finish_turn(
+                turn_id,
+                if cancel.is_cancelled() {
+                    "cancelled"
+                } else {
+                    "completed"
+                },
+                &completion.completion.content,
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                completion.cost.atoms(),
+                transcript,
+            )
+            .await?;
+        memory.remember(stored);
+        self.sync_behind(memory).await?;
 
         if cancel.is_cancelled() {
             return Ok(TurnOutcome::Stop(RunEnd::Shutdown));
@@ -563,6 +649,46 @@ impl<'a> Agent<'a> {
         .map_err(fatal)
     }
 
+    /// Starts putting this turn's unsynced records on disk (see `tools::db::sync_wal`) while
+    /// the next turn is prepared and its model thinks; the sync started after the turn
+    /// before is awaited first, so at most one is ever running, and its failure is fatal.
+    async fn sync_behind(&self, memory: &mut RunMemory) -> Result<()> {
+        self.await_sync(memory.pending_sync.take()).await?;
+        let database = self.home.state_db();
+        memory.pending_sync = Some(tokio::task::spawn_blocking(move || {
+            automaton_tools::db::sync_wal(&database)
+        }));
+        Ok(())
+    }
+
+    async fn await_sync(
+        &self,
+        pending: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    ) -> Result<()> {
+        let Some(pending) = pending else {
+            return Ok(());
+        };
+        let outcome = pending
+            .await
+            .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
+        outcome.map_err(|err| self.sync_failed(err))
+    }
+
+    /// Puts every record so far on disk, waiting for it.
+    async fn sync_records(&self) -> Result<()> {
+        let database = self.home.state_db();
+        tokio::task::spawn_blocking(move || automaton_tools::db::sync_wal(&database))
+            .await
+            .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
+            .map_err(|err| self.sync_failed(err))
+    }
+
+    fn sync_failed(&self, err: std::io::Error) -> Error {
+        let mut wal = self.home.state_db().into_os_string();
+        wal.push("-wal");
+        Error::io("putting on disk", wal)(err)
+    }
+
     #[expect(clippy::too_many_arguments, reason = "one row's columns")]
     async fn finish_turn(
         &self,
@@ -573,11 +699,12 @@ impl<'a> Agent<'a> {
         completion_tokens: u64,
         cost: u64,
         transcript: Vec<Message>,
-    ) -> Result<()> {
+    ) -> Result<Option<TurnMessages>> {
         let now = self.clock.now_ms();
         let thinking = thinking.to_owned();
         with_db(&self.toolbox.db, move |db| {
-            Ok(db.write(|tx| {
+            // Unsynced: `sync_behind` puts it on disk while the next turn gets going.
+            let stored_tokens = db.write_unsynced(|tx| {
                 tx.execute(
                     "UPDATE turns SET ended_at = ?2, state = ?3, thinking = ?4, prompt_tokens = ?5,
                          completion_tokens = ?6, cost_micro_usdc = ?7 WHERE id = ?1",
@@ -592,7 +719,8 @@ impl<'a> Agent<'a> {
                     ],
                 )?;
                 history::append(tx, turn_id, &transcript, now)
-            })?)
+            })?;
+            Ok(history::as_stored(turn_id, transcript, stored_tokens))
         })
         .await
         .map_err(fatal)

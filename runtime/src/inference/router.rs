@@ -410,7 +410,9 @@ impl Inference {
         );
         let now = self.clock.now_ms();
         with_db(&self.db, move |db| {
-            Ok(db.write(|tx| {
+            // A turn's costs become durable with its next synced commit (an effect's intent,
+            // or the turn's end); a cost outside a turn has nothing after it: synced.
+            Ok(db.write_with(turn_id.is_none(), |tx| {
                 tx.prepare_cached(
                     "INSERT INTO inference_costs (turn_id, task, provider, model, prompt_tokens,
                          completion_tokens, cost_micro_usdc, latency_ms, outcome, created_at)

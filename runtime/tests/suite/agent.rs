@@ -118,6 +118,45 @@ async fn a_twenty_turn_run_persists_every_turn_and_call() {
     assert_eq!(status["state"], "sleeping");
 }
 
+/// The history a run keeps between its turns is exactly what state.db gives a new run.
+#[tokio::test]
+async fn the_history_a_run_carries_is_what_state_db_gives_back() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    model.push_all([
+        Reply::tool_calls([
+            ScriptedCall::new("p1", "write_file", r#"{"path":"a.md","content":"alpha"}"#),
+            ScriptedCall::new("p2", "read_file", r#"{"path":"missing.md"}"#),
+        ]),
+        Reply::text("thinking out loud, no calls"),
+        write_call(3),
+        write_call(4),
+    ]);
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "3"]).await;
+    assert!(ok, "{report}");
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "1"]).await;
+    assert!(ok, "{report}");
+    let requests = model.requests();
+    assert_eq!(requests.len(), 4);
+    // Request 3 was built from the run's memory (turns 1 and 2), request 4 by a new run
+    // reading state.db (turns 1 to 3): the first two turns must read the same.
+    let from_memory = requests[2].messages();
+    let from_db = requests[3].messages();
+    let history = &from_memory[1..from_memory.len() - 1];
+    assert!(history.len() >= 5, "{history:?}");
+    assert_eq!(history, &from_db[1..=history.len()]);
+    // The turn count the status layer shows is counted the same way.
+    for (i, request) in requests.iter().enumerate() {
+        let system = request.messages()[0]["content"].as_str().unwrap();
+        assert!(
+            system.contains(&format!("Turns so far: {i}.")),
+            "request {i}: {system}"
+        );
+    }
+    model.assert_clean();
+}
+
 #[tokio::test]
 async fn a_forbidden_call_does_not_run_and_the_model_sees_why() {
     let home = TestHome::new();

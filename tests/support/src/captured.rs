@@ -1,6 +1,7 @@
 //! What the scripted model records about each request it receives.
 
 use serde_json::Value;
+use std::time::Instant;
 
 /// One HTTP request the scripted model received, in arrival order.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +17,9 @@ pub struct CapturedRequest {
     pub body: Value,
     /// The body's `model` field, when it is a string.
     pub model: Option<String>,
+    /// When the whole request had arrived (the handler began), for timing what a client does
+    /// between its requests.
+    pub received_at: Instant,
 }
 
 impl CapturedRequest {

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
@@ -240,8 +240,15 @@ impl Drop for ScriptedModel {
     }
 }
 
-fn capture_parts(method: &Method, uri: &Uri, headers: &HeaderMap, body: Value) -> CapturedRequest {
+fn capture_parts(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Value,
+    received_at: Instant,
+) -> CapturedRequest {
     CapturedRequest {
+        received_at,
         method: method.as_str().to_owned(),
         path: uri.path().to_owned(),
         headers: headers
@@ -265,6 +272,7 @@ async fn chat_completions(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
+    let received_at = Instant::now();
     let (body, problems) = match serde_json::from_slice::<Value>(&raw) {
         Ok(body) => {
             let problems = invariants::violations(&body, shared.config.system_prefix.as_deref());
@@ -279,7 +287,7 @@ async fn chat_completions(
         .or_else(|| shared.config.models.first().map(String::as_str))
         .unwrap_or(DEFAULT_MODEL)
         .to_owned();
-    let request = capture_parts(&method, &uri, &headers, body.clone());
+    let request = capture_parts(&method, &uri, &headers, body.clone(), received_at);
     let (seq, reply) = {
         let mut script = shared.script();
         let seq = script.capture(request, problems);
@@ -313,8 +321,9 @@ async fn list_models(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    let received_at = Instant::now();
     shared.script().capture(
-        capture_parts(&method, &uri, &headers, Value::Null),
+        capture_parts(&method, &uri, &headers, Value::Null, received_at),
         Vec::new(),
     );
     let data: Vec<Value> = shared
@@ -334,10 +343,11 @@ async fn unexpected(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
+    let received_at = Instant::now();
     let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     let message = format!("scripted model: no route for {method} {}", uri.path());
     shared.script().capture(
-        capture_parts(&method, &uri, &headers, body),
+        capture_parts(&method, &uri, &headers, body, received_at),
         vec![
             "the scripted model serves only POST /v1/chat/completions and GET /v1/models"
                 .to_owned(),

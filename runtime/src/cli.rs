@@ -411,7 +411,7 @@ pub enum EnvCommand {
 pub enum TokensCommand {
     /// A token with some of this token's capabilities, within its scope; prints the secret once.
     #[command(
-        after_help = "Example:\n  automaton platform tokens issue --caps read,deploy --projects child-1 --name child\n\nCapabilities: read, deploy, manage_env, manage_projects, manage_tokens, manage_datastores, manage_repos."
+        after_help = "Example:\n  automaton platform tokens issue --caps read,deploy --projects child-1 --name child\n\nCapabilities: read, deploy, manage_env, manage_projects, manage_tokens, manage_datastores, manage_repos, inference."
     )]
     Issue {
         /// Comma-separated capabilities.

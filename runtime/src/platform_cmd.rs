@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+mod credits;
 mod repos;
 
 /// The gateway's default address.
@@ -71,6 +72,8 @@ pub async fn serve(
     data_dir: &Path,
     listen: &str,
     proxy_listen: Option<&str>,
+    inference_config: Option<&Path>,
+    env: &[(OsString, OsString)],
     stop: CancellationToken,
     mode: OutputMode,
 ) -> Result<()> {
@@ -94,6 +97,29 @@ pub async fn serve(
         },
     )
     .map_err(platform_error)?;
+    // The inference proxy's upstream: the file named, else inference.json when there is one.
+    // A bad file stops the start, naming the field to fix.
+    let default_config = data_dir.join(automaton_platform::inference::CONFIG_FILE);
+    let config_path = inference_config
+        .map(Path::to_owned)
+        .or_else(|| default_config.exists().then_some(default_config));
+    let inference = match &config_path {
+        Some(path) => {
+            let config = automaton_platform::inference::InferenceConfig::load(path, &|name| {
+                env_var(env, name)
+            })
+            .map_err(platform_error)?;
+            let models = config.offered().join(", ");
+            platform
+                .set_inference(
+                    automaton_platform::inference::Inference::new(config)
+                        .map_err(platform_error)?,
+                )
+                .map_err(platform_error)?;
+            Some(models)
+        }
+        None => None,
+    };
     let _lock =
         crate::run_cmd::HomeLock::at(&data_dir.join("serve.lock"), || Error::InvalidInput {
             message: format!("a local platform is already serving {}", data_dir.display()),
@@ -180,6 +206,15 @@ pub async fn serve(
                 "NOT confined (no Landlock)"
             }
         );
+    }
+    match &inference {
+        Some(models) => tracing::info!(%models, "the inference proxy serves /v1/chat/completions"),
+        None => tracing::info!(
+            "no inference upstream: write {} to serve /v1/chat/completions",
+            data_dir
+                .join(automaton_platform::inference::CONFIG_FILE)
+                .display()
+        ),
     }
     tracing::info!(%url, resumed = resumed.len(), confined, "the local platform is serving");
     let live_urls = tokio::spawn({
@@ -276,29 +311,29 @@ impl Connector {
         Ok(self)
     }
 
-    /// Connects: to `CONWAY_ENDPOINT`, or to the local daemon (started when none answers).
-    pub async fn connect(&self) -> Result<Connected> {
-        let remote = env_var(&self.env, "CONWAY_ENDPOINT")
+    /// The gateway `CONWAY_ENDPOINT`/`CONWAY_TOKEN` or automaton.json name, if any.
+    fn remote(&self) -> Option<(String, String)> {
+        env_var(&self.env, "CONWAY_ENDPOINT")
             .map(|endpoint| {
                 (
                     endpoint,
                     env_var(&self.env, "CONWAY_TOKEN").unwrap_or_default(),
                 )
             })
-            .or_else(|| self.configured.clone());
-        if let Some((endpoint, token)) = remote {
-            let platform = HttpPlatform::new(&endpoint, &token).map_err(platform_error)?;
-            return Ok(Connected {
-                platform: Arc::new(platform),
-                endpoint,
-                started: false,
-                daemon_pid: None,
-            });
-        }
-        let dir = data_dir(&self.env, &self.user_home);
-        if let Some(connected) = self.local_if_running(&dir).await {
+            .or_else(|| self.configured.clone())
+    }
+
+    /// Whether it reaches a Conway gateway rather than the local platform.
+    pub fn is_remote(&self) -> bool {
+        self.remote().is_some()
+    }
+
+    /// Connects: to `CONWAY_ENDPOINT`, or to the local daemon (started when none answers).
+    pub async fn connect(&self) -> Result<Connected> {
+        if let Some(connected) = self.connect_running().await? {
             return Ok(connected);
         }
+        let dir = data_dir(&self.env, &self.user_home);
         let mut daemon = self.start_daemon(&dir)?;
         let deadline = tokio::time::Instant::now() + START_WAIT;
         loop {
@@ -335,6 +370,28 @@ impl Connector {
                 });
             }
         }
+    }
+
+    /// The platform there is without starting one: the named gateway, else the local daemon
+    /// when one answers (`None` when none does).
+    pub async fn connect_running(&self) -> Result<Option<Connected>> {
+        if let Some((endpoint, token)) = self.remote() {
+            let platform = HttpPlatform::new(&endpoint, &token).map_err(platform_error)?;
+            return Ok(Some(Connected {
+                platform: Arc::new(platform),
+                endpoint,
+                started: false,
+                daemon_pid: None,
+            }));
+        }
+        Ok(self
+            .local_if_running(&data_dir(&self.env, &self.user_home))
+            .await)
+    }
+
+    /// The local platform's data directory this connector uses.
+    pub fn local_data_dir(&self) -> PathBuf {
+        data_dir(&self.env, &self.user_home)
     }
 
     /// The local daemon, if its endpoint file names one that answers.
@@ -521,11 +578,28 @@ pub async fn run_cli(
         listen,
         proxy_listen,
         data_dir: dir,
+        inference_config,
     } = command
     {
         let dir = dir.unwrap_or_else(|| data_dir(&connector.env, &connector.user_home));
-        serve(&dir, &listen, proxy_listen.as_deref(), cancel, mode).await?;
+        serve(
+            &dir,
+            &listen,
+            proxy_listen.as_deref(),
+            inference_config.as_deref(),
+            &connector.env,
+            cancel,
+            mode,
+        )
+        .await?;
         return Ok(ExitCode::SUCCESS);
+    }
+    // Bad input is refused before a daemon is started for it.
+    if let PlatformCommand::Credits {
+        command: Some(crate::cli::CreditsCommand::Grant { amount, .. }),
+    } = &command
+    {
+        automaton_platform::credits::parse_usd(amount).map_err(platform_error)?;
     }
     let connected = connector.connect().await?;
     if connected.started {
@@ -847,6 +921,9 @@ pub async fn run_cli(
             });
         }
         PlatformCommand::Db(command) => return db(platform.as_ref(), command, mode).await,
+        PlatformCommand::Credits { command } => {
+            credits::run(platform.as_ref(), command, mode).await?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

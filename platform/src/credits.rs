@@ -129,8 +129,11 @@ impl CreditGrant {
             .with_hint("grant a positive amount, e.g. `automaton platform credits grant 5 --reason \"top-up\"` (5 USD = 5000000 micro-USD)"));
         }
         if self.reason.trim().is_empty() {
-            return Err(Error::new(ErrorCode::InvalidInput, "a grant needs a reason")
-                .with_hint("say why with --reason TEXT (`reason` in the API); the ledger keeps it"));
+            return Err(
+                Error::new(ErrorCode::InvalidInput, "a grant needs a reason").with_hint(
+                    "say why with --reason TEXT (`reason` in the API); the ledger keeps it",
+                ),
+            );
         }
         Ok(())
     }
@@ -205,7 +208,16 @@ mod tests {
         ] {
             assert_eq!(parse_usd(text).unwrap(), micro, "{text}");
         }
-        for bad in ["", "-1", "1e3", "0.0000001", "abc", "1.2.3", ".", "99999999999999999"] {
+        for bad in [
+            "",
+            "-1",
+            "1e3",
+            "0.0000001",
+            "abc",
+            "1.2.3",
+            ".",
+            "99999999999999999",
+        ] {
             let err = parse_usd(bad).unwrap_err();
             assert_eq!(err.code, ErrorCode::InvalidInput, "{bad}");
             assert!(err.hint.contains("0.25"), "{err:?}");
@@ -214,7 +226,10 @@ mod tests {
 
     #[test]
     fn balances_floor_to_cents_and_format_as_dollars() {
-        assert_eq!(CreditBalance::new("owner", 1_239_999, None).balance_cents, 123);
+        assert_eq!(
+            CreditBalance::new("owner", 1_239_999, None).balance_cents,
+            123
+        );
         assert_eq!(format_usd(1_500_000), "$1.50");
         assert_eq!(format_usd(-1_234_567), "-$1.234567");
     }

@@ -944,13 +944,7 @@ impl Platform for HttpPlatform {
     }
 
     fn credits(&self) -> BoxFuture<'_, Result<CreditBalance>> {
-        Box::pin(self.call(
-            reqwest::Method::GET,
-            "/v1/credits",
-            Body::None,
-            false,
-            None,
-        ))
+        Box::pin(self.call(reqwest::Method::GET, "/v1/credits", Body::None, false, None))
     }
 
     fn credit_history(

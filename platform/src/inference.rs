@@ -125,7 +125,12 @@ impl InferenceConfig {
                 format!("fix `{field}`; the file's shape is {EXAMPLE}"),
             )
         })?;
-        let base_url = file.upstream.base_url.trim().trim_end_matches('/').to_owned();
+        let base_url = file
+            .upstream
+            .base_url
+            .trim()
+            .trim_end_matches('/')
+            .to_owned();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(invalid(
                 format!("field `upstream.baseUrl` is `{base_url}`, not an http(s) URL"),
@@ -216,8 +221,7 @@ impl Inference {
 /// The tokens of `text` in `o200k_base` (an estimate for models with other tokenizers; a
 /// character count over four when the encoding cannot load).
 fn count(text: &str) -> u64 {
-    static ENCODING: std::sync::OnceLock<Option<tiktoken_rs::CoreBPE>> =
-        std::sync::OnceLock::new();
+    static ENCODING: std::sync::OnceLock<Option<tiktoken_rs::CoreBPE>> = std::sync::OnceLock::new();
     match ENCODING.get_or_init(|| tiktoken_rs::o200k_base().ok()) {
         Some(bpe) => bpe.encode_with_special_tokens(text).len() as u64,
         None => text.chars().count().div_ceil(4) as u64,
@@ -251,7 +255,9 @@ fn message_text(message: &serde_json::Value) -> String {
 /// sent no `usage`: each message's text plus four tokens of framing, the tools' schemas, and
 /// every choice's message.
 pub fn counted_usage(request: &serde_json::Value, answer: &serde_json::Value) -> (u64, u64) {
-    let messages = request["messages"].as_array().map_or(&[][..], Vec::as_slice);
+    let messages = request["messages"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
     let mut prompt: u64 = messages
         .iter()
         .map(|message| count(&message_text(message)) + 4)
@@ -298,11 +304,26 @@ mod tests {
     fn bad_files_name_the_field_and_say_what_to_write() {
         let cases = [
             ("{", "line"),
-            (r#"{"upstream": {"baseUrl": "x"}, "models": {"m": {"inputMicroUsdPerMillion": 1, "outputMicroUsdPerMillion": 1}}}"#, "upstream.baseUrl"),
-            (r#"{"upstream": {"baseUrl": "http://h/v1"}, "models": {}}"#, "models"),
-            (r#"{"upstream": {"baseUrl": "http://h/v1"}, "models": {"m": {"inputMicroUsdPerMillion": 1.5, "outputMicroUsdPerMillion": 1}}}"#, "models.m.inputMicroUsdPerMillion"),
-            (r#"{"upstream": {"baseUrl": "http://h/v1", "apiKey": "k"}, "models": {}}"#, "upstream"),
-            (r#"{"upstream": {"baseUrl": "http://h/v1", "apiKeyEnv": "MISSING"}, "models": {"m": {"inputMicroUsdPerMillion": 1, "outputMicroUsdPerMillion": 1}}}"#, "upstream.apiKeyEnv"),
+            (
+                r#"{"upstream": {"baseUrl": "x"}, "models": {"m": {"inputMicroUsdPerMillion": 1, "outputMicroUsdPerMillion": 1}}}"#,
+                "upstream.baseUrl",
+            ),
+            (
+                r#"{"upstream": {"baseUrl": "http://h/v1"}, "models": {}}"#,
+                "models",
+            ),
+            (
+                r#"{"upstream": {"baseUrl": "http://h/v1"}, "models": {"m": {"inputMicroUsdPerMillion": 1.5, "outputMicroUsdPerMillion": 1}}}"#,
+                "models.m.inputMicroUsdPerMillion",
+            ),
+            (
+                r#"{"upstream": {"baseUrl": "http://h/v1", "apiKey": "k"}, "models": {}}"#,
+                "upstream",
+            ),
+            (
+                r#"{"upstream": {"baseUrl": "http://h/v1", "apiKeyEnv": "MISSING"}, "models": {"m": {"inputMicroUsdPerMillion": 1, "outputMicroUsdPerMillion": 1}}}"#,
+                "upstream.apiKeyEnv",
+            ),
         ];
         for (text, field) in cases {
             let err = load(text, &[]).unwrap_err();
@@ -325,6 +346,9 @@ mod tests {
         let answer = serde_json::json!({"choices": [{"message": {"content": "fine, thanks"}}]});
         let (prompt, completion) = counted_usage(&request, &answer);
         assert!(prompt > 4 && completion >= 2, "{prompt} {completion}");
-        assert_eq!(counted_usage(&serde_json::json!({}), &serde_json::json!({})), (1, 1));
+        assert_eq!(
+            counted_usage(&serde_json::json!({}), &serde_json::json!({})),
+            (1, 1)
+        );
     }
 }

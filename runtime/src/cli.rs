@@ -301,7 +301,9 @@ pub enum CreditsCommand {
         before: Option<i64>,
     },
     /// Add credits to the account (the platform's admin token only).
-    #[command(after_help = "Example:\n  automaton platform credits grant 5 --reason \"top-up\"\n  automaton platform credits grant 0.25 --reason \"test\"")]
+    #[command(
+        after_help = "Example:\n  automaton platform credits grant 5 --reason \"top-up\"\n  automaton platform credits grant 0.25 --reason \"test\""
+    )]
     Grant {
         /// USD, e.g. 5 or 0.25 (at most six decimals).
         amount: String,

@@ -471,24 +471,70 @@ impl Connector {
     }
 }
 
-/// The tools' access: connects on first use and keeps the connection while its local daemon
-/// lives; a daemon that died is started again on the next call.
-pub struct ToolAccess {
+/// A platform connection kept while its local daemon lives: the first use connects, later
+/// uses reuse it, and a daemon that died is looked for (or started) again on the next use.
+pub struct KeptPlatform {
     connector: Connector,
-    workspace: PathBuf,
-    connected: tokio::sync::Mutex<Option<KeptConnection>>,
+    /// Whether a use that finds no daemon starts one (the tools) or fails (a balance read).
+    start: bool,
+    kept: tokio::sync::Mutex<Option<KeptConnection>>,
 }
 
 /// A platform connection and the pid of the local daemon behind it (none for a gateway).
 type KeptConnection = (Arc<dyn Platform>, Option<u32>);
 
+impl KeptPlatform {
+    /// Connections through `connector`; `start`: start the local daemon when none answers.
+    pub fn new(connector: Connector, start: bool) -> Self {
+        Self {
+            connector,
+            start,
+            kept: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The connector.
+    pub fn connector(&self) -> &Connector {
+        &self.connector
+    }
+
+    /// The platform; `None` when no daemon answers and this does not start one.
+    pub async fn get(&self) -> Result<Option<Arc<dyn Platform>>> {
+        let mut kept = self.kept.lock().await;
+        if let Some((platform, daemon)) = kept.as_ref()
+            && daemon.is_none_or(crate::platform_discovery::process_alive)
+        {
+            return Ok(Some(Arc::clone(platform)));
+        }
+        let fresh = if self.start {
+            Some(self.connector.connect().await?)
+        } else {
+            self.connector.connect_running().await?
+        };
+        let Some(fresh) = fresh else {
+            return Ok(None);
+        };
+        if fresh.started {
+            tracing::info!(endpoint = %fresh.endpoint, "started the local platform");
+        }
+        *kept = Some((Arc::clone(&fresh.platform), fresh.daemon_pid));
+        Ok(Some(fresh.platform))
+    }
+}
+
+/// The tools' access: connects on first use and keeps the connection while its local daemon
+/// lives; a daemon that died is started again on the next call.
+pub struct ToolAccess {
+    platform: KeptPlatform,
+    workspace: PathBuf,
+}
+
 impl ToolAccess {
     /// Access through `connector`, resolving sources against `workspace`.
     pub fn new(connector: Connector, workspace: PathBuf) -> Self {
         Self {
-            connector,
+            platform: KeptPlatform::new(connector, true),
             workspace,
-            connected: tokio::sync::Mutex::new(None),
         }
     }
 }
@@ -498,24 +544,22 @@ impl PlatformAccess for ToolAccess {
         &self,
     ) -> BoxFuture<'_, std::result::Result<Arc<dyn Platform>, automaton_platform::Error>> {
         Box::pin(async move {
-            let mut connected = self.connected.lock().await;
-            if let Some((platform, daemon)) = connected.as_ref()
-                && daemon.is_none_or(crate::platform_discovery::process_alive)
-            {
-                return Ok(Arc::clone(platform));
-            }
-            let fresh = self.connector.connect().await.map_err(|err| {
+            let no_platform = |message: String, hint: String| {
                 automaton_platform::Error::new(
                     automaton_platform::ErrorCode::InternalError,
-                    format!("no platform to talk to: {err}"),
+                    format!("no platform to talk to: {message}"),
                 )
-                .with_hint(err.hint())
-            })?;
-            if fresh.started {
-                tracing::info!(endpoint = %fresh.endpoint, "started the local platform");
+                .with_hint(hint)
+            };
+            match self.platform.get().await {
+                Ok(Some(platform)) => Ok(platform),
+                // A connection that starts the daemon finds one or fails.
+                Ok(None) => Err(no_platform(
+                    "the local platform did not come up".to_owned(),
+                    "start it with `automaton platform serve`".to_owned(),
+                )),
+                Err(err) => Err(no_platform(err.to_string(), err.hint())),
             }
-            *connected = Some((Arc::clone(&fresh.platform), fresh.daemon_pid));
-            Ok(fresh.platform)
         })
     }
 

@@ -5,7 +5,7 @@
 //! failed read (the heartbeat retries, the last known balance stays in force with its age).
 
 use crate::heartbeat_tasks::CreditSource;
-use crate::platform_cmd::Connector;
+use crate::platform_cmd::{Connector, KeptPlatform};
 use automaton_platform::Platform;
 use automaton_tools::money::Usdc;
 use automaton_tools::tool::BoxFuture;
@@ -15,12 +15,8 @@ use std::sync::Arc;
 enum Reach {
     /// This platform, always.
     Fixed(Arc<dyn Platform>),
-    /// Found through the connector on each read that has no live connection; the connection
-    /// is kept while its local daemon lives.
-    Connector {
-        connector: Connector,
-        kept: tokio::sync::Mutex<Option<(Arc<dyn Platform>, Option<u32>)>>,
-    },
+    /// The connected platform, never starting a daemon to read a balance.
+    Connected(KeptPlatform),
 }
 
 /// The credit balance of a Conway platform.
@@ -55,10 +51,7 @@ impl PlatformCredits {
             } else {
                 "local-platform"
             },
-            reach: Reach::Connector {
-                connector,
-                kept: tokio::sync::Mutex::new(None),
-            },
+            reach: Reach::Connected(KeptPlatform::new(connector, false)),
         }
     }
 
@@ -73,26 +66,19 @@ impl PlatformCredits {
     async fn platform(&self) -> Result<Arc<dyn Platform>, String> {
         match &self.reach {
             Reach::Fixed(platform) => Ok(Arc::clone(platform)),
-            Reach::Connector { connector, kept } => {
-                let mut kept = kept.lock().await;
-                if let Some((platform, daemon)) = kept.as_ref()
-                    && daemon.is_none_or(crate::platform_discovery::process_alive)
-                {
-                    return Ok(Arc::clone(platform));
-                }
-                let connected = connector
-                    .connect_running()
-                    .await
-                    .map_err(|err| format!("{err} ({})", err.hint()))?
-                    .ok_or_else(|| {
-                        format!(
-                            "the local platform is not running (no daemon answers at {}): start it with `automaton platform serve`, or name a Conway gateway with CONWAY_ENDPOINT and CONWAY_TOKEN",
-                            connector.local_data_dir().join("endpoint.json").display()
-                        )
-                    })?;
-                *kept = Some((Arc::clone(&connected.platform), connected.daemon_pid));
-                Ok(connected.platform)
-            }
+            Reach::Connected(kept) => kept
+                .get()
+                .await
+                .map_err(|err| format!("{err} ({})", err.hint()))?
+                .ok_or_else(|| {
+                    format!(
+                        "the local platform is not running (no daemon answers at {}): start it with `automaton platform serve`, or name a Conway gateway with CONWAY_ENDPOINT and CONWAY_TOKEN",
+                        kept.connector()
+                            .local_data_dir()
+                            .join("endpoint.json")
+                            .display()
+                    )
+                }),
         }
     }
 }
@@ -105,9 +91,10 @@ impl CreditSource for PlatformCredits {
     fn balance(&self) -> BoxFuture<'_, Result<Usdc, String>> {
         Box::pin(async move {
             let platform = self.platform().await?;
-            let balance = platform.credits().await.map_err(|err| {
-                format!("{:?}: {} ({})", err.code, err.message, err.hint)
-            })?;
+            let balance = platform
+                .credits()
+                .await
+                .map_err(|err| format!("{:?}: {} ({})", err.code, err.message, err.hint))?;
             // The ledger never goes below zero; a negative answer from elsewhere reads as none.
             Ok(Usdc(u64::try_from(balance.balance_micro_usd).unwrap_or(0)))
         })

@@ -14,11 +14,11 @@
 
 use super::status_of;
 use crate::api::Platform;
+use crate::credits::CreditKind;
 use crate::error::{Error, ErrorCode};
 use crate::inference::{CONFIG_FILE, counted_usage};
 use crate::local::{Charge, LocalPlatform, OWNER_ACCOUNT, Principal};
 use crate::model::Capability;
-use crate::credits::CreditKind;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -125,9 +125,10 @@ async fn forward(
     })?;
     let Some(model) = request["model"].as_str() else {
         return Err(
-            Error::new(ErrorCode::InvalidInput, "the request names no `model`").with_hint(
-                format!("name one of: {}", inference.config.offered().join(", ")),
-            ),
+            Error::new(ErrorCode::InvalidInput, "the request names no `model`").with_hint(format!(
+                "name one of: {}",
+                inference.config.offered().join(", ")
+            )),
         );
     };
     if request["stream"].as_bool() == Some(true) {
@@ -157,7 +158,9 @@ async fn forward(
                 balance.account, balance.balance_micro_usd
             ),
         )
-        .with_state(json!({ "account": balance.account, "balance_micro_usd": balance.balance_micro_usd })));
+        .with_state(
+            json!({ "account": balance.account, "balance_micro_usd": balance.balance_micro_usd }),
+        ));
     }
     let mut call = inference
         .client
@@ -212,9 +215,10 @@ async fn forward(
             (prompt, completion, true)
         }
     };
-    let reference = answer["id"]
-        .as_str()
-        .map_or_else(|| format!("req_{}", uuid::Uuid::new_v4().simple()), str::to_owned);
+    let reference = answer["id"].as_str().map_or_else(
+        || format!("req_{}", uuid::Uuid::new_v4().simple()),
+        str::to_owned,
+    );
     let charge = Charge {
         account: OWNER_ACCOUNT.to_owned(),
         cost_micro_usd: price.cost(prompt, completion),
@@ -234,7 +238,10 @@ async fn forward(
     match platform.charge_credits(charge).await {
         Ok(entry) => {
             let headers = response.headers_mut();
-            headers.insert("x-conway-charged-micro-usd", HeaderValue::from(-entry.amount_micro_usd));
+            headers.insert(
+                "x-conway-charged-micro-usd",
+                HeaderValue::from(-entry.amount_micro_usd),
+            );
             headers.insert(
                 "x-conway-balance-micro-usd",
                 HeaderValue::from(entry.balance_after_micro_usd),
@@ -271,7 +278,9 @@ fn passed_through(status: StatusCode, retry_after: Option<HeaderValue>, body: &[
     };
     let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     if let Some(retry_after) = retry_after {
-        response.headers_mut().insert(header::RETRY_AFTER, retry_after);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after);
     }
     response
 }

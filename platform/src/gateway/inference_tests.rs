@@ -66,7 +66,10 @@ async fn chat(
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let text = response.text().await.unwrap();
-    assert!(!text.contains(UPSTREAM_KEY), "the upstream key leaked: {text}");
+    assert!(
+        !text.contains(UPSTREAM_KEY),
+        "the upstream key leaked: {text}"
+    );
     (status, headers, serde_json::from_str(&text).unwrap())
 }
 
@@ -89,12 +92,7 @@ async fn fund(gateway: &Gateway, micro: i64) {
 }
 
 async fn balance(gateway: &Gateway) -> i64 {
-    gateway
-        .client()
-        .credits()
-        .await
-        .unwrap()
-        .balance_micro_usd
+    gateway.client().credits().await.unwrap().balance_micro_usd
 }
 
 #[tokio::test]
@@ -106,14 +104,20 @@ async fn a_token_with_inference_gets_the_upstream_s_answer_and_its_account_is_ch
     assert_eq!(status, 403, "{refused}");
     assert_eq!(refused["code"], "CAPABILITY_MISSING");
     assert!(refused["message"].as_str().unwrap().contains("inference"));
-    assert!(refused["error"]["message"].is_string(), "OpenAI-shaped too: {refused}");
+    assert!(
+        refused["error"]["message"].is_string(),
+        "OpenAI-shaped too: {refused}"
+    );
     assert!(model.requests().is_empty(), "refused before the upstream");
 
     let agent = token(&gateway, &[Capability::Inference]).await;
     model.push(Reply::text("hi from upstream").with_usage(1_000, 200));
     let (status, headers, answer) = chat(&gateway, &agent, &hello(MODEL)).await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["choices"][0]["message"]["content"], "hi from upstream");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "hi from upstream"
+    );
     // 1000 × 0.15 + 200 × 0.60 = 270 micro-USD.
     let cost = PRICE.cost(1_000, 200);
     assert_eq!(cost, 270);
@@ -125,7 +129,10 @@ async fn a_token_with_inference_gets_the_upstream_s_answer_and_its_account_is_ch
         (entry.kind, entry.amount_micro_usd),
         (CreditKind::Inference, -270)
     );
-    assert_eq!(entry.reference.as_ref(), answer["id"].as_str().map(str::to_owned).as_ref());
+    assert_eq!(
+        entry.reference.as_ref(),
+        answer["id"].as_str().map(str::to_owned).as_ref()
+    );
 
     // The upstream saw its own key, never the caller's platform token.
     let seen = model.requests();
@@ -214,21 +221,39 @@ async fn refusals_come_before_the_upstream_is_called() {
     assert_eq!(status, 402, "{refused}");
     assert_eq!(refused["code"], "INSUFFICIENT_CREDITS");
     assert_eq!(refused["retryable"], false);
-    assert!(refused["hint"].as_str().unwrap().contains("automaton platform credits grant"));
+    assert!(
+        refused["hint"]
+            .as_str()
+            .unwrap()
+            .contains("automaton platform credits grant")
+    );
     assert_eq!(refused["state"]["account"], "owner");
 
     fund(&gateway, 1_000).await;
     let (status, _, unpriced) = chat(&gateway, &agent, &hello("gpt-unlisted")).await;
     assert_eq!(status, 404, "{unpriced}");
     assert_eq!(unpriced["code"], "NOT_FOUND");
-    assert!(unpriced["message"].as_str().unwrap().contains("gpt-unlisted"));
-    assert!(unpriced["hint"].as_str().unwrap().contains(MODEL), "{unpriced}");
+    assert!(
+        unpriced["message"]
+            .as_str()
+            .unwrap()
+            .contains("gpt-unlisted")
+    );
+    assert!(
+        unpriced["hint"].as_str().unwrap().contains(MODEL),
+        "{unpriced}"
+    );
 
     let mut streaming = hello(MODEL);
     streaming["stream"] = json!(true);
     let (status, _, refused) = chat(&gateway, &agent, &streaming).await;
     assert_eq!(status, 400, "{refused}");
-    assert!(refused["hint"].as_str().unwrap().contains("\"stream\": false"));
+    assert!(
+        refused["hint"]
+            .as_str()
+            .unwrap()
+            .contains("\"stream\": false")
+    );
 
     assert!(model.requests().is_empty(), "{:?}", model.requests());
     assert_eq!(balance(&gateway).await, 1_000, "nothing was charged");
@@ -278,16 +303,28 @@ async fn the_http_client_reads_the_balance_and_history_and_grants_once_per_key()
     let gateway = Gateway::start().await;
     let client = gateway.client();
     let empty = client.credits().await.unwrap();
-    assert_eq!((empty.account.as_str(), empty.balance_micro_usd), ("owner", 0));
+    assert_eq!(
+        (empty.account.as_str(), empty.balance_micro_usd),
+        ("owner", 0)
+    );
     let request = CreditGrant {
         amount_micro_usd: 2_500_000,
         reason: "seed money".to_owned(),
     };
-    let first = client.grant_credits(&request, Some("grant-1")).await.unwrap();
-    let replay = client.grant_credits(&request, Some("grant-1")).await.unwrap();
+    let first = client
+        .grant_credits(&request, Some("grant-1"))
+        .await
+        .unwrap();
+    let replay = client
+        .grant_credits(&request, Some("grant-1"))
+        .await
+        .unwrap();
     assert_eq!(first, replay);
     let balance = client.credits().await.unwrap();
-    assert_eq!((balance.balance_micro_usd, balance.balance_cents), (2_500_000, 250));
+    assert_eq!(
+        (balance.balance_micro_usd, balance.balance_cents),
+        (2_500_000, 250)
+    );
     assert!(balance.updated_at_ms.is_some());
     let history = client.credit_history(10, None).await.unwrap();
     assert_eq!(history.entries.len(), 1);

@@ -41,7 +41,9 @@ pub fn may_grant(who: &Principal) -> Result<()> {
         ErrorCode::CapabilityMissing,
         "only the platform's admin token can grant credits: a scoped token never creates money",
     )
-    .with_hint("ask the platform's operator to run `automaton platform credits grant <USD> --reason TEXT`"))
+    .with_hint(
+        "ask the platform's operator to run `automaton platform credits grant <USD> --reason TEXT`",
+    ))
 }
 
 fn balance_of(conn: &Connection, account: &str) -> Result<CreditBalance> {
@@ -60,7 +62,10 @@ fn balance_of(conn: &Connection, account: &str) -> Result<CreditBalance> {
 }
 
 /// Appends an entry of `amount` (signed) to `account` and returns it.
-#[expect(clippy::too_many_arguments, reason = "one row's columns, named at the call")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one row's columns, named at the call"
+)]
 fn append(
     conn: &Connection,
     account: &str,
@@ -72,13 +77,16 @@ fn append(
     shortfall: i64,
 ) -> Result<CreditEntry> {
     let before = balance_of(conn, account)?.balance_micro_usd;
-    let after = before.checked_add(amount).filter(|after| *after >= 0).ok_or_else(|| {
-        Error::new(
-            ErrorCode::InternalError,
-            format!("the ledger of {account} would leave its range ({before} + {amount})"),
-        )
-        .not_retryable()
-    })?;
+    let after = before
+        .checked_add(amount)
+        .filter(|after| *after >= 0)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::InternalError,
+                format!("the ledger of {account} would leave its range ({before} + {amount})"),
+            )
+            .not_retryable()
+        })?;
     conn.execute(
         "INSERT INTO credit_ledger (account, at, amount_micro_usd, kind, reason, reference, shortfall_micro_usd, balance_after_micro_usd)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -207,7 +215,10 @@ impl LocalPlatform {
         if charge.cost_micro_usd < 0 {
             return Err(Error::new(
                 ErrorCode::InternalError,
-                format!("a charge of {} micro-USD is negative", charge.cost_micro_usd),
+                format!(
+                    "a charge of {} micro-USD is negative",
+                    charge.cost_micro_usd
+                ),
             )
             .not_retryable());
         }
@@ -266,23 +277,45 @@ mod tests {
         let (_dir, platform) = platform();
         let empty = platform.credits().await.unwrap();
         assert_eq!(
-            (empty.account.as_str(), empty.balance_micro_usd, empty.updated_at_ms),
+            (
+                empty.account.as_str(),
+                empty.balance_micro_usd,
+                empty.updated_at_ms
+            ),
             (OWNER_ACCOUNT, 0, None)
         );
-        let granted = platform.grant_credits(&grant(2_500_000), None).await.unwrap();
+        let granted = platform
+            .grant_credits(&grant(2_500_000), None)
+            .await
+            .unwrap();
         assert_eq!(granted.balance.balance_micro_usd, 2_500_000);
         assert_eq!(granted.balance.balance_cents, 250);
         assert_eq!(granted.entry.kind, CreditKind::Grant);
 
-        let spent = platform.charge_credits(charge(1_000_000, "req-1")).await.unwrap();
-        assert_eq!((spent.amount_micro_usd, spent.shortfall_micro_usd), (-1_000_000, 0));
+        let spent = platform
+            .charge_credits(charge(1_000_000, "req-1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (spent.amount_micro_usd, spent.shortfall_micro_usd),
+            (-1_000_000, 0)
+        );
         assert_eq!(spent.balance_after_micro_usd, 1_500_000);
         // More than is left: takes the rest, records the shortfall, stops at zero.
-        let over = platform.charge_credits(charge(2_000_000, "req-2")).await.unwrap();
-        assert_eq!((over.amount_micro_usd, over.shortfall_micro_usd), (-1_500_000, 500_000));
+        let over = platform
+            .charge_credits(charge(2_000_000, "req-2"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (over.amount_micro_usd, over.shortfall_micro_usd),
+            (-1_500_000, 500_000)
+        );
         assert_eq!(platform.credits().await.unwrap().balance_micro_usd, 0);
         let nothing = platform.charge_credits(charge(10, "req-3")).await.unwrap();
-        assert_eq!((nothing.amount_micro_usd, nothing.shortfall_micro_usd), (0, 10));
+        assert_eq!(
+            (nothing.amount_micro_usd, nothing.shortfall_micro_usd),
+            (0, 10)
+        );
 
         let history = platform.credit_history(2, None).await.unwrap();
         assert_eq!(history.entries.len(), 2);
@@ -309,10 +342,19 @@ mod tests {
     #[tokio::test]
     async fn a_grant_replays_under_its_key_and_bad_grants_are_refused() {
         let (_dir, platform) = platform();
-        let first = platform.grant_credits(&grant(1_000_000), Some("g-1")).await.unwrap();
-        let again = platform.grant_credits(&grant(1_000_000), Some("g-1")).await.unwrap();
+        let first = platform
+            .grant_credits(&grant(1_000_000), Some("g-1"))
+            .await
+            .unwrap();
+        let again = platform
+            .grant_credits(&grant(1_000_000), Some("g-1"))
+            .await
+            .unwrap();
         assert_eq!(first, again);
-        assert_eq!(platform.credits().await.unwrap().balance_micro_usd, 1_000_000);
+        assert_eq!(
+            platform.credits().await.unwrap().balance_micro_usd,
+            1_000_000
+        );
         let other = platform
             .grant_credits(&grant(2_000_000), Some("g-1"))
             .await
@@ -340,17 +382,27 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(refused.code, ErrorCode::CapabilityMissing);
-        assert_eq!(platform.credits().await.unwrap().balance_micro_usd, 1_000_000);
+        assert_eq!(
+            platform.credits().await.unwrap().balance_micro_usd,
+            1_000_000
+        );
     }
 
     #[tokio::test]
     async fn concurrent_charges_lose_no_update() {
         let (_dir, platform) = platform();
-        platform.grant_credits(&grant(1_000_000), None).await.unwrap();
+        platform
+            .grant_credits(&grant(1_000_000), None)
+            .await
+            .unwrap();
         let mut tasks = tokio::task::JoinSet::new();
         for n in 0..50 {
             let platform = platform.clone();
-            tasks.spawn(async move { platform.charge_credits(charge(7_000, &format!("r{n}"))).await });
+            tasks.spawn(async move {
+                platform
+                    .charge_credits(charge(7_000, &format!("r{n}")))
+                    .await
+            });
         }
         while let Some(done) = tasks.join_next().await {
             done.unwrap().unwrap();

@@ -17,9 +17,9 @@ mod static_site;
 mod store;
 mod tokens;
 
+pub use credits::{Charge, OWNER_ACCOUNT, may_grant};
 pub use deploy::{LOG_TAIL_LINES, MAX_BUILDS_IN_FLIGHT, MAX_SERVICES};
 pub use services::MAX_REPLICAS;
-pub use credits::{Charge, OWNER_ACCOUNT, may_grant};
 pub use tokens::Principal;
 
 use crate::api::Platform;
@@ -210,11 +210,13 @@ impl LocalPlatform {
     /// Gives the gateway's inference proxy its upstream (once per platform; see
     /// [`crate::inference`]).
     pub fn set_inference(&self, inference: crate::inference::Inference) -> Result<()> {
-        self.inner
-            .inference
-            .set(Arc::new(inference))
-            .map_err(|_| Error::new(ErrorCode::Conflict, "this platform already has its inference upstream")
-                .with_hint("restart the platform to change inference.json"))
+        self.inner.inference.set(Arc::new(inference)).map_err(|_| {
+            Error::new(
+                ErrorCode::Conflict,
+                "this platform already has its inference upstream",
+            )
+            .with_hint("restart the platform to change inference.json")
+        })
     }
 
     /// The inference proxy's upstream, if configured.

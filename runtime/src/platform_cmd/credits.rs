@@ -24,8 +24,10 @@ pub async fn run(
                     "{} has {} in credits{}",
                     b.account,
                     format_usd(b.balance_micro_usd),
-                    b.updated_at_ms
-                        .map_or_else(|| " (never funded)".to_owned(), |at| format!(" (changed at {at} ms)"))
+                    b.updated_at_ms.map_or_else(
+                        || " (never funded)".to_owned(),
+                        |at| format!(" (changed at {at} ms)")
+                    )
                 )
             });
         }

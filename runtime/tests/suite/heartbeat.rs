@@ -472,5 +472,9 @@ async fn check_credits_moves_the_tier_from_a_real_platform_balance() {
     let run = rig.run("check_credits", SurvivalTier::High).await;
     assert_eq!(run.status, RunStatus::Failed, "{run:?}");
     assert!(run.error.unwrap().contains("stay in force"));
-    assert_eq!(*rig.tier.borrow(), SurvivalTier::High, "the last balance stays");
+    assert_eq!(
+        *rig.tier.borrow(),
+        SurvivalTier::High,
+        "the last balance stays"
+    );
 }

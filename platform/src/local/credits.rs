@@ -390,14 +390,21 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_charges_lose_no_update() {
-        let (_dir, platform) = platform();
+        let (dir, platform) = platform();
+        // A second platform on the same file: its own connection, so the two really race
+        // on the database and only the IMMEDIATE transaction keeps them apart.
+        let other = LocalPlatform::open(&dir.path().join("p"), Arc::new(SystemClock)).unwrap();
         platform
             .grant_credits(&grant(1_000_000), None)
             .await
             .unwrap();
         let mut tasks = tokio::task::JoinSet::new();
         for n in 0..50 {
-            let platform = platform.clone();
+            let platform = if n % 2 == 0 {
+                platform.clone()
+            } else {
+                other.clone()
+            };
             tasks.spawn(async move {
                 platform
                     .charge_credits(charge(7_000, &format!("r{n}")))

@@ -2,6 +2,7 @@
 //! really hosts on this machine, and the HTTP client of a Conway gateway. Tools and the CLI
 //! hold a `dyn Platform` and never know which one answers.
 
+use crate::credits::{CreditBalance, CreditGrant, CreditHistory, GrantedCredits};
 use crate::error::Result;
 use crate::model::{
     AddedDatastore, BackupInfo, CommitRequest, CommitResult, CreatedRepo, Datastore, DatastoreKind,
@@ -293,4 +294,25 @@ pub trait Platform: Send + Sync {
         request: &'a CommitRequest,
         idempotency_key: Option<&'a str>,
     ) -> BoxFuture<'a, Result<CommitResult>>;
+
+    // ---- Credits: the prepaid balance inference through the platform spends ----
+
+    /// `getCredits`: the caller's account balance (needs `read`).
+    fn credits(&self) -> BoxFuture<'_, Result<CreditBalance>>;
+
+    /// `listCreditHistory`: the account's ledger, newest first, at most `limit` entries
+    /// (capped at [`crate::credits::MAX_HISTORY_LIMIT`]) older than entry `before` when given.
+    fn credit_history(
+        &self,
+        limit: usize,
+        before: Option<i64>,
+    ) -> BoxFuture<'_, Result<CreditHistory>>;
+
+    /// `grantCredits`: adds credits to the account; admin only (a scoped token never
+    /// creates money).
+    fn grant_credits<'a>(
+        &'a self,
+        request: &'a CreditGrant,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<GrantedCredits>>;
 }

@@ -34,6 +34,8 @@ pub enum ErrorCode {
     Conflict,
     /// A platform-side fault.
     InternalError,
+    /// The account's credit balance cannot pay for the call (HTTP 402).
+    InsufficientCredits,
 }
 
 impl ErrorCode {
@@ -50,7 +52,8 @@ impl ErrorCode {
             | Self::QuotaExceeded
             | Self::NotFound
             | Self::InvalidInput
-            | Self::Conflict => false,
+            | Self::Conflict
+            | Self::InsufficientCredits => false,
         }
     }
 
@@ -74,6 +77,9 @@ impl ErrorCode {
             Self::InvalidInput => "follow the hint; see /v1/openapi.yaml",
             Self::Conflict => "follow the hint",
             Self::InternalError => "retry once; report it if it persists",
+            Self::InsufficientCredits => {
+                "fund the account: `automaton platform credits grant <USD> --reason TEXT` with the platform's admin token (e.g. `automaton platform credits grant 5 --reason \"top-up\"`), then retry"
+            }
         }
     }
 }

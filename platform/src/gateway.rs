@@ -26,8 +26,10 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
+mod credits;
 mod datastores;
 mod git;
+mod inference;
 mod repos;
 
 /// The OpenAPI document served at `/v1/openapi.yaml`.
@@ -48,6 +50,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         }
         ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::ImagePushFailed | ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::InsufficientCredits => StatusCode::PAYMENT_REQUIRED,
     }
 }
 
@@ -102,6 +105,8 @@ pub fn router(platform: LocalPlatform) -> axum::Router {
         .route("/operations/{id}/stream", get(stream_operation))
         .merge(repos::routes())
         .merge(datastores::routes())
+        .merge(credits::routes())
+        .merge(inference::routes())
         .route_layer(middleware::from_fn_with_state(
             platform.clone(),
             authenticate,
@@ -776,6 +781,8 @@ mod openapi_tests {
             include_str!("gateway.rs"),
             include_str!("gateway/repos.rs"),
             include_str!("gateway/datastores.rs"),
+            include_str!("gateway/credits.rs"),
+            include_str!("gateway/inference.rs"),
         ]
         .iter()
         .flat_map(|source| source.split(".route(").skip(1))

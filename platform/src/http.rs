@@ -7,6 +7,7 @@
 //! retries — so a retry never does the work twice.
 
 use crate::api::Platform;
+use crate::credits::{CreditBalance, CreditGrant, CreditHistory, GrantedCredits};
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{
     AddedDatastore, BackupInfo, Datastore, DatastoreKind, DatastoreTables, DeletedDatastore,
@@ -941,9 +942,48 @@ impl Platform for HttpPlatform {
             .await
         })
     }
+
+    fn credits(&self) -> BoxFuture<'_, Result<CreditBalance>> {
+        Box::pin(self.call(reqwest::Method::GET, "/v1/credits", Body::None, false, None))
+    }
+
+    fn credit_history(
+        &self,
+        limit: usize,
+        before: Option<i64>,
+    ) -> BoxFuture<'_, Result<CreditHistory>> {
+        Box::pin(async move {
+            let before = before.map_or_else(String::new, |id| format!("&before={id}"));
+            self.call(
+                reqwest::Method::GET,
+                &format!("/v1/credits/history?limit={limit}{before}"),
+                Body::None,
+                false,
+                None,
+            )
+            .await
+        })
+    }
+
+    fn grant_credits<'a>(
+        &'a self,
+        request: &'a CreditGrant,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<GrantedCredits>> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::POST,
+                "/v1/credits/grants",
+                Body::Json(serde_json::to_value(request).unwrap_or_default()),
+                true,
+                idempotency_key,
+            )
+            .await
+        })
+    }
 }
 
-/// `/v1/projects/{project}/repos/{repo}` and what follows it.
+/// `/v1/projects/{project}/repos/{repo` and what follows it.
 fn repo_path(project: &str, repo: &str, rest: &str) -> String {
     format!(
         "/v1/projects/{}/repos/{}{rest}",

@@ -4,10 +4,12 @@
 //! backend that hosts on this machine.
 
 pub mod api;
+pub mod credits;
 pub mod detect;
 pub mod error;
 pub mod gateway;
 pub mod http;
+pub mod inference;
 pub mod local;
 pub mod model;
 pub mod source;

@@ -450,11 +450,13 @@ pub enum Capability {
     ManageDatastores,
     /// Create, commit to and delete repositories.
     ManageRepos,
+    /// Call models through the platform's inference proxy, billed to the account's credits.
+    Inference,
 }
 
 impl Capability {
     /// Every capability.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Read,
         Self::Deploy,
         Self::ManageEnv,
@@ -462,6 +464,7 @@ impl Capability {
         Self::ManageTokens,
         Self::ManageDatastores,
         Self::ManageRepos,
+        Self::Inference,
     ];
 
     /// The wire name.
@@ -474,6 +477,7 @@ impl Capability {
             Self::ManageTokens => "manage_tokens",
             Self::ManageDatastores => "manage_datastores",
             Self::ManageRepos => "manage_repos",
+            Self::Inference => "inference",
         }
     }
 

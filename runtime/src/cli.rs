@@ -148,6 +148,10 @@ pub enum PlatformCommand {
         /// Where the platform keeps its state, releases and logs.
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// The inference proxy's upstream and prices (default: inference.json in the data
+        /// directory, when there is one).
+        #[arg(long, value_name = "FILE")]
+        inference_config: Option<PathBuf>,
     },
     /// Runs a command confined to its own directory (how the platform starts apps and builds).
     #[command(hide = true)]
@@ -269,6 +273,44 @@ pub enum PlatformCommand {
     /// Inspect, back up, restore, query or delete datastores.
     #[command(subcommand)]
     Db(DbCommand),
+    /// The account's credits: balance (the default), history, grant (admin).
+    #[command(
+        after_help = "Example:\n  automaton platform credits\n  automaton platform credits history --limit 20\n  automaton platform credits grant 5 --reason \"top-up\"\n\nCredits are prepaid USD that inference through the platform (POST /v1/chat/completions) spends."
+    )]
+    Credits {
+        /// What to do (default: show the balance).
+        #[command(subcommand)]
+        command: Option<CreditsCommand>,
+    },
+}
+
+/// `automaton platform credits …`
+#[derive(Debug, Subcommand)]
+pub enum CreditsCommand {
+    /// The account's balance.
+    #[command(after_help = "Example:\n  automaton platform credits balance --json")]
+    Balance,
+    /// The ledger, newest first.
+    #[command(after_help = "Example:\n  automaton platform credits history --limit 20")]
+    History {
+        /// How many entries (at most 200).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Only entries older than this entry id (the previous page's `next_before`).
+        #[arg(long)]
+        before: Option<i64>,
+    },
+    /// Add credits to the account (the platform's admin token only).
+    #[command(
+        after_help = "Example:\n  automaton platform credits grant 5 --reason \"top-up\"\n  automaton platform credits grant 0.25 --reason \"test\""
+    )]
+    Grant {
+        /// USD, e.g. 5 or 0.25 (at most six decimals).
+        amount: String,
+        /// Why; the ledger keeps it.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 /// `automaton platform db …`
@@ -411,7 +453,7 @@ pub enum EnvCommand {
 pub enum TokensCommand {
     /// A token with some of this token's capabilities, within its scope; prints the secret once.
     #[command(
-        after_help = "Example:\n  automaton platform tokens issue --caps read,deploy --projects child-1 --name child\n\nCapabilities: read, deploy, manage_env, manage_projects, manage_tokens, manage_datastores, manage_repos."
+        after_help = "Example:\n  automaton platform tokens issue --caps read,deploy --projects child-1 --name child\n\nCapabilities: read, deploy, manage_env, manage_projects, manage_tokens, manage_datastores, manage_repos, inference."
     )]
     Issue {
         /// Comma-separated capabilities.

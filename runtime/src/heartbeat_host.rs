@@ -37,12 +37,14 @@ pub fn heartbeat_error(err: &automaton_heartbeat::Error) -> Error {
     }
 }
 
-/// Builds the heartbeat of `home`. `role` names this process in leases (`run`, `stretch`, `cli`).
+/// Builds the heartbeat of `home`. `role` names this process in leases (`run`, `stretch`, `cli`);
+/// `credits` is where `check_credits` reads the balance.
 pub fn build(
     home: &Home,
     config: Arc<AutomatonConfig>,
     db: SharedDb,
     endpoints: Vec<Endpoint>,
+    credits: Option<Arc<dyn heartbeat_tasks::CreditSource>>,
     clock: Arc<dyn Clock>,
     role: &str,
 ) -> Result<HeartbeatHost> {
@@ -59,7 +61,7 @@ pub fn build(
         home: home.clone(),
         config,
         db: Arc::clone(&db),
-        credits: None,
+        credits,
         endpoints: Arc::new(endpoints),
         tier: Arc::new(tier_tx),
     };
@@ -75,7 +77,7 @@ pub fn build(
 }
 
 /// The heartbeat for a CLI command on `home`: its own state.db connection, the configured
-/// providers (when they resolve), the runtime's tasks.
+/// providers (when they resolve), the platform's credits, the runtime's tasks.
 pub fn for_cli(
     home: &Home,
     facts: &crate::toolbox::ProcessFacts,
@@ -83,8 +85,17 @@ pub fn for_cli(
 ) -> Result<HeartbeatHost> {
     let config = AutomatonConfig::load(&home.config())?;
     let endpoints = crate::inference::endpoints(&config, home, &facts.env)?;
+    let credits = crate::platform_credits::for_home(facts, &config, home)?;
     let db: SharedDb = Arc::new(std::sync::Mutex::new(crate::state::open(home)?));
-    build(home, Arc::new(config), db, endpoints, clock, "cli")
+    build(
+        home,
+        Arc::new(config),
+        db,
+        endpoints,
+        Some(credits),
+        clock,
+        "cli",
+    )
 }
 
 impl HeartbeatHost {

@@ -144,9 +144,10 @@ impl HeartbeatTask for CheckCredits {
         Box::pin(async move {
             let Some(source) = &self.0.credits else {
                 return Err(TaskFailure::permanent(
-                    "no credit source is available, so the balance and the survival tier stay \
-                     unknown: the balance comes from the Conway platform's credits, which this \
-                     build does not read yet; the automaton runs at the normal tier meanwhile",
+                    "no credit source is available to this heartbeat, so the balance and the \
+                     survival tier stay unknown: the balance comes from the Conway platform's \
+                     credits (`automaton platform credits`); the automaton runs at the normal \
+                     tier meanwhile",
                 ));
             };
             let reading = tokio::select! {

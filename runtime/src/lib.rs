@@ -19,6 +19,7 @@ pub mod inspect;
 pub mod logging;
 pub mod output;
 pub mod platform_cmd;
+pub mod platform_credits;
 pub mod platform_discovery;
 pub mod preflight;
 pub mod prompt_cmd;

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+mod credits;
 mod repos;
 
 /// The gateway's default address.
@@ -71,6 +72,8 @@ pub async fn serve(
     data_dir: &Path,
     listen: &str,
     proxy_listen: Option<&str>,
+    inference_config: Option<&Path>,
+    env: &[(OsString, OsString)],
     stop: CancellationToken,
     mode: OutputMode,
 ) -> Result<()> {
@@ -94,6 +97,29 @@ pub async fn serve(
         },
     )
     .map_err(platform_error)?;
+    // The inference proxy's upstream: the file named, else inference.json when there is one.
+    // A bad file stops the start, naming the field to fix.
+    let default_config = data_dir.join(automaton_platform::inference::CONFIG_FILE);
+    let config_path = inference_config
+        .map(Path::to_owned)
+        .or_else(|| default_config.exists().then_some(default_config));
+    let inference = match &config_path {
+        Some(path) => {
+            let config = automaton_platform::inference::InferenceConfig::load(path, &|name| {
+                env_var(env, name)
+            })
+            .map_err(platform_error)?;
+            let models = config.offered().join(", ");
+            platform
+                .set_inference(
+                    automaton_platform::inference::Inference::new(config)
+                        .map_err(platform_error)?,
+                )
+                .map_err(platform_error)?;
+            Some(models)
+        }
+        None => None,
+    };
     let _lock =
         crate::run_cmd::HomeLock::at(&data_dir.join("serve.lock"), || Error::InvalidInput {
             message: format!("a local platform is already serving {}", data_dir.display()),
@@ -180,6 +206,15 @@ pub async fn serve(
                 "NOT confined (no Landlock)"
             }
         );
+    }
+    match &inference {
+        Some(models) => tracing::info!(%models, "the inference proxy serves /v1/chat/completions"),
+        None => tracing::info!(
+            "no inference upstream: write {} to serve /v1/chat/completions",
+            data_dir
+                .join(automaton_platform::inference::CONFIG_FILE)
+                .display()
+        ),
     }
     tracing::info!(%url, resumed = resumed.len(), confined, "the local platform is serving");
     let live_urls = tokio::spawn({
@@ -276,29 +311,29 @@ impl Connector {
         Ok(self)
     }
 
-    /// Connects: to `CONWAY_ENDPOINT`, or to the local daemon (started when none answers).
-    pub async fn connect(&self) -> Result<Connected> {
-        let remote = env_var(&self.env, "CONWAY_ENDPOINT")
+    /// The gateway `CONWAY_ENDPOINT`/`CONWAY_TOKEN` or automaton.json name, if any.
+    fn remote(&self) -> Option<(String, String)> {
+        env_var(&self.env, "CONWAY_ENDPOINT")
             .map(|endpoint| {
                 (
                     endpoint,
                     env_var(&self.env, "CONWAY_TOKEN").unwrap_or_default(),
                 )
             })
-            .or_else(|| self.configured.clone());
-        if let Some((endpoint, token)) = remote {
-            let platform = HttpPlatform::new(&endpoint, &token).map_err(platform_error)?;
-            return Ok(Connected {
-                platform: Arc::new(platform),
-                endpoint,
-                started: false,
-                daemon_pid: None,
-            });
-        }
-        let dir = data_dir(&self.env, &self.user_home);
-        if let Some(connected) = self.local_if_running(&dir).await {
+            .or_else(|| self.configured.clone())
+    }
+
+    /// Whether it reaches a Conway gateway rather than the local platform.
+    pub fn is_remote(&self) -> bool {
+        self.remote().is_some()
+    }
+
+    /// Connects: to `CONWAY_ENDPOINT`, or to the local daemon (started when none answers).
+    pub async fn connect(&self) -> Result<Connected> {
+        if let Some(connected) = self.connect_running().await? {
             return Ok(connected);
         }
+        let dir = data_dir(&self.env, &self.user_home);
         let mut daemon = self.start_daemon(&dir)?;
         let deadline = tokio::time::Instant::now() + START_WAIT;
         loop {
@@ -335,6 +370,28 @@ impl Connector {
                 });
             }
         }
+    }
+
+    /// The platform there is without starting one: the named gateway, else the local daemon
+    /// when one answers (`None` when none does).
+    pub async fn connect_running(&self) -> Result<Option<Connected>> {
+        if let Some((endpoint, token)) = self.remote() {
+            let platform = HttpPlatform::new(&endpoint, &token).map_err(platform_error)?;
+            return Ok(Some(Connected {
+                platform: Arc::new(platform),
+                endpoint,
+                started: false,
+                daemon_pid: None,
+            }));
+        }
+        Ok(self
+            .local_if_running(&data_dir(&self.env, &self.user_home))
+            .await)
+    }
+
+    /// The local platform's data directory this connector uses.
+    pub fn local_data_dir(&self) -> PathBuf {
+        data_dir(&self.env, &self.user_home)
     }
 
     /// The local daemon, if its endpoint file names one that answers.
@@ -414,24 +471,70 @@ impl Connector {
     }
 }
 
-/// The tools' access: connects on first use and keeps the connection while its local daemon
-/// lives; a daemon that died is started again on the next call.
-pub struct ToolAccess {
+/// A platform connection kept while its local daemon lives: the first use connects, later
+/// uses reuse it, and a daemon that died is looked for (or started) again on the next use.
+pub struct KeptPlatform {
     connector: Connector,
-    workspace: PathBuf,
-    connected: tokio::sync::Mutex<Option<KeptConnection>>,
+    /// Whether a use that finds no daemon starts one (the tools) or fails (a balance read).
+    start: bool,
+    kept: tokio::sync::Mutex<Option<KeptConnection>>,
 }
 
 /// A platform connection and the pid of the local daemon behind it (none for a gateway).
 type KeptConnection = (Arc<dyn Platform>, Option<u32>);
 
+impl KeptPlatform {
+    /// Connections through `connector`; `start`: start the local daemon when none answers.
+    pub fn new(connector: Connector, start: bool) -> Self {
+        Self {
+            connector,
+            start,
+            kept: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The connector.
+    pub fn connector(&self) -> &Connector {
+        &self.connector
+    }
+
+    /// The platform; `None` when no daemon answers and this does not start one.
+    pub async fn get(&self) -> Result<Option<Arc<dyn Platform>>> {
+        let mut kept = self.kept.lock().await;
+        if let Some((platform, daemon)) = kept.as_ref()
+            && daemon.is_none_or(crate::platform_discovery::process_alive)
+        {
+            return Ok(Some(Arc::clone(platform)));
+        }
+        let fresh = if self.start {
+            Some(self.connector.connect().await?)
+        } else {
+            self.connector.connect_running().await?
+        };
+        let Some(fresh) = fresh else {
+            return Ok(None);
+        };
+        if fresh.started {
+            tracing::info!(endpoint = %fresh.endpoint, "started the local platform");
+        }
+        *kept = Some((Arc::clone(&fresh.platform), fresh.daemon_pid));
+        Ok(Some(fresh.platform))
+    }
+}
+
+/// The tools' access: connects on first use and keeps the connection while its local daemon
+/// lives; a daemon that died is started again on the next call.
+pub struct ToolAccess {
+    platform: KeptPlatform,
+    workspace: PathBuf,
+}
+
 impl ToolAccess {
     /// Access through `connector`, resolving sources against `workspace`.
     pub fn new(connector: Connector, workspace: PathBuf) -> Self {
         Self {
-            connector,
+            platform: KeptPlatform::new(connector, true),
             workspace,
-            connected: tokio::sync::Mutex::new(None),
         }
     }
 }
@@ -441,24 +544,22 @@ impl PlatformAccess for ToolAccess {
         &self,
     ) -> BoxFuture<'_, std::result::Result<Arc<dyn Platform>, automaton_platform::Error>> {
         Box::pin(async move {
-            let mut connected = self.connected.lock().await;
-            if let Some((platform, daemon)) = connected.as_ref()
-                && daemon.is_none_or(crate::platform_discovery::process_alive)
-            {
-                return Ok(Arc::clone(platform));
-            }
-            let fresh = self.connector.connect().await.map_err(|err| {
+            let no_platform = |message: String, hint: String| {
                 automaton_platform::Error::new(
                     automaton_platform::ErrorCode::InternalError,
-                    format!("no platform to talk to: {err}"),
+                    format!("no platform to talk to: {message}"),
                 )
-                .with_hint(err.hint())
-            })?;
-            if fresh.started {
-                tracing::info!(endpoint = %fresh.endpoint, "started the local platform");
+                .with_hint(hint)
+            };
+            match self.platform.get().await {
+                Ok(Some(platform)) => Ok(platform),
+                // A connection that starts the daemon finds one or fails.
+                Ok(None) => Err(no_platform(
+                    "the local platform did not come up".to_owned(),
+                    "start it with `automaton platform serve`".to_owned(),
+                )),
+                Err(err) => Err(no_platform(err.to_string(), err.hint())),
             }
-            *connected = Some((Arc::clone(&fresh.platform), fresh.daemon_pid));
-            Ok(fresh.platform)
         })
     }
 
@@ -521,11 +622,28 @@ pub async fn run_cli(
         listen,
         proxy_listen,
         data_dir: dir,
+        inference_config,
     } = command
     {
         let dir = dir.unwrap_or_else(|| data_dir(&connector.env, &connector.user_home));
-        serve(&dir, &listen, proxy_listen.as_deref(), cancel, mode).await?;
+        serve(
+            &dir,
+            &listen,
+            proxy_listen.as_deref(),
+            inference_config.as_deref(),
+            &connector.env,
+            cancel,
+            mode,
+        )
+        .await?;
         return Ok(ExitCode::SUCCESS);
+    }
+    // Bad input is refused before a daemon is started for it.
+    if let PlatformCommand::Credits {
+        command: Some(crate::cli::CreditsCommand::Grant { amount, .. }),
+    } = &command
+    {
+        automaton_platform::credits::parse_usd(amount).map_err(platform_error)?;
     }
     let connected = connector.connect().await?;
     if connected.started {
@@ -847,6 +965,9 @@ pub async fn run_cli(
             });
         }
         PlatformCommand::Db(command) => return db(platform.as_ref(), command, mode).await,
+        PlatformCommand::Credits { command } => {
+            credits::run(platform.as_ref(), command, mode).await?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -141,11 +141,13 @@ pub async fn run(
     let has_provider = !endpoints.is_empty();
     let mut interrupted_calls = mark_interrupted(&db, clock.as_ref(), mode)?;
     let config = Arc::new(config);
+    let credits = crate::platform_credits::for_home(facts, &config, home)?;
     let heartbeat = heartbeat_host::build(
         home,
         Arc::clone(&config),
         Arc::clone(&db),
         endpoints,
+        Some(credits),
         Arc::clone(&clock),
         "run",
     )?;

@@ -108,6 +108,9 @@ pub fn build(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result
     if let Some(config) = &config {
         connector = connector.with_config(config, home)?;
     }
+    let credits: Arc<dyn crate::heartbeat_tasks::CreditSource> = Arc::new(
+        crate::platform_credits::PlatformCredits::new(connector.clone()),
+    );
     let platform_access: Arc<dyn automaton_platform::tools::PlatformAccess> = Arc::new(
         crate::platform_cmd::ToolAccess::new(connector, workdir.clone()),
     );
@@ -133,6 +136,7 @@ pub fn build(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result
             Arc::new(config),
             Arc::clone(&db),
             endpoints,
+            Some(credits),
             Arc::clone(&clock),
             "stretch",
         )?;

@@ -4,6 +4,7 @@
 //! the caller gave one, the idempotency key with its answer.
 
 pub mod confine;
+mod credits;
 mod datastores;
 mod deploy;
 mod instance;
@@ -16,6 +17,7 @@ mod static_site;
 mod store;
 mod tokens;
 
+pub use credits::{Charge, OWNER_ACCOUNT, may_grant};
 pub use deploy::{LOG_TAIL_LINES, MAX_BUILDS_IN_FLIGHT, MAX_SERVICES};
 pub use services::MAX_REPLICAS;
 pub use tokens::Principal;
@@ -63,6 +65,10 @@ pub const SCHEMA: CrateSchema = CrateSchema {
         Migration {
             version: 6,
             sql: include_str!("../../migrations/0006_datastores.sql"),
+        },
+        Migration {
+            version: 7,
+            sql: include_str!("../../migrations/0007_credits.sql"),
         },
     ],
 };
@@ -121,6 +127,8 @@ struct Inner {
     repos: repos::RepoState,
     /// The datastores' engines.
     datastores: datastores::Engines,
+    /// The inference proxy's upstream, once configured.
+    inference: std::sync::OnceLock<Arc<crate::inference::Inference>>,
 }
 
 impl std::fmt::Debug for LocalPlatform {
@@ -178,6 +186,7 @@ impl LocalPlatform {
                 streams_closing: tokio_util::sync::CancellationToken::new(),
                 repos: repos::RepoState::default(),
                 datastores: datastores::Engines::default(),
+                inference: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -196,6 +205,23 @@ impl LocalPlatform {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.inner.data_dir
+    }
+
+    /// Gives the gateway's inference proxy its upstream (once per platform; see
+    /// [`crate::inference`]).
+    pub fn set_inference(&self, inference: crate::inference::Inference) -> Result<()> {
+        self.inner.inference.set(Arc::new(inference)).map_err(|_| {
+            Error::new(
+                ErrorCode::Conflict,
+                "this platform already has its inference upstream",
+            )
+            .with_hint("restart the platform to change inference.json")
+        })
+    }
+
+    /// The inference proxy's upstream, if configured.
+    pub fn inference(&self) -> Option<Arc<crate::inference::Inference>> {
+        self.inner.inference.get().cloned()
     }
 
     /// Brings the platform back after a start: app processes a crashed platform process left
@@ -1079,6 +1105,31 @@ impl Platform for LocalPlatform {
     ) -> BoxFuture<'a, Result<crate::model::QueryResult>> {
         Box::pin(async move {
             self.query_datastore_as(&Principal::admin(), project, name, query, idempotency_key)
+                .await
+        })
+    }
+
+    // ---- Credits, in `credits.rs` ----
+
+    fn credits(&self) -> BoxFuture<'_, Result<crate::credits::CreditBalance>> {
+        Box::pin(self.credit_balance(OWNER_ACCOUNT))
+    }
+
+    fn credit_history(
+        &self,
+        limit: usize,
+        before: Option<i64>,
+    ) -> BoxFuture<'_, Result<crate::credits::CreditHistory>> {
+        Box::pin(self.credit_history_of(OWNER_ACCOUNT, limit, before))
+    }
+
+    fn grant_credits<'a>(
+        &'a self,
+        request: &'a crate::credits::CreditGrant,
+        idempotency_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::credits::GrantedCredits>> {
+        Box::pin(async move {
+            self.grant_credits_as(&Principal::admin(), request, idempotency_key)
                 .await
         })
     }

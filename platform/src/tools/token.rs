@@ -38,7 +38,7 @@ pub struct TokenArgs {
     /// issue, list or revoke.
     #[schemars(schema_with = "action_schema")]
     pub action: TokenAction,
-    /// issue: what it may do (read, deploy, manage_env, manage_projects, manage_tokens, manage_datastores, manage_repos).
+    /// issue: what it may do (read, deploy, manage_env, manage_projects, manage_tokens, manage_datastores, manage_repos, inference).
     #[serde(default)]
     pub capabilities: Vec<String>,
     /// issue: projects it reaches (default: yours).

@@ -414,3 +414,67 @@ fn heartbeat_list_and_run_on_the_cli() {
         "{error}"
     );
 }
+
+/// `check_credits` over the real platform: a local platform behind its gateway, read by the
+/// HTTP client the agent uses for a Conway endpoint; funding moves the tier, and a platform that
+/// went away leaves the last balance in force.
+#[tokio::test]
+async fn check_credits_moves_the_tier_from_a_real_platform_balance() {
+    use automaton_platform::credits::CreditGrant;
+    use automaton_platform::{HttpPlatform, LocalPlatform, Platform};
+    use automaton_runtime::platform_credits::PlatformCredits;
+
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalPlatform::open(
+        &dir.path().join("platform"),
+        Arc::new(automaton_tools::clock::SystemClock),
+    )
+    .unwrap();
+    let token = local.ensure_admin_token().await.unwrap().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let served = tokio::spawn(automaton_platform::gateway::serve(
+        local.clone(),
+        listener,
+        stop.clone(),
+    ));
+    let client = HttpPlatform::with_retry(
+        &url,
+        &token,
+        automaton_tools::resilience::RetryPolicy {
+            max_attempts: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let grant = |micro: i64| CreditGrant {
+        amount_micro_usd: micro,
+        reason: "test funds".to_owned(),
+    };
+    client.grant_credits(&grant(300_000), None).await.unwrap();
+    let source = Arc::new(PlatformCredits::over("conway", Arc::new(client)));
+    let rig = rig(Some(source), Vec::new(), |_| {}).await;
+
+    let run = rig.run("check_credits", SurvivalTier::Normal).await;
+    assert_eq!(run.status, RunStatus::Ok, "{run:?}");
+    let result = run.result.unwrap();
+    assert_eq!(result["balance_micro_usdc"], 300_000);
+    assert_eq!(result["source"], "conway");
+    assert_eq!(*rig.tier.borrow(), SurvivalTier::LowCompute);
+
+    local.grant_credits(&grant(10_000_000), None).await.unwrap();
+    rig.run("check_credits", SurvivalTier::LowCompute).await;
+    assert_eq!(*rig.tier.borrow(), SurvivalTier::High);
+
+    stop.cancel();
+    served.await.unwrap().unwrap();
+    let run = rig.run("check_credits", SurvivalTier::High).await;
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    assert!(run.error.unwrap().contains("stay in force"));
+    assert_eq!(
+        *rig.tier.borrow(),
+        SurvivalTier::High,
+        "the last balance stays"
+    );
+}

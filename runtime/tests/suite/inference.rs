@@ -392,3 +392,102 @@ fn endpoints_honour_the_openai_environment_and_key_sources() {
         "a readable key file is refused"
     );
 }
+
+/// The agent's own inference client through the platform's proxy (seed 003's "Conway proxy,
+/// billed from credits"): a real local platform behind its gateway, the scripted model as the
+/// upstream. Answers come back and are charged to the credits; Retry-After and
+/// context-length errors reach the client as the provider sent them; with no credits left the
+/// call fails without reaching the upstream.
+#[tokio::test]
+async fn the_agent_s_client_works_through_the_platform_s_inference_proxy_billed_from_credits() {
+    use automaton_platform::credits::CreditGrant;
+    use automaton_platform::inference::{
+        Inference as Upstream, InferenceConfig as ProxyConfig, Price,
+    };
+    use automaton_platform::model::{Capability, TokenRequest};
+    use automaton_platform::{LocalPlatform, Platform};
+
+    let upstream = ScriptedModel::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalPlatform::open(&dir.path().join("platform"), Arc::new(SystemClock)).unwrap();
+    let price = Price {
+        input_micro_usd_per_million: 2_000_000,
+        output_micro_usd_per_million: 8_000_000,
+    };
+    local
+        .set_inference(
+            Upstream::new(ProxyConfig {
+                base_url: upstream.base_url(),
+                key: None,
+                models: [("scripted-model".to_owned(), price)].into(),
+            })
+            .unwrap(),
+        )
+        .unwrap();
+    local.ensure_admin_token().await.unwrap();
+    let token = local
+        .issue_token(&TokenRequest {
+            name: Some("agent".to_owned()),
+            capabilities: vec![Capability::Inference],
+            projects: None,
+        })
+        .await
+        .unwrap()
+        .secret;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = format!("http://{}/v1", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(automaton_platform::gateway::serve(
+        local.clone(),
+        listener,
+        stop.clone(),
+    ));
+
+    let rig = rig();
+    let proxy = Endpoint {
+        name: "conway".to_owned(),
+        base_url: gateway,
+        api_key: token,
+    };
+    let inference = router(&rig, &[proxy], InferenceConfig::default());
+    let messages = conversation();
+    // No credits: refused before the upstream.
+    assert!(inference.chat(&request(&messages)).await.is_err());
+    assert!(upstream.requests().is_empty());
+
+    local
+        .grant_credits(
+            &CreditGrant {
+                amount_micro_usd: 1_000_000,
+                reason: "test funds".to_owned(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    upstream.push(Reply::rate_limited(1));
+    upstream.push(Reply::text("through the proxy").with_usage(1000, 50));
+    let started = std::time::Instant::now();
+    let result = inference.chat(&request(&messages)).await.unwrap();
+    assert_eq!(result.completion.content, "through the proxy");
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "Retry-After honoured"
+    );
+    // 1000 × $2/M + 50 × $8/M = 2400 micro-USD, on the platform's ledger too.
+    assert_eq!(result.cost, Usdc(2_400));
+    assert_eq!(
+        local.credits().await.unwrap().balance_micro_usd,
+        1_000_000 - 2_400
+    );
+
+    upstream.push(Reply::ContextLengthExceeded);
+    let err = inference.chat(&request(&messages)).await.unwrap_err();
+    assert!(matches!(err, InferenceFailure::ContextLength(_)), "{err:?}");
+    assert_eq!(
+        local.credits().await.unwrap().balance_micro_usd,
+        1_000_000 - 2_400,
+        "errors are not charged"
+    );
+    stop.cancel();
+}

@@ -988,3 +988,156 @@ fn a_confined_app_reads_no_environment_of_the_daemon_and_cannot_signal_it() {
     let url = deployed_url(&cwd, &data);
     assert_eq!(http_get(&url), "PermissionError PermissionError");
 }
+
+/// `automaton ARGS` on `home` with the local platform in `data` (no Conway gateway named).
+fn automaton_on(home: &TestHome, data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_automaton"))
+        .arg("--home")
+        .arg(home.root())
+        .args(args)
+        .env_remove("AUTOMATON_HOME")
+        .env("AUTOMATON_PLATFORM_DIR", data)
+        .env_remove("CONWAY_ENDPOINT")
+        .env_remove("CONWAY_TOKEN")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_credits_cli_grants_and_reads_the_balance_and_the_agent_s_status_shows_it() {
+    let home = TestHome::new();
+    home.init();
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("platform");
+    // Bad input is refused, with a hint, before any daemon is started for it.
+    let bad = platform(
+        work.path(),
+        &data,
+        &["credits", "grant", "five", "--reason", "x", "--json"],
+    );
+    let err = error_json(&bad);
+    assert_eq!(err["code"], "INVALID_INPUT", "{err}");
+    assert!(err["hint"].as_str().unwrap().contains("0.25"), "{err}");
+    assert!(
+        !data.join("endpoint.json").exists(),
+        "no daemon for bad input"
+    );
+
+    let daemon = Daemon::start(&data);
+    let granted = platform(
+        work.path(),
+        &data,
+        &[
+            "credits",
+            "grant",
+            "0.25",
+            "--reason",
+            "seed money",
+            "--json",
+        ],
+    );
+    assert!(granted.status.success(), "{}", stderr(&granted));
+    let granted = json(&granted);
+    assert_eq!(granted["entry"]["amount_micro_usd"], 250_000);
+    assert_eq!(granted["balance"]["account"], "owner");
+
+    let balance = platform(work.path(), &data, &["credits", "--json"]);
+    assert!(balance.status.success(), "{}", stderr(&balance));
+    let balance = json(&balance);
+    assert_eq!(balance["balance_micro_usd"], 250_000);
+    assert_eq!(balance["balance_cents"], 25);
+    let history = json(&platform(
+        work.path(),
+        &data,
+        &["credits", "history", "--json"],
+    ));
+    assert_eq!(history["entries"][0]["reason"], "seed money");
+    assert_eq!(history["entries"][0]["kind"], "grant");
+    let unreasoned = platform(
+        work.path(),
+        &data,
+        &["credits", "grant", "1", "--reason", " ", "--json"],
+    );
+    assert!(
+        error_json(&unreasoned)["hint"]
+            .as_str()
+            .unwrap()
+            .contains("--reason")
+    );
+
+    // The heartbeat's credit check reads the real balance; status shows it and its age.
+    let check = automaton_on(
+        &home,
+        &data,
+        &["heartbeat", "run", "check_credits", "--json"],
+    );
+    assert!(check.status.success(), "{}", stderr(&check));
+    let check = json(&check);
+    assert_eq!(check["status"], "ok", "{check}");
+    assert_eq!(check["result"]["balance_micro_usdc"], 250_000);
+    assert_eq!(check["result"]["source"], "local-platform");
+    let status = json(&automaton_on(&home, &data, &["status", "--json"]));
+    let read = &status["survival"]["balance"];
+    assert_eq!(read["balance_micro_usdc"], 250_000, "{status}");
+    assert_eq!(read["source"], "local-platform", "{status}");
+    // How old the reading is: when it was read, against when the report was made.
+    let age = status["as_of_ms"].as_i64().unwrap() - read["observed_at_ms"].as_i64().unwrap();
+    assert!((0..60_000).contains(&age), "{status}");
+    assert_eq!(status["survival"]["tier"], "low_compute", "{status}");
+
+    // With the platform gone the read fails, and the last balance stays, marked stale.
+    daemon.stop();
+    let check = automaton_on(
+        &home,
+        &data,
+        &["heartbeat", "run", "check_credits", "--json"],
+    );
+    let check = json(&check);
+    assert_eq!(check["status"], "failed", "{check}");
+    assert!(
+        check["error"]
+            .as_str()
+            .unwrap()
+            .contains("automaton platform serve"),
+        "{check}"
+    );
+    let status = json(&automaton_on(&home, &data, &["status", "--json"]));
+    assert_eq!(
+        status["survival"]["balance"]["balance_micro_usdc"], 250_000,
+        "the last known balance stays: {status}"
+    );
+    assert_eq!(status["survival"]["tier"], "low_compute", "{status}");
+}
+
+#[test]
+fn a_bad_inference_json_stops_the_platform_naming_the_field_to_fix() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("platform");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("inference.json"),
+        r#"{"upstream": {"baseUrl": "http://127.0.0.1:9/v1"}, "models": {"m": {"inputMicroUsdPerMillion": "cheap", "outputMicroUsdPerMillion": 1}}}"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_automaton"))
+        .args([
+            "platform",
+            "serve",
+            "--json",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let err = error_json(&out);
+    assert_eq!(err["code"], "INVALID_INPUT", "{err}");
+    let message = err["message"].as_str().unwrap();
+    assert!(
+        message.contains("models.m.inputMicroUsdPerMillion"),
+        "{err}"
+    );
+    assert!(err["hint"].as_str().unwrap().contains("baseUrl"), "{err}");
+    assert!(!data.join("endpoint.json").exists(), "it did not start");
+}

@@ -157,6 +157,85 @@ async fn the_history_a_run_carries_is_what_state_db_gives_back() {
     model.assert_clean();
 }
 
+/// Write-ahead, read from the run's own syscalls (strace): before each `write_file` creates
+/// its file, the last thing written to state.db's log (the call's intent) has been synced; and
+/// a turn waits for the disk once, not once per record.
+#[tokio::test]
+async fn an_effect_s_intent_is_on_disk_before_the_effect_happens() {
+    const TURNS: usize = 4;
+    let strace = std::process::Command::new("strace").arg("-V").output();
+    assert!(
+        strace.is_ok_and(|out| out.status.success()),
+        "this test needs strace (`apt-get install strace`; .ci/run installs it)"
+    );
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    model.push_all((0..TURNS).map(|i| {
+        Reply::tool_call(
+            format!("w{i}"),
+            "write_file",
+            format!(r#"{{"path":"ahead/w-{i}.md","content":"note {i}"}}"#),
+        )
+    }));
+    let trace = home.root().with_extension("strace");
+    let out = tokio::process::Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-y",
+            "-e",
+            "trace=openat,pwrite64,fdatasync,fsync",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_automaton"))
+        .arg("--home")
+        .arg(home.root())
+        .args(["run", "--json", "--max-turns", &TURNS.to_string()])
+        .env("OPENAI_BASE_URL", model.base_url())
+        .env("OPENAI_API_KEY", "sk-test")
+        .env_remove("AUTOMATON_HOME")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let wal = "state.db-wal>";
+    // Each event in order: a write to the log, a sync of it, or a created note.
+    let mut written_since_sync = false;
+    let mut syncs = 0;
+    let mut created = Vec::new();
+    for line in trace.lines() {
+        if line.contains("pwrite64(") && line.contains(wal) {
+            written_since_sync = true;
+        } else if (line.contains("fdatasync(") || line.contains("fsync(")) && line.contains(wal) {
+            written_since_sync = false;
+            syncs += 1;
+        } else if line.contains("openat(") && line.contains("O_CREAT") && line.contains("/ahead/w-")
+        {
+            assert!(
+                !written_since_sync,
+                "a note was created while the log held unsynced writes (its intent?): {line}"
+            );
+            created.push(line.to_owned());
+        }
+    }
+    assert_eq!(created.len(), TURNS, "{trace}");
+    // One synced intent per turn, the syncs behind the turns and the run's own few (its start,
+    // its state changes, the heartbeat's first ticks): far fewer than five a turn.
+    assert!(syncs >= TURNS, "{syncs} syncs");
+    assert!(
+        syncs <= 3 * TURNS + 12,
+        "{syncs} syncs of the log for {TURNS} turns"
+    );
+    model.assert_clean();
+}
+
 #[tokio::test]
 async fn a_forbidden_call_does_not_run_and_the_model_sees_why() {
     let home = TestHome::new();

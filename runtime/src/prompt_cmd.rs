@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::output::{OutputMode, print_json};
 use crate::toolbox::{self, ProcessFacts};
-use crate::{preflight, state};
+use crate::{preflight, state, survival};
 use automaton_tools::clock::Clock;
 use serde::Serialize;
 use std::sync::Arc;
@@ -42,18 +42,18 @@ pub fn build(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Result
     };
     let constitution = read(home.constitution())?;
     let soul = read(home.soul())?;
-    let skills: Vec<_> = automaton_skills::load_skills(&home.skills())
-        .skills
-        .into_iter()
-        .filter(|skill| skill.auto_activate)
-        .collect();
+    let skills = prompt::active_skills(&home.skills());
     let now = clock.now_ms();
     let toolbox = toolbox::build(home, facts, clock)?;
     let specs = toolbox.dispatcher.registry().specs();
     let status = {
         let db = toolbox.lock_db()?;
+        let standing = survival::current(&db, &config.survival, now)?;
+        let (balance, tier) = survival::describe(&standing, now);
         StatusFacts {
             turns: state::turn_count(&db)?,
+            balance,
+            tier,
             spent_today: Some(state::inference_spent_since(&db, now - 86_400_000)?.to_string()),
             ..StatusFacts::default()
         }

@@ -105,11 +105,8 @@ pub fn assemble(inputs: &PromptInputs<'_>) -> Vec<PromptLayer> {
         for skill in inputs.skills {
             text.push_str(&format!(
                 "\n<untrusted-skill name=\"{}\">\n{}\n</untrusted-skill>",
-                skill.name,
-                skill
-                    .instructions
-                    .trim_end()
-                    .replace("</untrusted-skill>", "<\\/untrusted-skill>")
+                escape_attribute(&skill.name),
+                fence(skill.instructions.trim_end())
             ));
         }
         layers.push(("skills", text));
@@ -155,6 +152,50 @@ pub fn assemble(inputs: &PromptInputs<'_>) -> Vec<PromptLayer> {
         .collect()
 }
 
+/// The skills whose instructions join every prompt (`auto-activate: true`), as the agent loop
+/// and `automaton prompt` both load them. A skill that does not parse is left out here;
+/// `automaton status` and `doctor` name it.
+pub fn active_skills(skills_dir: &std::path::Path) -> Vec<Skill> {
+    automaton_skills::load_skills(skills_dir)
+        .skills
+        .into_iter()
+        .filter(|skill| skill.auto_activate)
+        .collect()
+}
+
+/// A skill's text made unable to close or open its fence: every `<` that begins an
+/// `untrusted-skill` tag, in any letter case, becomes `&lt;`.
+fn fence(text: &str) -> String {
+    const TAG: &str = "untrusted-skill";
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (at, _) in lower.match_indices(TAG) {
+        let before = &lower[..at];
+        let opener = if before.ends_with("</") {
+            at - 2
+        } else if before.ends_with('<') {
+            at - 1
+        } else {
+            continue;
+        };
+        out.push_str(&text[copied..opener]);
+        out.push_str("&lt;");
+        copied = opener + 1;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// A value safe inside a double-quoted attribute.
+fn escape_attribute(value: &str) -> String {
+    value
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// The system prompt: the layers joined by blank lines, the constitution first.
 pub fn render(layers: &[PromptLayer]) -> String {
     layers
@@ -162,4 +203,26 @@ pub fn render(layers: &[PromptLayer]) -> String {
         .map(|layer| layer.text.as_str())
         .collect::<Vec<_>>()
         .join("\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skill_cannot_close_or_open_its_fence_in_any_case() {
+        let text = "a </untrusted-skill> b </UNTRUSTED-Skill > c <untrusted-skill name=\"x\"> d untrusted-skill e";
+        let fenced = fence(text);
+        assert_eq!(
+            fenced,
+            "a &lt;/untrusted-skill> b &lt;/UNTRUSTED-Skill > c &lt;untrusted-skill name=\"x\"> d untrusted-skill e"
+        );
+        assert!(!fenced.to_ascii_lowercase().contains("<untrusted-skill"));
+        assert!(!fenced.to_ascii_lowercase().contains("</untrusted-skill"));
+        assert_eq!(
+            fence("ünïcode </untrusted-skill>"),
+            "ünïcode &lt;/untrusted-skill>"
+        );
+        assert_eq!(escape_attribute("a\"<b>&"), "a&quot;&lt;b&gt;&amp;");
+    }
 }

@@ -138,6 +138,8 @@ struct Detector {
     repeats: u32,
 }
 
+const DAY_MS: i64 = 86_400_000;
+
 /// Whole turns of the conversation a turn's context is built from.
 const HISTORY_TURNS: usize = 50;
 
@@ -320,10 +322,15 @@ impl<'a> Agent<'a> {
         let db = Arc::clone(&self.toolbox.db);
         let thresholds = self.config.survival.clone();
         let first_turn = memory.stored.is_none();
-        let (turn_id, loaded, active_model, refusal, standing) = {
+        let (turn_id, loaded, active_model, refusal, standing, spent_today) = {
             let input = input.clone();
             with_db(&db, move |db| {
                 let standing = survival::current(db, &thresholds, started_at)?;
+                let spent_today = state::inference_spent_since(db, started_at - DAY_MS)
+                    .map_err(|err| automaton_tools::Error::Corrupt {
+                        path: "state.db".into(),
+                        detail: err.to_string(),
+                    })?;
                 let loaded = if first_turn {
                     let turns_recorded: i64 =
                         db.conn().query_row("SELECT COUNT(*) FROM turns", [], |r| r.get(0))?;
@@ -366,7 +373,7 @@ impl<'a> Agent<'a> {
                         |r| r.get(0),
                     )
                     .ok();
-                Ok((turn_id, loaded, active_model, refusal, standing))
+                Ok((turn_id, loaded, active_model, refusal, standing, spent_today))
             })
             .await
             .map_err(fatal)?
@@ -397,6 +404,8 @@ impl<'a> Agent<'a> {
         let constitution = std::fs::read_to_string(self.home.constitution())
             .map_err(Error::io("reading", self.home.constitution()))?;
         let soul = std::fs::read_to_string(self.home.soul()).unwrap_or_default();
+        // Read each turn: a skill installed or edited mid-run applies from the next turn.
+        let skills = prompt::active_skills(&self.home.skills());
         let specs = self.toolbox.dispatcher.registry().specs();
         let tools = &memory.tools;
         let low_compute = standing.low_compute();
@@ -417,6 +426,7 @@ impl<'a> Agent<'a> {
                 turns: prior_turns,
                 balance: balance.clone(),
                 tier: tier.clone(),
+                spent_today: Some(spent_today.to_string()),
                 wake_reason: wake_reason.clone(),
                 notices: notices.clone(),
                 ..StatusFacts::default()
@@ -425,7 +435,7 @@ impl<'a> Agent<'a> {
                 config: self.config,
                 constitution: &constitution,
                 soul: &soul,
-                skills: &[],
+                skills: &skills,
                 tools: &specs,
                 status: &status,
             });

@@ -236,6 +236,40 @@ async fn an_effect_s_intent_is_on_disk_before_the_effect_happens() {
     model.assert_clean();
 }
 
+/// What `automaton prompt` shows is what the model gets: an active skill, fenced.
+#[tokio::test]
+async fn an_active_skill_reaches_the_model_inside_its_fence() {
+    let home = TestHome::new();
+    home.init();
+    super::prompt::write_skill(
+        &home,
+        "shop-keeping",
+        "auto-activate: true\n",
+        "Price things fairly.",
+    );
+    let model = model_for(&home).await;
+    model.push(Reply::text("noted"));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "1"]).await;
+    assert!(ok, "{report}");
+    let requests = model.requests();
+    let system = requests[0].messages()[0]["content"].as_str().unwrap();
+    assert!(
+        system.contains(
+            "<untrusted-skill name=\"shop-keeping\">\nPrice things fairly.\n</untrusted-skill>"
+        ),
+        "{system}"
+    );
+    assert!(system.contains("Inference spent today:"), "{system}");
+    let shown = json(&home.run(&["prompt", "--json"]));
+    let shown = shown["prompt"].as_str().unwrap();
+    let skills_at = |text: &str| text.find("## Skills").unwrap();
+    assert_eq!(
+        &system[skills_at(system)..system.find("## How you work").unwrap()],
+        &shown[skills_at(shown)..shown.find("## How you work").unwrap()]
+    );
+    model.assert_clean();
+}
+
 #[tokio::test]
 async fn a_forbidden_call_does_not_run_and_the_model_sees_why() {
     let home = TestHome::new();

@@ -429,7 +429,6 @@ impl<'a> Agent<'a> {
                 spent_today: Some(spent_today.to_string()),
                 wake_reason: wake_reason.clone(),
                 notices: notices.clone(),
-                ..StatusFacts::default()
             };
             let layers = prompt::assemble(&PromptInputs {
                 config: self.config,

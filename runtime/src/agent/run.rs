@@ -139,6 +139,14 @@ struct Detector {
 }
 
 const DAY_MS: i64 = 86_400_000;
+/// How long a run waits after a prompt with no history left does not fit the model.
+const CONTEXT_RECHECK_MS: i64 = 3_600_000;
+
+fn failure_hint_context(model: &str) -> String {
+    format!(
+        "the fixed layers (constitution, skills, tools) alone exceed what `{model}` accepts: lower its `contextWindow` in automaton.json's `models` to its real window, remove skills, or choose a model with a larger window (`switch_model`); trying again in an hour"
+    )
+}
 
 /// Whole turns of the conversation a turn's context is built from.
 const HISTORY_TURNS: usize = 50;
@@ -152,6 +160,9 @@ struct RunMemory {
     tools: Vec<serde_json::Value>,
     tool_tokens: usize,
     stored: Option<StoredConversation>,
+    /// The history budget (fixed layers included) a context-window error taught this run:
+    /// the model's real window is smaller than configured.
+    history_budget: Option<usize>,
     /// The sync of the last turn's records, running behind the next turn.
     pending_sync: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -175,6 +186,7 @@ impl RunMemory {
             tools,
             tool_tokens,
             stored: None,
+            history_budget: None,
             pending_sync: None,
         }
     }
@@ -413,9 +425,12 @@ impl<'a> Agent<'a> {
             self.inference
                 .choose_model(Task::AgentTurn, low_compute, active_model.as_deref());
         let (balance, tier) = survival::describe(&standing, started_at);
-        let mut history_budget = usize::try_from(model.context_window)
+        let window_budget = usize::try_from(model.context_window)
             .unwrap_or(usize::MAX)
             .saturating_sub(ANSWER_RESERVE);
+        let mut history_budget = memory
+            .history_budget
+            .map_or(window_budget, |learned| learned.min(window_budget));
         // Counted once per run; the layers count themselves as they are assembled.
         let tool_tokens = memory.tool_tokens;
         let input_tokens = tokens::count(&input) + 4;
@@ -470,10 +485,14 @@ impl<'a> Agent<'a> {
             };
             match self.inference.chat(&request).await {
                 Ok(result) => break result,
-                Err(InferenceFailure::ContextLength(err)) if attempts < 3 => {
+                // The model's real window is smaller than configured: halve the history sent
+                // (the older half is summarised) and ask again; the run keeps the smaller
+                // budget for its later turns.
+                Err(InferenceFailure::ContextLength(err)) if attempts < 3 && history_tokens > 0 => {
                     attempts += 1;
                     tracing::warn!(error = %err, "context too long; compacting history");
-                    history_budget /= 2;
+                    history_budget = fixed + history_tokens / 2;
+                    memory.history_budget = Some(history_budget);
                 }
                 // A call too expensive on its own is made smaller the same way, while there
                 // is history left to summarise.
@@ -503,6 +522,18 @@ impl<'a> Agent<'a> {
                             hint: refusal.hint(),
                             retry_at_ms: refusal.retry_at_ms,
                             budget: Some(refusal.budget),
+                        },
+                        // Nothing left to cut: only the creator's configuration can help, so
+                        // the next attempt is an hour away, not a minute.
+                        InferenceFailure::ContextLength(err) => RunEnd::InferenceUnavailable {
+                            message: format!(
+                                "model `{}` rejected a prompt of about {} tokens with no history left to cut: {err}",
+                                model.name,
+                                fixed + history_tokens
+                            ),
+                            hint: failure_hint_context(&model.name),
+                            retry_at_ms: Some(self.clock.now_ms() + CONTEXT_RECHECK_MS),
+                            budget: None,
                         },
                         other => RunEnd::InferenceUnavailable {
                             message: other.to_string(),

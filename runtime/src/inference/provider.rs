@@ -128,7 +128,9 @@ impl Provider {
                 let request = factory.build().await?;
                 let response = http.execute(request).await.map_err(OpenAIError::Reqwest)?;
                 let status = response.status().as_u16();
-                if status == 429 || status == 408 || status >= 500 {
+                // 413: a body too large for a proxy in front of the model, which compaction
+                // fixes like a context-window error.
+                if status == 429 || status == 408 || status == 413 || status >= 500 {
                     let retry_after = response
                         .headers()
                         .get(reqwest::header::RETRY_AFTER)
@@ -182,6 +184,12 @@ impl Provider {
         let provider = self.name.clone();
         match err {
             OpenAIError::Boxed(inner) => match inner.downcast::<StatusWithRetry>() {
+                Ok(status) if status.status == 413 || is_context_overflow(&status.body) => {
+                    InferenceError::ContextLength {
+                        provider,
+                        message: format!("HTTP {}: {}", status.status, status.body),
+                    }
+                }
                 Ok(status) => InferenceError::Http {
                     provider,
                     status: status.status,
@@ -195,10 +203,11 @@ impl Provider {
             },
             OpenAIError::ApiError(api) => {
                 let code = api.api_error.code.clone().unwrap_or_default();
+                let kind = api.api_error.r#type.clone().unwrap_or_default();
                 let message = api.api_error.message.clone();
-                if code == "context_length_exceeded"
-                    || message.contains("maximum context length")
-                    || message.contains("context window")
+                if is_context_overflow(&code)
+                    || is_context_overflow(&kind)
+                    || is_context_overflow(&message)
                 {
                     InferenceError::ContextLength { provider, message }
                 } else {
@@ -214,6 +223,14 @@ impl Provider {
                 provider,
                 message: err.to_string(),
             },
+            // An error body async-openai could not read (llama.cpp's integer `code`, a proxy's
+            // own shape): still a context-window error when its text says so.
+            OpenAIError::JSONDeserialize(_, content) if is_context_overflow(&content) => {
+                InferenceError::ContextLength {
+                    provider,
+                    message: content.chars().take(500).collect(),
+                }
+            }
             OpenAIError::JSONDeserialize(err, _) => InferenceError::Decode {
                 provider,
                 message: err.to_string(),
@@ -224,4 +241,24 @@ impl Provider {
             },
         }
     }
+}
+
+/// Whether an error's code, type or message says the prompt did not fit the model's context
+/// window, in the words of the servers the runtime must work with: OpenAI and OpenRouter
+/// (`context_length_exceeded`, "maximum context length"), Anthropic's OpenAI-compatible
+/// endpoint ("prompt is too long"), llama.cpp (`exceed_context_size_error`, "context size"),
+/// vLLM ("maximum context length", "context window"), Ollama ("context length").
+pub(crate) fn is_context_overflow(text: &str) -> bool {
+    const SIGNS: [&str; 8] = [
+        "context_length_exceeded",
+        "maximum context length",
+        "context window",
+        "context length",
+        "prompt is too long",
+        "exceed_context_size",
+        "context size",
+        "input is too long",
+    ];
+    let text = text.to_ascii_lowercase();
+    SIGNS.iter().any(|sign| text.contains(sign))
 }

@@ -98,7 +98,7 @@ impl InferenceFailure {
         match self {
             Self::NoProvider => "set OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server), or add `providers` to automaton.json".to_owned(),
             Self::Budget(refusal) => refusal.hint(),
-            Self::ContextLength(_) => "compact the history and try again".to_owned(),
+            Self::ContextLength(_) => "the prompt is larger than the model's real context window: the loop summarises older turns and asks again; if it persists, lower the model's `contextWindow` in automaton.json".to_owned(),
             Self::AllFailed { .. } => "the providers are failing; the loop sleeps and retries later".to_owned(),
         }
     }

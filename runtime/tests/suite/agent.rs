@@ -609,6 +609,84 @@ async fn a_call_over_the_per_call_cap_with_no_history_left_to_cut_waits_for_the_
     assert!(model.requests().is_empty(), "nothing was sent");
 }
 
+/// A context-window error, in the shapes OpenAI, llama.cpp and Anthropic's compatible endpoint
+/// send it, makes the loop summarise the older half of the history and ask again.
+#[tokio::test]
+async fn a_context_window_error_compacts_the_history_and_asks_again() {
+    let shapes = [
+        Reply::ContextLengthExceeded,
+        // llama.cpp: an integer `code`, which OpenAI clients cannot decode as theirs.
+        Reply::Status {
+            status: 400,
+            body: serde_json::json!({"error": {"code": 400, "type": "exceed_context_size_error",
+                "message": "the request exceeds the available context size, try increasing it",
+                "n_prompt_tokens": 9000, "n_ctx": 8192}}),
+            retry_after_secs: None,
+        },
+        Reply::Status {
+            status: 400,
+            body: serde_json::json!({"type": "error", "error": {"type": "invalid_request_error",
+                "message": "prompt is too long: 215000 tokens > 200000 maximum"}}),
+            retry_after_secs: None,
+        },
+    ];
+    for shape in shapes {
+        let home = TestHome::new();
+        home.init();
+        let model = model_for(&home).await;
+        model.push_all((0..4).map(write_call));
+        model.push(shape.clone());
+        model.push(Reply::text("done"));
+        model.push(write_call(9));
+        let (ok, report) = run_agent(&home, &model, &["--max-turns", "6"]).await;
+        assert!(ok, "{shape:?}: {report}");
+        assert_eq!(report["turns"], 6, "{shape:?}: {report}");
+        let requests = model.requests();
+        assert_eq!(requests.len(), 7, "{shape:?}");
+        let (refused, retried, next) = (&requests[4], &requests[5], &requests[6]);
+        assert!(
+            retried.messages().len() < refused.messages().len(),
+            "{shape:?}: the retry carries less history"
+        );
+        let system = retried.messages()[0]["content"].as_str().unwrap();
+        assert!(
+            system.contains("## Earlier turns (summarised)\nturn 1: "),
+            "{shape:?}: {system}"
+        );
+        // The run keeps the smaller budget: the next turn does not send it all again.
+        assert!(
+            next.messages().len() < refused.messages().len() + 2,
+            "{shape:?}"
+        );
+        model.assert_clean();
+    }
+}
+
+/// With no history left to cut, a prompt the model rejects stops the loop for an hour with
+/// what the creator must change.
+#[tokio::test]
+async fn a_prompt_that_never_fits_waits_an_hour_naming_the_setting() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    model.push(Reply::ContextLengthExceeded);
+    let (ok, report) = run_agent(&home, &model, &["--until-sleep"]).await;
+    assert!(ok, "{report}");
+    assert_eq!(report["end"]["reason"], "inference_unavailable", "{report}");
+    let hint = report["end"]["hint"].as_str().unwrap();
+    assert!(hint.contains("contextWindow"), "{report}");
+    let retry_at = report["end"]["retry_at_ms"].as_i64().unwrap();
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    assert!(retry_at > now + 3_000_000, "{report}");
+    assert_eq!(model.requests().len(), 1, "no retry without history to cut");
+}
+
 /// Polls `probe` every 50 ms until it is true, failing after `limit`.
 async fn wait_until(what: &str, limit: std::time::Duration, mut probe: impl FnMut() -> bool) {
     let started = std::time::Instant::now();

@@ -139,14 +139,20 @@ pub fn as_stored(
 
 /// The most recent `limit` turns' messages, oldest first.
 pub fn recent_turns(db: &StateDb, limit: usize) -> Result<Vec<TurnMessages>> {
+    turns_before(db, i64::MAX, limit)
+}
+
+/// The `limit` turns with messages just before turn `before`, oldest first.
+pub fn turns_before(db: &StateDb, before: i64, limit: usize) -> Result<Vec<TurnMessages>> {
     // The limit is written into the SQL, not bound: SQLite plans with a bound LIMIT's value,
     // so binding it would re-prepare the cached statement on every call.
     let mut stmt = db.conn().prepare_cached(&format!(
         "SELECT turn_id, role, content, tool_calls_json, tool_call_id, tokens FROM messages
-         WHERE turn_id IN (SELECT DISTINCT turn_id FROM messages ORDER BY turn_id DESC LIMIT {limit})
+         WHERE turn_id IN (SELECT DISTINCT turn_id FROM messages WHERE turn_id < ?1
+                           ORDER BY turn_id DESC LIMIT {limit})
          ORDER BY id"
     ))?;
-    let rows = stmt.query_map([], |row| {
+    let rows = stmt.query_map([before], |row| {
         Ok((
             row.get::<_, i64>(0)?,
             row.get::<_, String>(1)?,
@@ -196,6 +202,98 @@ pub fn recent_turns(db: &StateDb, limit: usize) -> Result<Vec<TurnMessages>> {
         }
     }
     Ok(turns)
+}
+
+/// What the turns older than a context's summary lines add up to: how many, which tools they
+/// called how often, how many calls failed. Built from state.db when a run starts and folded
+/// forward as turns age out of the context, so no turn ever leaves the model's view without
+/// a trace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Digest {
+    /// The oldest and newest turn it covers.
+    pub span: Option<(i64, i64)>,
+    /// Turns covered.
+    pub turns: u64,
+    /// Calls by tool name.
+    pub calls: std::collections::BTreeMap<String, u64>,
+    /// Calls that did not succeed.
+    pub failed_calls: u64,
+}
+
+impl Digest {
+    /// Adds a turn leaving the summary lines.
+    pub fn fold(&mut self, turn: &TurnMessages) {
+        self.turns += 1;
+        self.span = Some(match self.span {
+            Some((first, last)) => (first.min(turn.turn_id), last.max(turn.turn_id)),
+            None => (turn.turn_id, turn.turn_id),
+        });
+        for message in &turn.messages {
+            match message {
+                Message::Assistant { tool_calls, .. } => {
+                    for call in tool_calls {
+                        *self.calls.entry(call.name.clone()).or_default() += 1;
+                    }
+                }
+                Message::Tool { content, .. } if content.contains("\"error\"") => {
+                    self.failed_calls += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The digest as one summary line, `None` when it covers nothing.
+    pub fn line(&self) -> Option<String> {
+        let (first, last) = self.span?;
+        let mut calls: Vec<(&String, &u64)> = self.calls.iter().collect();
+        calls.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        let called = if calls.is_empty() {
+            "no tool calls".to_owned()
+        } else {
+            calls
+                .iter()
+                .map(|(name, count)| format!("{name} x{count}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Some(format!(
+            "turns {first} to {last} ({} turns): {called}; {} calls failed",
+            self.turns, self.failed_calls
+        ))
+    }
+}
+
+/// The digest of every turn with messages before turn `before`, from state.db (the tools
+/// from `tool_calls`, so a call whose result was lost still counts).
+pub fn digest_before(db: &StateDb, before: i64) -> Result<Digest> {
+    let (turns, first, last): (i64, Option<i64>, Option<i64>) = db.conn().query_row(
+        "SELECT COUNT(DISTINCT turn_id), MIN(turn_id), MAX(turn_id) FROM messages WHERE turn_id < ?1",
+        [before],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
+    let mut digest = Digest {
+        span: first.zip(last),
+        turns: u64::try_from(turns).unwrap_or(0),
+        ..Digest::default()
+    };
+    let mut stmt = db.conn().prepare_cached(
+        "SELECT name, COUNT(*), SUM(status != 'succeeded') FROM tool_calls
+         WHERE turn_id < ?1 GROUP BY name",
+    )?;
+    let rows = stmt.query_map([before], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, i64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (tool, count, failed) = row?;
+        digest.calls.insert(tool, u64::try_from(count).unwrap_or(0));
+        digest.failed_calls += u64::try_from(failed).unwrap_or(0);
+    }
+    Ok(digest)
 }
 
 /// Keeps the newest turns that fit `budget` tokens; the rest become summary lines. Also

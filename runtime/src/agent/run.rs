@@ -150,6 +150,8 @@ fn failure_hint_context(model: &str) -> String {
 
 /// Whole turns of the conversation a turn's context is built from.
 const HISTORY_TURNS: usize = 50;
+/// Turns before those that keep a summary line of their own; older ones are counted.
+const SUMMARY_LINES: usize = 30;
 
 /// What a run keeps between its turns rather than reading or computing it again each turn:
 /// the tools as the model sees them (a toolbox's registry cannot change under it), how many
@@ -169,7 +171,46 @@ struct RunMemory {
 
 struct StoredConversation {
     turns_recorded: i64,
+    /// The newest whole turns, which the context carries as messages while they fit.
     recent: std::collections::VecDeque<TurnMessages>,
+    /// The turns before those, which the context carries as one summary line each.
+    older: std::collections::VecDeque<TurnMessages>,
+    /// Everything older still, as counts.
+    digest: history::Digest,
+}
+
+impl StoredConversation {
+    fn load(db: &automaton_tools::db::StateDb) -> crate::error::Result<Self> {
+        let turns_recorded: i64 = db
+            .conn()
+            .query_row("SELECT COUNT(*) FROM turns", [], |r| r.get(0))?;
+        let recent = history::recent_turns(db, HISTORY_TURNS)?;
+        let (older, digest) = match recent.first() {
+            Some(oldest) if recent.len() == HISTORY_TURNS => {
+                let older = history::turns_before(db, oldest.turn_id, SUMMARY_LINES)?;
+                let before = older.first().map_or(oldest.turn_id, |turn| turn.turn_id);
+                (older, history::digest_before(db, before)?)
+            }
+            _ => (Vec::new(), history::Digest::default()),
+        };
+        Ok(Self {
+            turns_recorded,
+            recent: recent.into(),
+            older: older.into(),
+            digest,
+        })
+    }
+
+    /// The summary lines for every turn the context does not carry whole: the digest, the
+    /// older turns, then the recent ones `fit` left out.
+    fn summary(&self, dropped: Vec<String>) -> Vec<String> {
+        self.digest
+            .line()
+            .into_iter()
+            .chain(self.older.iter().map(TurnMessages::summary_line))
+            .chain(dropped)
+            .collect()
+    }
 }
 
 impl RunMemory {
@@ -196,7 +237,12 @@ impl RunMemory {
             stored.turns_recorded += 1;
             stored.recent.extend(turn);
             while stored.recent.len() > HISTORY_TURNS {
-                stored.recent.pop_front();
+                stored.older.extend(stored.recent.pop_front());
+            }
+            while stored.older.len() > SUMMARY_LINES {
+                if let Some(aged) = stored.older.pop_front() {
+                    stored.digest.fold(&aged);
+                }
             }
         }
     }
@@ -344,18 +390,12 @@ impl<'a> Agent<'a> {
                         detail: err.to_string(),
                     })?;
                 let loaded = if first_turn {
-                    let turns_recorded: i64 =
-                        db.conn().query_row("SELECT COUNT(*) FROM turns", [], |r| r.get(0))?;
-                    let recent = history::recent_turns(db, HISTORY_TURNS).map_err(|err| {
+                    Some(StoredConversation::load(db).map_err(|err| {
                         automaton_tools::Error::Corrupt {
                             path: "state.db".into(),
                             detail: err.to_string(),
                         }
-                    })?;
-                    Some(StoredConversation {
-                        turns_recorded,
-                        recent: recent.into(),
-                    })
+                    })?)
                 } else {
                     None
                 };
@@ -461,8 +501,15 @@ impl<'a> Agent<'a> {
                 history::fit(history_turns.clone(), history_budget.saturating_sub(fixed));
             history_tokens = fitted_tokens;
             let mut estimated = fixed + history_tokens;
-            if !dropped.is_empty() {
-                let summary = format!("\n\n## Earlier turns (summarised)\n{}", dropped.join("\n"));
+            let summarised = match &memory.stored {
+                Some(stored) => stored.summary(dropped),
+                None => dropped,
+            };
+            if !summarised.is_empty() {
+                let summary = format!(
+                    "\n\n## Earlier turns (summarised)\n{}",
+                    summarised.join("\n")
+                );
                 estimated += tokens::count(&summary);
                 system.push_str(&summary);
             }

@@ -687,6 +687,64 @@ async fn a_prompt_that_never_fits_waits_an_hour_naming_the_setting() {
     assert_eq!(model.requests().len(), 1, "no retry without history to cut");
 }
 
+/// No turn leaves the model's view without a trace: past the 50 it carries whole, 30 keep a
+/// summary line each and everything older is counted, in a long run and in a new run alike.
+#[tokio::test]
+async fn turns_beyond_the_context_are_summarised_never_dropped() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    model.push_all((0..86).map(write_call));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "85"]).await;
+    assert!(ok, "{report}");
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "1"]).await;
+    assert!(ok, "{report}");
+    let requests = model.requests();
+    assert_eq!(requests.len(), 86);
+    // Turn 85 of the long run, from its memory; turn 86, from state.db by a new run.
+    for (request, digest, first_line, first_whole) in [
+        (
+            &requests[84],
+            "turns 1 to 4 (4 turns): write_file x4; 0 calls failed",
+            5,
+            35,
+        ),
+        (
+            &requests[85],
+            "turns 1 to 5 (5 turns): write_file x5; 0 calls failed",
+            6,
+            36,
+        ),
+    ] {
+        let system = request.messages()[0]["content"].as_str().unwrap();
+        let summary = system
+            .split("## Earlier turns (summarised)\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no summary: {system}"));
+        let lines: Vec<&str> = summary.lines().collect();
+        assert_eq!(lines[0], digest, "{summary}");
+        assert_eq!(lines.len(), 31, "{summary}");
+        assert!(
+            lines[1].starts_with(&format!("turn {first_line}: ")),
+            "{summary}"
+        );
+        assert!(
+            lines[30].starts_with(&format!("turn {}: ", first_whole - 1)),
+            "{summary}"
+        );
+        // The first turn carried whole is the one after the last summary line.
+        let first_input = request.messages()[2]["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            first_input.contains(&format!("notes/{}.md", first_whole - 1)),
+            "{first_input}"
+        );
+    }
+    model.assert_clean();
+}
+
 /// Polls `probe` every 50 ms until it is true, failing after `limit`.
 async fn wait_until(what: &str, limit: std::time::Duration, mut probe: impl FnMut() -> bool) {
     let started = std::time::Instant::now();

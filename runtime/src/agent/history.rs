@@ -208,7 +208,7 @@ pub fn turns_before(db: &StateDb, before: i64, limit: usize) -> Result<Vec<TurnM
 /// called how often, how many calls failed. Built from state.db when a run starts and folded
 /// forward as turns age out of the context, so no turn ever leaves the model's view without
 /// a trace.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Digest {
     /// The oldest and newest turn it covers.
     pub span: Option<(i64, i64)>,
@@ -243,6 +243,19 @@ impl Digest {
         }
     }
 
+    /// Adds the turns another digest covers.
+    pub fn merge(&mut self, other: Self) {
+        self.turns += other.turns;
+        self.failed_calls += other.failed_calls;
+        for (name, count) in other.calls {
+            *self.calls.entry(name).or_default() += count;
+        }
+        self.span = match (self.span, other.span) {
+            (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+            (span, None) | (None, span) => span,
+        };
+    }
+
     /// The digest as one summary line, `None` when it covers nothing.
     pub fn line(&self) -> Option<String> {
         let (first, last) = self.span?;
@@ -264,12 +277,59 @@ impl Digest {
     }
 }
 
-/// The digest of every turn with messages before turn `before`, from state.db (the tools
-/// from `tool_calls`, so a call whose result was lost still counts).
+/// The kv key of the digest a run leaves for the next: `{"before": <turn id>, "digest": …}`.
+const DIGEST_KEY: &str = "history_digest";
+
+/// The digest of every turn with messages before turn `before`: the one the last run left
+/// in kv, with the turns since read from state.db, so a run's start reads only what is new.
 pub fn digest_before(db: &StateDb, before: i64) -> Result<Digest> {
+    let kept: Option<String> = db
+        .conn()
+        .query_row("SELECT value FROM kv WHERE key = ?1", [DIGEST_KEY], |row| {
+            row.get(0)
+        })
+        .ok();
+    let kept = kept.and_then(|text| serde_json::from_str::<KeptDigest>(&text).ok());
+    match kept {
+        Some(KeptDigest {
+            before: upto,
+            mut digest,
+        }) if upto <= before => {
+            digest.merge(digest_between(db, upto, before)?);
+            Ok(digest)
+        }
+        _ => digest_between(db, i64::MIN, before),
+    }
+}
+
+/// Leaves `digest`, which covers every turn before `before`, for the next run.
+pub fn keep_digest(db: &mut StateDb, before: i64, digest: &Digest, now_ms: i64) -> Result<()> {
+    let text = serde_json::to_string(&KeptDigest {
+        before,
+        digest: digest.clone(),
+    })
+    .map_err(|err| crate::error::Error::InvalidInput {
+        message: format!("the history digest does not serialise: {err}"),
+        hint: "report this as a bug".to_owned(),
+    })?;
+    crate::state::kv_set(db, DIGEST_KEY, &text, now_ms)
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptDigest {
+    before: i64,
+    digest: Digest,
+}
+
+/// The digest of the turns with messages in `[from, before)`, from state.db (the tools from
+/// `tool_calls`, so a call whose result was lost still counts).
+fn digest_between(db: &StateDb, from: i64, before: i64) -> Result<Digest> {
+    // Turns with messages are the finished ones (a failed turn stores none), read from the
+    // turns table's own key rather than by scanning every message.
     let (turns, first, last): (i64, Option<i64>, Option<i64>) = db.conn().query_row(
-        "SELECT COUNT(DISTINCT turn_id), MIN(turn_id), MAX(turn_id) FROM messages WHERE turn_id < ?1",
-        [before],
+        "SELECT COUNT(*), MIN(id), MAX(id) FROM turns
+         WHERE id >= ?1 AND id < ?2 AND state IN ('completed', 'cancelled')",
+        [from, before],
         |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
     )?;
     let mut digest = Digest {
@@ -279,9 +339,9 @@ pub fn digest_before(db: &StateDb, before: i64) -> Result<Digest> {
     };
     let mut stmt = db.conn().prepare_cached(
         "SELECT name, COUNT(*), SUM(status != 'succeeded') FROM tool_calls
-         WHERE turn_id < ?1 GROUP BY name",
+         WHERE turn_id >= ?1 AND turn_id < ?2 GROUP BY name",
     )?;
-    let rows = stmt.query_map([before], |row| {
+    let rows = stmt.query_map([from, before], |row| {
         Ok((
             row.get::<_, String>(0)?,
             row.get::<_, i64>(1)?,

@@ -316,6 +316,7 @@ impl<'a> Agent<'a> {
             RunEnd::InferenceUnavailable { .. } | RunEnd::StretchCrashed { .. } => "waiting",
         })
         .await?;
+        self.keep_digest(&memory).await?;
         // Whatever the last turn committed unsynced is on disk before the run reports.
         self.await_sync(memory.pending_sync.take()).await?;
         self.sync_records().await?;
@@ -733,6 +734,32 @@ impl<'a> Agent<'a> {
         })
         .await
         .map(|_| ())
+        .map_err(fatal)
+    }
+
+    /// Leaves the digest of the turns older than the context's summary lines for the next
+    /// run, so its start reads only the turns since.
+    async fn keep_digest(&self, memory: &RunMemory) -> Result<()> {
+        let Some(stored) = &memory.stored else {
+            return Ok(());
+        };
+        let Some(before) = stored.older.front().map(|turn| turn.turn_id) else {
+            return Ok(());
+        };
+        if stored.digest.turns == 0 {
+            return Ok(());
+        }
+        let digest = stored.digest.clone();
+        let now = self.clock.now_ms();
+        with_db(&self.toolbox.db, move |db| {
+            history::keep_digest(db, before, &digest, now).map_err(|err| {
+                automaton_tools::Error::Corrupt {
+                    path: "state.db".into(),
+                    detail: err.to_string(),
+                }
+            })
+        })
+        .await
         .map_err(fatal)
     }
 

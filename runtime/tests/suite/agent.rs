@@ -699,9 +699,19 @@ async fn turns_beyond_the_context_are_summarised_never_dropped() {
     assert!(ok, "{report}");
     let (ok, report) = run_agent(&home, &model, &["--max-turns", "1"]).await;
     assert!(ok, "{report}");
+    // Without the digest the last run left, the next one counts it all from state.db.
+    let kept = rusqlite::Connection::open(home.path("state.db"))
+        .unwrap()
+        .execute("DELETE FROM kv WHERE key = 'history_digest'", [])
+        .unwrap();
+    assert_eq!(kept, 1, "the runs left their digest");
+    model.push(write_call(86));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "1"]).await;
+    assert!(ok, "{report}");
     let requests = model.requests();
-    assert_eq!(requests.len(), 86);
-    // Turn 85 of the long run, from its memory; turn 86, from state.db by a new run.
+    assert_eq!(requests.len(), 87);
+    // Turn 85 of the long run, from its memory; turn 86, by a new run from the digest the
+    // long run left; turn 87, from state.db alone.
     for (request, digest, first_line, first_whole) in [
         (
             &requests[84],
@@ -714,6 +724,12 @@ async fn turns_beyond_the_context_are_summarised_never_dropped() {
             "turns 1 to 5 (5 turns): write_file x5; 0 calls failed",
             6,
             36,
+        ),
+        (
+            &requests[86],
+            "turns 1 to 6 (6 turns): write_file x6; 0 calls failed",
+            7,
+            37,
         ),
     ] {
         let system = request.messages()[0]["content"].as_str().unwrap();

@@ -531,7 +531,28 @@ impl<'a> Agent<'a> {
                 estimated_prompt_tokens: u64::try_from(estimated).unwrap_or(u64::MAX),
                 turn_id: Some(turn_id),
             };
-            match self.inference.chat(&request).await {
+            // A shutdown does not wait for the model: the turn ends cancelled, keeping its
+            // input, and the run stops.
+            let answer = tokio::select! {
+                answer = self.inference.chat(&request) => answer,
+                () = cancel.cancelled() => {
+                    let stored = self
+                        .finish_turn(
+                            turn_id,
+                            "cancelled",
+                            "",
+                            0,
+                            0,
+                            0,
+                            vec![Message::User { content: input }],
+                        )
+                        .await?;
+                    memory.remember(stored);
+                    self.sync_behind(memory).await?;
+                    return Ok(TurnOutcome::Stop(RunEnd::Shutdown));
+                }
+            };
+            match answer {
                 Ok(result) => break result,
                 // The model's real window is smaller than configured: halve the history sent
                 // (the older half is summarised) and ask again; the run keeps the smaller

@@ -442,6 +442,48 @@ async fn sigterm_during_a_tool_call_leaves_a_consistent_record() {
     assert!(audit.status.success(), "the record verifies after the stop");
 }
 
+/// A shutdown while the model thinks does not wait for it: the turn ends cancelled with its
+/// input kept, the state is sleeping, and the process exits 0 at once.
+#[tokio::test]
+async fn sigterm_while_the_model_thinks_stops_at_once_and_records_the_turn() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    model.push(Reply::text("too late").delayed(60_000));
+    let child = spawn_run(&home, &model);
+    wait_until(
+        "the model is asked",
+        std::time::Duration::from_secs(20),
+        || !model.requests().is_empty(),
+    )
+    .await;
+    let stopping = std::time::Instant::now();
+    let out = terminate(child, std::time::Duration::from_secs(20)).await;
+    assert!(out.status.success(), "exit 0 on SIGTERM");
+    assert!(
+        stopping.elapsed() < std::time::Duration::from_secs(10),
+        "it did not wait for the model: {:?}",
+        stopping.elapsed()
+    );
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM turns WHERE state = 'cancelled' AND ended_at IS NOT NULL"
+        ),
+        1
+    );
+    assert_eq!(
+        count(&home, "SELECT COUNT(*) FROM turns WHERE state = 'running'"),
+        0
+    );
+    assert_eq!(
+        count(&home, "SELECT COUNT(*) FROM messages WHERE role = 'user'"),
+        1
+    );
+    let status = json(&home.run(&["status", "--json"]));
+    assert_eq!(status["state"], "sleeping");
+}
+
 #[tokio::test]
 async fn cutting_the_newest_receipts_is_caught_by_the_anchor_in_git() {
     let home = TestHome::new();

@@ -155,6 +155,14 @@ pub struct InferenceConfig {
     pub hourly_max_micro_usdc: Usdc,
     /// Most inference may cost in any rolling day (also capped by the treasury policy).
     pub daily_max_micro_usdc: Usdc,
+    /// Most tool calls run per turn (1–256); the model is told the rest were not run.
+    #[serde(default = "default_max_tool_calls_per_turn")]
+    #[schemars(range(min = 1, max = 256))]
+    pub max_tool_calls_per_turn: u32,
+}
+
+fn default_max_tool_calls_per_turn() -> u32 {
+    16
 }
 
 impl Default for InferenceConfig {
@@ -167,6 +175,7 @@ impl Default for InferenceConfig {
             per_call_max_micro_usdc: Usdc::dollars(1),
             hourly_max_micro_usdc: Usdc::dollars(25),
             daily_max_micro_usdc: Usdc::dollars(100),
+            max_tool_calls_per_turn: default_max_tool_calls_per_turn(),
         }
     }
 }
@@ -380,6 +389,16 @@ impl AutomatonConfig {
                     "store the token under the home, e.g. keys/conway.token (mode 0600)",
                 ));
             }
+        }
+        if !(1..=256).contains(&self.inference.max_tool_calls_per_turn) {
+            return Err(invalid(
+                "inference.maxToolCallsPerTurn",
+                format!(
+                    "{} is not between 1 and 256",
+                    self.inference.max_tool_calls_per_turn
+                ),
+                "set how many tool calls one turn may run, e.g. 16",
+            ));
         }
         if self.config_version != CONFIG_VERSION {
             return Err(invalid(

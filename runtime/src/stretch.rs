@@ -74,7 +74,8 @@ pub async fn run_here(
     };
     let options = RunOptions {
         max_turns,
-        ..RunOptions::default()
+        max_calls_per_turn: usize::try_from(config.inference.max_tool_calls_per_turn)
+            .unwrap_or(usize::MAX),
     };
     agent.run(&options, cancel, wake_reason).await
 }

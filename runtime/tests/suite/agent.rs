@@ -803,6 +803,55 @@ async fn turns_beyond_the_context_are_summarised_never_dropped() {
     model.assert_clean();
 }
 
+/// `inference.maxToolCallsPerTurn` bounds a turn: the calls past it are not run and the model
+/// is told so in their results; a bound of 0 is refused naming the key.
+#[tokio::test]
+async fn calls_past_the_per_turn_cap_are_not_run_and_the_model_is_told() {
+    let home = TestHome::new();
+    home.init();
+    let path = home.path("automaton.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["inference"]["maxToolCallsPerTurn"] = 2.into();
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let model = model_for(&home).await;
+    model.push(Reply::tool_calls((0..3).map(|i| {
+        ScriptedCall::new(
+            format!("k{i}"),
+            "write_file",
+            format!(r#"{{"path":"capped/{i}.md","content":"x"}}"#),
+        )
+    })));
+    model.push(Reply::text("ok"));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "2"]).await;
+    assert!(ok, "{report}");
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM tool_calls"), 2);
+    assert!(home.path("workspace/capped/1.md").exists());
+    assert!(!home.path("workspace/capped/2.md").exists());
+    let second = &model.requests()[1];
+    let third = second
+        .messages()
+        .iter()
+        .find(|m| m["role"] == "tool" && m["tool_call_id"] == "k2")
+        .expect("the third call is answered");
+    let content = third["content"].as_str().unwrap();
+    assert!(
+        content.contains("QUOTA_EXCEEDED") && content.contains("only 2 tool calls"),
+        "{content}"
+    );
+    model.assert_clean();
+
+    config["inference"]["maxToolCallsPerTurn"] = 0.into();
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let out = home.run(&["status", "--json"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("inference.maxToolCallsPerTurn"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// Polls `probe` every 50 ms until it is true, failing after `limit`.
 async fn wait_until(what: &str, limit: std::time::Duration, mut probe: impl FnMut() -> bool) {
     let started = std::time::Instant::now();

@@ -518,9 +518,10 @@ fn intent_must_sync(effect: Effect) -> bool {
     effect.changes_state()
 }
 
-/// Whether a call's result commits synced. Inside a turn the turn's own synced commits follow
-/// (the next call's intent, the turn's end), so a result waits for them — except a spend's,
-/// which is the only record of the money moved. Outside a turn nothing follows: synced.
+/// Whether a call's result commits synced. Inside a turn the agent loop puts it on disk behind
+/// the turn (the next effect's synced intent, or the WAL sync the loop runs after each turn:
+/// `db::sync_wal`) — except a spend's, which is the only record of the money moved. Outside a
+/// turn nothing follows: synced.
 fn completion_must_sync(effect: Effect, turn_id: Option<i64>) -> bool {
     turn_id.is_none() || effect == Effect::Spend
 }
@@ -557,5 +558,36 @@ async fn run_with_deadline(
         () = ctx.cancel.cancelled() => Err(ToolError::Cancelled {
             reason: "the turn was cancelled (shutdown or interrupt)".to_owned(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod durability_tests {
+    use super::*;
+
+    #[test]
+    fn only_an_effect_s_intent_and_results_no_turn_follows_wait_for_the_disk() {
+        let all = [
+            Effect::ReadOnly,
+            Effect::Mutating,
+            Effect::Network,
+            Effect::Spend,
+        ];
+        for effect in all {
+            assert_eq!(
+                intent_must_sync(effect),
+                effect != Effect::ReadOnly,
+                "{effect:?}"
+            );
+            assert!(
+                completion_must_sync(effect, None),
+                "{effect:?} outside a turn"
+            );
+            assert_eq!(
+                completion_must_sync(effect, Some(1)),
+                effect == Effect::Spend,
+                "{effect:?} inside a turn"
+            );
+        }
     }
 }

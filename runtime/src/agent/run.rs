@@ -401,7 +401,7 @@ impl<'a> Agent<'a> {
                     None
                 };
                 // Unsynced: a turn that has only begun changes nothing outside state.db; its
-                // first effect's intent, or its end, makes it durable.
+                // first effect's synced intent, or the sync behind the turn, puts it on disk.
                 let (turn_id, refusal) = db.write_unsynced(|tx| {
                     tx.execute(
                         "INSERT INTO turns (started_at, state, input_source, input) VALUES (?1, 'running', ?2, ?3)",

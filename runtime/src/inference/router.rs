@@ -410,8 +410,8 @@ impl Inference {
         );
         let now = self.clock.now_ms();
         with_db(&self.db, move |db| {
-            // A turn's costs become durable with its next synced commit (an effect's intent,
-            // or the turn's end); a cost outside a turn has nothing after it: synced.
+            // A turn's costs reach the disk behind the turn (an effect's synced intent, or the
+            // loop's sync after the turn); a cost outside a turn has nothing after it: synced.
             Ok(db.write_with(turn_id.is_none(), |tx| {
                 tx.prepare_cached(
                     "INSERT INTO inference_costs (turn_id, task, provider, model, prompt_tokens,

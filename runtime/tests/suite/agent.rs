@@ -1000,3 +1000,40 @@ async fn the_agent_changes_what_its_heartbeat_runs_with_modify_heartbeat() {
         1
     );
 }
+
+/// A stretch killed outright (SIGKILL after the stop grace) leaves its turn `running` and
+/// `agent_state` `running`; `status` must not call that a run, and the next run repairs both.
+#[tokio::test]
+async fn a_turn_a_killed_stretch_left_running_is_marked_interrupted_by_the_next_run() {
+    let home = TestHome::new();
+    home.init();
+    {
+        let conn = rusqlite::Connection::open(home.path("state.db")).unwrap();
+        conn.execute_batch(
+            "INSERT INTO turns (started_at, state, input_source) VALUES (1000, 'running', 'wake');
+             INSERT INTO kv (key, value, updated_at) VALUES ('agent_state', 'running', 1000)
+                 ON CONFLICT (key) DO UPDATE SET value = 'running';",
+        )
+        .unwrap();
+    }
+    let status = json(&home.run(&["status", "--json"]));
+    assert_eq!(status["state"], "interrupted", "no run holds the home");
+    let model = model_for(&home).await;
+    model.push(write_call(0));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "1"]).await;
+    assert!(ok, "{report}");
+    assert_eq!(report["turns"], 1);
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM turns WHERE started_at = 1000 AND state = 'interrupted' AND ended_at IS NOT NULL"
+        ),
+        1
+    );
+    assert_eq!(
+        count(&home, "SELECT COUNT(*) FROM turns WHERE state = 'running'"),
+        0
+    );
+    let status = json(&home.run(&["status", "--json"]));
+    assert_eq!(status["state"], "sleeping");
+}

@@ -66,11 +66,15 @@ pub struct RunSummary {
     pub end: RunEnd,
 }
 
+/// A notice for whoever started the run: one line on stderr in every mode, since the run may
+/// wait a long time (without a provider, forever) before its report, and stdout holds only
+/// that report (parsed in JSON mode). In JSON mode the line is `{"notice": "…"}`.
 fn say(mode: OutputMode, line: &str) {
-    if mode == OutputMode::Human {
-        println!("{line}");
-    }
     tracing::info!("{line}");
+    match mode {
+        OutputMode::Json => eprintln!("{}", serde_json::json!({ "notice": line })),
+        OutputMode::Human => eprintln!("{}", line.replace('\n', " ")),
+    }
 }
 
 /// An exclusive lock on a file of the home (`flock`), released when dropped or when the

@@ -1037,3 +1037,63 @@ async fn a_turn_a_killed_stretch_left_running_is_marked_interrupted_by_the_next_
     let status = json(&home.run(&["status", "--json"]));
     assert_eq!(status["state"], "sleeping");
 }
+
+/// Without a provider the run cannot think, but it says so on stderr in one line even in JSON
+/// mode (stdout is kept for the final report), keeps its heartbeat beating, and stops cleanly.
+#[tokio::test]
+async fn a_run_without_a_provider_says_why_on_stderr_and_keeps_beating() {
+    use tokio::io::AsyncBufReadExt;
+    let home = TestHome::new();
+    home.init();
+    // `init` schedules nothing; the run's heartbeat driver does, from heartbeat.yml.
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM heartbeat_schedules"), 0);
+    let mut run = tokio::process::Command::new(env!("CARGO_BIN_EXE_automaton"))
+        .arg("--home")
+        .arg(home.root())
+        .args(["run", "--json"])
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("AUTOMATON_HOME")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(run.stderr.take().unwrap()).lines();
+    let notice = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("stderr ended early");
+            if line.contains("OPENAI_API_KEY") {
+                return line;
+            }
+        }
+    })
+    .await
+    .expect("the run names OPENAI_API_KEY on stderr");
+    let notice: serde_json::Value = serde_json::from_str(&notice).unwrap();
+    assert!(
+        notice["notice"]
+            .as_str()
+            .unwrap()
+            .contains("no inference provider"),
+        "{notice}"
+    );
+    wait_until(
+        "the heartbeat scheduled its tasks",
+        std::time::Duration::from_secs(20),
+        || {
+            count(
+                &home,
+                "SELECT COUNT(*) FROM heartbeat_schedules WHERE name = 'heartbeat_ping' AND next_run_at IS NOT NULL",
+            ) == 1
+        },
+    )
+    .await;
+    let out = terminate(run, std::time::Duration::from_secs(10)).await;
+    assert!(out.status.success(), "exit 0 on SIGTERM");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["end"]["reason"], "no_provider", "{report}");
+}

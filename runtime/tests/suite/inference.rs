@@ -162,6 +162,28 @@ async fn retry_after_is_honoured() {
     assert_eq!(server.requests().len(), 2);
 }
 
+/// `Retry-After` may be an HTTP-date rather than seconds; the wait is counted to it.
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_honoured() {
+    let rig = rig();
+    let server = ScriptedModel::start().await.unwrap();
+    // Whole seconds only: two from now is at least one second away.
+    let at = std::time::SystemTime::now() + Duration::from_secs(2);
+    server.push(Reply::rate_limited_until(httpdate::fmt_http_date(at)));
+    server.push(Reply::text("ok"));
+    let inference = router(&rig, &[endpoint("a", &server)], InferenceConfig::default());
+    let messages = conversation();
+    let started = std::time::Instant::now();
+    let result = inference.chat(&request(&messages)).await.unwrap();
+    assert_eq!(result.completion.content, "ok");
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.requests().len(), 2);
+}
+
 #[tokio::test]
 async fn failover_to_the_next_provider_and_the_breaker_opens() {
     let rig = rig();

@@ -54,17 +54,18 @@ fn spawn_run(home: &TestHome, model: &ScriptedModel) -> tokio::process::Child {
         .unwrap()
 }
 
-/// Sends SIGTERM to `run` and waits (at most `limit`) for it to exit.
-async fn terminate(run: tokio::process::Child, limit: std::time::Duration) -> std::process::Output {
+/// Sends `signal` to `run` and waits (at most `limit`) for it to exit.
+async fn stop_with(
+    run: tokio::process::Child,
+    signal: rustix::process::Signal,
+    limit: std::time::Duration,
+) -> std::process::Output {
     let pid = run.id().unwrap();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid as i32).unwrap(),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
+    rustix::process::kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap(), signal)
+        .unwrap();
     tokio::time::timeout(limit, run.wait_with_output())
         .await
-        .expect("run stops promptly after SIGTERM")
+        .unwrap_or_else(|_| panic!("run stops promptly after {signal:?}"))
         .unwrap()
 }
 
@@ -352,6 +353,18 @@ async fn the_sleep_tool_ends_the_run_and_the_wake_reason_reaches_the_model() {
 
 #[tokio::test]
 async fn sigterm_during_a_tool_call_leaves_a_consistent_record() {
+    stop_during_a_tool_call(rustix::process::Signal::TERM).await;
+}
+
+/// Ctrl-C at a terminal stops a run exactly as SIGTERM does.
+#[tokio::test]
+async fn sigint_during_a_tool_call_leaves_a_consistent_record() {
+    stop_during_a_tool_call(rustix::process::Signal::INT).await;
+}
+
+/// Sends `signal` to a run whose tool call is running: exit 0, the call and the turn
+/// cancelled, nothing left running, the record verifies.
+async fn stop_during_a_tool_call(signal: rustix::process::Signal) {
     let home = TestHome::new();
     home.init();
     let model = model_for(&home).await;
@@ -379,8 +392,8 @@ async fn sigterm_during_a_tool_call_leaves_a_consistent_record() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let out = terminate(child, std::time::Duration::from_secs(10)).await;
-    assert!(out.status.success(), "exit 0 on SIGTERM");
+    let out = stop_with(child, signal, std::time::Duration::from_secs(10)).await;
+    assert!(out.status.success(), "exit 0 on {signal:?}");
     assert_eq!(
         count(
             &home,
@@ -548,6 +561,46 @@ async fn a_budget_refusal_stops_calls_and_reaches_the_next_context() {
     assert!(!system.contains("your last inference call was not made"));
 }
 
+/// The daily cap refuses a call the way the hourly one does, and the run rests until a day
+/// after the spend that filled it.
+#[tokio::test]
+async fn the_daily_inference_cap_refuses_a_call() {
+    let home = TestHome::new();
+    home.init();
+    price_model_and_cap_hour(&home, 25_000_000);
+    let path = home.path("automaton.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["inference"]["dailyMaxMicroUsdc"] = 250_000.into();
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let model = model_for(&home).await;
+    // $0.248 of a $0.25 day, well inside the hour's $25.
+    model.push(write_call(1).with_usage(120_000, 1_000));
+    model.push(write_call(2));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "3", "--until-sleep"]).await;
+    assert!(ok, "{report}");
+    assert_eq!(report["turns"], 2, "{report}");
+    assert_eq!(report["end"]["reason"], "inference_unavailable", "{report}");
+    assert_eq!(report["end"]["budget"], "day", "{report}");
+    assert!(
+        report["end"]["message"].as_str().unwrap().contains("day"),
+        "{report}"
+    );
+    let first_spend: i64 = {
+        let conn = rusqlite::Connection::open(home.path("state.db")).unwrap();
+        conn.query_row("SELECT MIN(created_at) FROM inference_costs", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    assert_eq!(
+        report["end"]["retry_at_ms"],
+        first_spend + 86_400_001,
+        "the run rests until the day has room: {report}"
+    );
+    assert_eq!(model.requests().len(), 1, "the refused call was never sent");
+}
+
 #[tokio::test]
 async fn a_call_over_the_per_call_cap_with_no_history_left_to_cut_waits_for_the_creator() {
     let home = TestHome::new();
@@ -644,7 +697,12 @@ async fn a_crashed_stretch_is_restarted_and_a_second_run_is_refused() {
     let last = messages.last().unwrap()["content"].as_str().unwrap();
     assert!(last.contains("ended in a crash"), "{last}");
 
-    let out = terminate(run, std::time::Duration::from_secs(20)).await;
+    let out = stop_with(
+        run,
+        rustix::process::Signal::TERM,
+        std::time::Duration::from_secs(20),
+    )
+    .await;
     assert!(out.status.success(), "exit 0 on SIGTERM");
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["interrupted_calls"], 1, "{summary}");
@@ -960,7 +1018,12 @@ async fn a_wake_event_from_another_process_wakes_a_sleeping_run() {
         1,
         "consumed exactly once"
     );
-    let out = terminate(run, std::time::Duration::from_secs(20)).await;
+    let out = stop_with(
+        run,
+        rustix::process::Signal::TERM,
+        std::time::Duration::from_secs(20),
+    )
+    .await;
     assert!(out.status.success());
 }
 
@@ -1092,7 +1155,12 @@ async fn a_run_without_a_provider_says_why_on_stderr_and_keeps_beating() {
         },
     )
     .await;
-    let out = terminate(run, std::time::Duration::from_secs(10)).await;
+    let out = stop_with(
+        run,
+        rustix::process::Signal::TERM,
+        std::time::Duration::from_secs(10),
+    )
+    .await;
     assert!(out.status.success(), "exit 0 on SIGTERM");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["end"]["reason"], "no_provider", "{report}");

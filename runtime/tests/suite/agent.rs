@@ -237,6 +237,68 @@ async fn an_effect_s_intent_is_on_disk_before_the_effect_happens() {
     model.assert_clean();
 }
 
+/// The anchor commits the receipt chain's head to git, and a stretch commits its receipts
+/// without waiting for the disk (a killed one never syncs behind them): between the stretch's
+/// exit (`exit_group`) and writing `audit-head.json`, the run syncs state.db's log itself.
+/// Read from the syscalls (strace).
+#[tokio::test]
+async fn the_receipts_are_on_disk_before_their_head_is_anchored() {
+    let strace = std::process::Command::new("strace").arg("-V").output();
+    assert!(
+        strace.is_ok_and(|out| out.status.success()),
+        "this test needs strace (`apt-get install strace`; .ci/run installs it)"
+    );
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    model.push(write_call(0));
+    let trace = home.root().with_extension("strace");
+    let out = tokio::process::Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-y",
+            "-e",
+            "trace=fdatasync,fsync,rename,renameat,renameat2,exit_group",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_automaton"))
+        .arg("--home")
+        .arg(home.root())
+        .args(["run", "--json", "--max-turns", "1"])
+        .env("OPENAI_BASE_URL", model.base_url())
+        .env("OPENAI_API_KEY", "sk-test")
+        .env_remove("AUTOMATON_HOME")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let mut synced_since_exit = false;
+    let mut anchors = 0;
+    for line in trace.lines() {
+        if line.contains("exit_group(") {
+            synced_since_exit = false;
+        } else if (line.contains("fdatasync(") || line.contains("fsync("))
+            && line.contains("state.db-wal>")
+        {
+            synced_since_exit = true;
+        } else if line.contains("rename") && line.contains("\"audit-head.json\"") {
+            assert!(
+                synced_since_exit,
+                "the head was anchored with the stretch's receipts not synced: {line}\n{trace}"
+            );
+            anchors += 1;
+        }
+    }
+    assert_eq!(anchors, 1, "{trace}");
+}
+
 #[tokio::test]
 async fn a_forbidden_call_does_not_run_and_the_model_sees_why() {
     let home = TestHome::new();

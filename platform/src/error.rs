@@ -103,6 +103,20 @@ pub struct Error {
     /// error small on the happy path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<Box<serde_json::Value>>,
+    /// The HTTP answer that carried the failure, when it came over HTTP (the client's side
+    /// only: never on the wire).
+    #[serde(skip)]
+    pub http: Option<HttpFailure>,
+}
+
+/// The status and `Retry-After` of a failed HTTP answer, kept so the retry policy can wait
+/// as long as the server asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpFailure {
+    /// The status code.
+    pub status: u16,
+    /// The server's `Retry-After`, in either form, as a wait from when the answer came.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl Error {
@@ -115,6 +129,7 @@ impl Error {
             retryable: code.retryable(),
             log_tail: Vec::new(),
             state: None,
+            http: None,
         }
     }
 

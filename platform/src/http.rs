@@ -1,14 +1,15 @@
 //! `HttpPlatform`: the client of a Conway gateway's REST API (seed 000) — a real Conway
 //! endpoint, or the local platform's gateway (`automaton platform serve`). Bearer token on
 //! every call; the gateway's `{code, message, hint, retryable}` errors come back as they
-//! are; transient failures (connection refused, 5xx, retryable codes) are retried with
-//! backoff and a circuit breaker (`automaton_tools::resilience`); and every mutating call
+//! are; transient failures (connection refused, 408, 429, 5xx, retryable codes — a 429 from
+//! a proxy with a plain-text body too) are retried with backoff, never sooner than the
+//! server's `Retry-After`, and a circuit breaker (`automaton_tools::resilience`); and every mutating call
 //! carries an idempotency key — the caller's, or a fresh one per call kept across its
 //! retries — so a retry never does the work twice.
 
 use crate::api::Platform;
 use crate::credits::{CreditBalance, CreditGrant, CreditHistory, GrantedCredits};
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, ErrorCode, HttpFailure, Result};
 use crate::model::{
     AddedDatastore, BackupInfo, Datastore, DatastoreKind, DatastoreTables, DeletedDatastore,
     QueryResult, RestoredBackup,
@@ -24,22 +25,32 @@ use crate::model::{
 };
 use automaton_tools::clock::SystemClock;
 use automaton_tools::resilience::{
-    BreakerConfig, CircuitBreaker, Classify, FailureKind, RetryError, RetryPolicy, retry,
+    BreakerConfig, CircuitBreaker, Classify, FailureKind, RetryError, RetryPolicy,
+    parse_retry_after, retry,
 };
 use automaton_tools::tool::BoxFuture;
 use serde::de::DeserializeOwned;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 impl Classify for Error {
     fn failure_kind(&self) -> FailureKind {
         if self.retryable {
-            FailureKind::Transient { retry_after: None }
+            FailureKind::Transient {
+                retry_after: self.http.and_then(|http| http.retry_after),
+            }
         } else {
             FailureKind::Permanent
         }
     }
+}
+
+/// Whether an HTTP status says the same request may succeed later, whatever the body says:
+/// a timeout, a rate limit or an unavailable server. Other 5xx are transient unless the
+/// gateway's own error says otherwise (it marks a failure a retry would repeat).
+fn transient_status(status: reqwest::StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 503)
 }
 
 /// The REST client.
@@ -179,6 +190,11 @@ impl HttpPlatform {
             .with_hint("check CONWAY_ENDPOINT, or start the local platform with `automaton platform serve`")
         })?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| parse_retry_after(value, SystemTime::now()));
         let text = response.text().await.map_err(|err| {
             Error::new(
                 ErrorCode::InternalError,
@@ -194,19 +210,31 @@ impl HttpPlatform {
                 .with_hint("the gateway may speak another version of the API; check /v1/openapi.yaml")
             });
         }
-        Err(serde_json::from_str::<Error>(&text).unwrap_or_else(|_| {
+        // A body that is not the gateway's error came from something in front of it (a
+        // proxy, a load balancer): the status is all there is to go by.
+        let mut error = serde_json::from_str::<Error>(&text).unwrap_or_else(|_| {
             let snippet: String = text.chars().take(200).collect();
-            let code = if status.is_server_error() {
-                ErrorCode::InternalError
-            } else if status == reqwest::StatusCode::UNAUTHORIZED {
-                ErrorCode::Unauthenticated
-            } else if status == reqwest::StatusCode::NOT_FOUND {
-                ErrorCode::NotFound
-            } else {
-                ErrorCode::InvalidInput
-            };
-            Error::new(code, format!("the gateway answered {status}: {snippet}"))
-        }))
+            let message = format!("the gateway answered {status}: {snippet}");
+            match status.as_u16() {
+                408 => Error::new(ErrorCode::Timeout, message)
+                    .with_hint("the request timed out on the way; it is retried"),
+                429 => Error::new(ErrorCode::QuotaExceeded, message)
+                    .with_hint("the gateway is limiting the rate of calls; wait as long as its Retry-After says, then retry")
+                    .retryable_anyway(),
+                401 => Error::new(ErrorCode::Unauthenticated, message),
+                404 => Error::new(ErrorCode::NotFound, message),
+                _ if status.is_server_error() => Error::new(ErrorCode::InternalError, message),
+                _ => Error::new(ErrorCode::InvalidInput, message),
+            }
+        });
+        if transient_status(status) {
+            error.retryable = true;
+        }
+        error.http = Some(HttpFailure {
+            status: status.as_u16(),
+            retry_after,
+        });
+        Err(error)
     }
 }
 

@@ -954,3 +954,89 @@ async fn a_token_without_deploy_cannot_deploy_through_a_repository() {
     assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
     gateway.stop().await;
 }
+
+/// A server in front of the gateway that answers the first `limited` calls with 429, a
+/// plain-text body and `retry_after` (when given), then lists no projects; counts the calls.
+async fn rate_limited_server(
+    limited: usize,
+    retry_after: Option<&'static str>,
+) -> (
+    String,
+    Arc<std::sync::atomic::AtomicUsize>,
+    CancellationToken,
+) {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let app = axum::Router::new().route(
+        "/v1/projects",
+        axum::routing::get(move || {
+            let calls = Arc::clone(&counted);
+            async move {
+                let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if n < limited {
+                    let mut response = (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response();
+                    if let Some(value) = retry_after {
+                        response
+                            .headers_mut()
+                            .insert(header::RETRY_AFTER, header::HeaderValue::from_static(value));
+                    }
+                    response
+                } else {
+                    axum::Json(serde_json::json!({ "projects": [] })).into_response()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let until = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(until.cancelled_owned())
+            .await
+    });
+    (url, calls, stop)
+}
+
+#[tokio::test]
+async fn a_429_is_retried_no_sooner_than_its_retry_after() {
+    let (url, calls, stop) = rate_limited_server(1, Some("1")).await;
+    let client = HttpPlatform::with_retry(&url, "cwy_x", fast_retry()).unwrap();
+    let started = std::time::Instant::now();
+    let projects = client.list_projects().await.unwrap();
+    assert!(projects.is_empty());
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "the retry waited {:?}, not the 1 s the server asked",
+        started.elapsed()
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_plain_text_429_is_retried_not_refused_and_keeps_its_status() {
+    let (url, calls, stop) = rate_limited_server(1, None).await;
+    let client = HttpPlatform::with_retry(&url, "cwy_x", fast_retry()).unwrap();
+    assert!(client.list_projects().await.unwrap().is_empty());
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // Limited on every attempt: the last answer's status and wait reach the caller.
+    let (url, _, stop_always) = rate_limited_server(usize::MAX, Some("0")).await;
+    let client = HttpPlatform::with_retry(&url, "cwy_x", fast_retry()).unwrap();
+    let err = client.list_projects().await.unwrap_err();
+    assert!(err.retryable, "{err:?}");
+    assert_eq!(err.code, ErrorCode::QuotaExceeded);
+    assert_eq!(
+        err.http,
+        Some(crate::error::HttpFailure {
+            status: 429,
+            retry_after: Some(Duration::ZERO)
+        })
+    );
+    assert!(err.hint.contains("Retry-After"), "{}", err.hint);
+    stop.cancel();
+    stop_always.cancel();
+}

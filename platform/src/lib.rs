@@ -23,6 +23,6 @@ mod http_tests;
 mod test_support;
 
 pub use api::Platform;
-pub use error::{Error, ErrorCode, Result};
+pub use error::{Error, ErrorCode, HttpFailure, Result};
 pub use http::HttpPlatform;
 pub use local::LocalPlatform;

@@ -39,7 +39,8 @@ fn head(db: &StateDb) -> Result<Option<(i64, String)>> {
         .optional()?)
 }
 
-/// Records the current head in `audit-head.json` and commits it (no-op when unchanged).
+/// Records the current head in `audit-head.json` and commits it (no-op when unchanged),
+/// after putting state.db's committed receipts on disk.
 pub fn record(home: &Home, db: &StateDb, author: &str, now_ms: i64) -> Result<()> {
     let Some((receipts, head)) = head(db)? else {
         return Ok(());
@@ -47,6 +48,14 @@ pub fn record(home: &Home, db: &StateDb, author: &str, now_ms: i64) -> Result<()
     if read(home)?.is_some_and(|anchor| anchor.receipts == receipts && anchor.head == head) {
         return Ok(());
     }
+    // The head is about to become a commitment in git, but a stretch commits its receipts
+    // without waiting for the disk and may have died before its sync behind them ran: put
+    // them on disk first, so no anchor names a receipt a power cut can still take away.
+    let database = home.state_db();
+    automaton_tools::db::sync_wal(&database).map_err(Error::io(
+        "putting on disk the write-ahead log of",
+        &database,
+    ))?;
     let anchor = Anchor {
         receipts,
         head: head.clone(),

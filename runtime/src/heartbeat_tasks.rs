@@ -14,6 +14,9 @@
 //!   from the configured models) in `kv`.
 //! - `report_metrics`: turns, tool calls, inference spend and tier over the last hour.
 //!
+//! `check_for_updates`, `refresh_models` and `report_metrics` need at least `low_compute`
+//! (below it a firing is recorded `skipped`); the first three run in every tier.
+//!
 //! The tasks other issues build (USDC balance, inbox, soul reflection, child health) register
 //! there.
 
@@ -306,6 +309,11 @@ pub struct CheckForUpdates(pub TaskDeps);
 impl HeartbeatTask for CheckForUpdates {
     fn name(&self) -> &str {
         "check_for_updates"
+    }
+
+    /// A fetch over the network the agent can live without when money is short.
+    fn min_tier(&self) -> SurvivalTier {
+        SurvivalTier::LowCompute
     }
 
     fn timeout(&self) -> Duration {
@@ -615,6 +623,13 @@ pub struct ReportMetrics(pub TaskDeps);
 impl HeartbeatTask for ReportMetrics {
     fn name(&self) -> &str {
         "report_metrics"
+    }
+
+    /// Bookkeeping, shed with the other non-essential work when money is short;
+    /// `heartbeat_ping`, `check_credits` and `health_check` keep running in every tier, as
+    /// they are what lets a dying automaton call for help and a funded one revive.
+    fn min_tier(&self) -> SurvivalTier {
+        SurvivalTier::LowCompute
     }
 
     fn run(&self, ctx: TaskContext) -> BoxFuture<'_, Result<TaskOutcome, TaskFailure>> {

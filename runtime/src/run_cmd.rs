@@ -66,11 +66,15 @@ pub struct RunSummary {
     pub end: RunEnd,
 }
 
+/// A notice for whoever started the run: one line on stderr in every mode, since the run may
+/// wait a long time (without a provider, forever) before its report, and stdout holds only
+/// that report (parsed in JSON mode). In JSON mode the line is `{"notice": "…"}`.
 fn say(mode: OutputMode, line: &str) {
-    if mode == OutputMode::Human {
-        println!("{line}");
-    }
     tracing::info!("{line}");
+    match mode {
+        OutputMode::Json => eprintln!("{}", serde_json::json!({ "notice": line })),
+        OutputMode::Human => eprintln!("{}", line.replace('\n', " ")),
+    }
 }
 
 /// An exclusive lock on a file of the home (`flock`), released when dropped or when the
@@ -97,6 +101,19 @@ impl HomeLock {
     /// The lock at `path`, or the error `busy` makes when another process holds it.
     pub fn at(path: &std::path::Path, busy: impl FnOnce() -> Error) -> Result<Self> {
         Self::try_acquire(path)?.ok_or_else(busy)
+    }
+
+    /// Whether an `automaton run` or its stretch holds `home` now. Probed by taking each lock
+    /// and releasing it at once (flock has no query), so a run starting in that instant is
+    /// refused as busy; callers probe only when the record says a run is going on.
+    pub fn home_in_use(home: &Home) -> Result<bool> {
+        for path in [home.root().join("run.lock"), stretch_lock_path(home)] {
+            // No lock file: no run ever held it.
+            if path.exists() && Self::try_acquire(&path)?.is_none() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Takes the lock at `path`, or `None` when another process holds it.
@@ -477,20 +494,25 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Marks calls left `running` by a process that is gone (only one run holds the home, and no
-/// stretch runs now) as interrupted, and says how many.
+/// Marks calls and turns left `running` by a process that is gone (only one run holds the
+/// home, and no stretch runs now) as interrupted, in one transaction, and says how many calls.
 fn mark_interrupted(db: &SharedDb, clock: &dyn Clock, mode: OutputMode) -> Result<usize> {
     let now = clock.now_ms();
-    let count = lock(db)?.write(|tx| audit::mark_interrupted(tx, now))?;
-    if count > 0 {
+    let (calls, turns) = lock(db)?.write(|tx| {
+        Ok::<_, automaton_tools::Error>((
+            audit::mark_interrupted(tx, now)?,
+            state::mark_turns_interrupted(tx, now)?,
+        ))
+    })?;
+    if calls > 0 || turns > 0 {
         say(
             mode,
             &format!(
-                "{count} tool calls were cut off by the last stop; they are marked interrupted (see `automaton audit verify`)."
+                "{calls} tool calls and {turns} turns were cut off by the last stop; they are marked interrupted (see `automaton audit verify`)."
             ),
         );
     }
-    Ok(count)
+    Ok(calls)
 }
 
 /// The inference router for `config`: endpoints from its providers (or the OpenAI

@@ -37,6 +37,10 @@ pub const SCHEMA: CrateSchema = CrateSchema {
             version: 6,
             sql: include_str!("../migrations/0006_inference_costs_covering.sql"),
         },
+        Migration {
+            version: 7,
+            sql: include_str!("../migrations/0007_turns_interrupted.sql"),
+        },
     ],
 };
 
@@ -100,6 +104,28 @@ pub fn turn_count(db: &StateDb) -> Result<i64> {
         .query_row("SELECT COUNT(*) FROM turns", [], |row| row.get(0))?)
 }
 
+/// The agent state a turn or run left `running` when its process was killed is repaired to.
+pub const INTERRUPTED: &str = "interrupted";
+
+/// Marks turns a killed process left `running` as `interrupted`, ended at `now_ms`, and an
+/// `agent_state` left `running` likewise; returns how many turns. Only for when no process
+/// can be running a turn: the caller holds the run lock and no stretch runs.
+pub fn mark_turns_interrupted(
+    tx: &rusqlite::Transaction<'_>,
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    let turns = tx
+        .prepare_cached(
+            "UPDATE turns SET state = 'interrupted', ended_at = ?1 WHERE state = 'running'",
+        )?
+        .execute([now_ms])?;
+    tx.prepare_cached(
+        "UPDATE kv SET value = ?1, updated_at = ?2 WHERE key = 'agent_state' AND value = 'running'",
+    )?
+    .execute(rusqlite::params![INTERRUPTED, now_ms])?;
+    Ok(turns)
+}
+
 /// Inference spent since `since_ms`, in micro-USDC.
 pub fn inference_spent_since(db: &StateDb, since_ms: i64) -> Result<Usdc> {
     let atoms: i64 = db.conn().query_row(
@@ -139,5 +165,65 @@ mod tests {
         kv_set(&mut db, "k", "sleeping", 3).unwrap();
         assert_eq!(kv_get(&db, "k").unwrap().as_deref(), Some("sleeping"));
         assert_eq!(updated_at(&db), 3);
+    }
+
+    #[test]
+    fn the_interrupted_turn_migration_keeps_turns_messages_and_their_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let before = [
+            automaton_tools::db::SCHEMA,
+            CrateSchema {
+                crate_name: "runtime",
+                migrations: &SCHEMA.migrations[..6],
+            },
+            automaton_heartbeat::SCHEMA,
+        ];
+        let mut db = StateDb::open(&path, &before).unwrap();
+        db.write(|tx| {
+            tx.execute_batch(
+                "INSERT INTO turns (started_at, state, input_source) VALUES (1, 'completed', 'wake');
+                 INSERT INTO turns (started_at, state, input_source) VALUES (2, 'running', 'wake');
+                 INSERT INTO messages (turn_id, role, content, created_at, tokens) VALUES (2, 'user', 'hi', 2, 7);
+                 DELETE FROM turns WHERE id = 1;",
+            )
+        })
+        .unwrap();
+        drop(db);
+        let mut db = StateDb::open(&path, ALL_SCHEMAS).unwrap();
+        let marked = db.write(|tx| mark_turns_interrupted(tx, 9)).unwrap();
+        assert_eq!(marked, 1);
+        let row: (i64, String, Option<i64>) = db
+            .conn()
+            .query_row("SELECT id, state, ended_at FROM turns", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(row, (2, "interrupted".to_owned(), Some(9)));
+        let tokens: i64 = db
+            .conn()
+            .query_row("SELECT tokens FROM messages WHERE turn_id = 2", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(tokens, 7);
+        // The foreign key follows the renamed table, and ids are never reused.
+        let refused = db.write(|tx| {
+            tx.execute(
+                "INSERT INTO messages (turn_id, role, content, created_at) VALUES (99, 'user', 'x', 3)",
+                [],
+            )
+        });
+        assert!(refused.is_err(), "a message of no turn is refused");
+        let id = db
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO turns (started_at, state, input_source) VALUES (3, 'running', 'wake')",
+                    [],
+                )?;
+                Ok::<_, rusqlite::Error>(tx.last_insert_rowid())
+            })
+            .unwrap();
+        assert_eq!(id, 3);
     }
 }

@@ -23,7 +23,8 @@ pub struct StatusReport {
     pub address: String,
     /// The creator's address (EIP-55).
     pub creator: String,
-    /// The agent's lifecycle state as last recorded (`created` before the first run).
+    /// The agent's lifecycle state as last recorded (`created` before the first run;
+    /// `interrupted` when the record says `running` but no run holds the home).
     pub state: String,
     /// Turns recorded in state.db.
     pub turns: i64,
@@ -98,7 +99,13 @@ pub fn gather(home: &Home, facts: &ProcessFacts, clock: Arc<dyn Clock>) -> Resul
     let toolbox = toolbox::build(home, facts, clock)?;
     let tools = toolbox.dispatcher.registry().len();
     let db = toolbox.lock_db()?;
-    let agent_state = state::kv_get(&db, "agent_state")?.unwrap_or_else(|| NEVER_RUN.to_owned());
+    let mut agent_state =
+        state::kv_get(&db, "agent_state")?.unwrap_or_else(|| NEVER_RUN.to_owned());
+    // A killed run leaves `running` behind (the next run repairs it); no lock held means no
+    // run is going on whatever the record says.
+    if agent_state == "running" && !crate::run_cmd::HomeLock::home_in_use(home)? {
+        agent_state = state::INTERRUPTED.to_owned();
+    }
     let turns = state::turn_count(&db)?;
     let spent_today = state::inference_spent_since(&db, now_ms - 86_400_000)?;
     let standing = crate::survival::current(&db, &config.survival, now_ms)?;

@@ -150,7 +150,7 @@ async fn a_token_with_inference_gets_the_upstream_s_answer_and_its_account_is_ch
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": "an answer with no usage at all"}}],
         }),
-        retry_after_secs: None,
+        retry_after: None,
     });
     let before = balance(&gateway).await;
     let (status, _, _) = chat(&gateway, &agent, &hello(MODEL)).await;

@@ -6,7 +6,7 @@ use super::chat::{Completion, RawResponse};
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::middleware::HttpRequestFactory;
-use automaton_tools::resilience::{Classify, FailureKind};
+use automaton_tools::resilience::{Classify, FailureKind, parse_retry_after};
 use std::fmt;
 use std::time::Duration;
 
@@ -135,8 +135,7 @@ impl Provider {
                         .headers()
                         .get(reqwest::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
+                        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
                     let body = response.text().await.unwrap_or_default();
                     return Err(OpenAIError::Boxed(Box::new(StatusWithRetry {
                         status,

@@ -54,17 +54,18 @@ fn spawn_run(home: &TestHome, model: &ScriptedModel) -> tokio::process::Child {
         .unwrap()
 }
 
-/// Sends SIGTERM to `run` and waits (at most `limit`) for it to exit.
-async fn terminate(run: tokio::process::Child, limit: std::time::Duration) -> std::process::Output {
+/// Sends `signal` to `run` and waits (at most `limit`) for it to exit.
+async fn stop_with(
+    run: tokio::process::Child,
+    signal: rustix::process::Signal,
+    limit: std::time::Duration,
+) -> std::process::Output {
     let pid = run.id().unwrap();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid as i32).unwrap(),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
+    rustix::process::kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap(), signal)
+        .unwrap();
     tokio::time::timeout(limit, run.wait_with_output())
         .await
-        .expect("run stops promptly after SIGTERM")
+        .unwrap_or_else(|_| panic!("run stops promptly after {signal:?}"))
         .unwrap()
 }
 
@@ -270,6 +271,68 @@ async fn an_active_skill_reaches_the_model_inside_its_fence() {
     model.assert_clean();
 }
 
+/// The anchor commits the receipt chain's head to git, and a stretch commits its receipts
+/// without waiting for the disk (a killed one never syncs behind them): between the stretch's
+/// exit (`exit_group`) and writing `audit-head.json`, the run syncs state.db's log itself.
+/// Read from the syscalls (strace).
+#[tokio::test]
+async fn the_receipts_are_on_disk_before_their_head_is_anchored() {
+    let strace = std::process::Command::new("strace").arg("-V").output();
+    assert!(
+        strace.is_ok_and(|out| out.status.success()),
+        "this test needs strace (`apt-get install strace`; .ci/run installs it)"
+    );
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    model.push(write_call(0));
+    let trace = home.root().with_extension("strace");
+    let out = tokio::process::Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-y",
+            "-e",
+            "trace=fdatasync,fsync,rename,renameat,renameat2,exit_group",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_automaton"))
+        .arg("--home")
+        .arg(home.root())
+        .args(["run", "--json", "--max-turns", "1"])
+        .env("OPENAI_BASE_URL", model.base_url())
+        .env("OPENAI_API_KEY", "sk-test")
+        .env_remove("AUTOMATON_HOME")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let mut synced_since_exit = false;
+    let mut anchors = 0;
+    for line in trace.lines() {
+        if line.contains("exit_group(") {
+            synced_since_exit = false;
+        } else if (line.contains("fdatasync(") || line.contains("fsync("))
+            && line.contains("state.db-wal>")
+        {
+            synced_since_exit = true;
+        } else if line.contains("rename") && line.contains("\"audit-head.json\"") {
+            assert!(
+                synced_since_exit,
+                "the head was anchored with the stretch's receipts not synced: {line}\n{trace}"
+            );
+            anchors += 1;
+        }
+    }
+    assert_eq!(anchors, 1, "{trace}");
+}
+
 #[tokio::test]
 async fn a_forbidden_call_does_not_run_and_the_model_sees_why() {
     let home = TestHome::new();
@@ -386,6 +449,18 @@ async fn the_sleep_tool_ends_the_run_and_the_wake_reason_reaches_the_model() {
 
 #[tokio::test]
 async fn sigterm_during_a_tool_call_leaves_a_consistent_record() {
+    stop_during_a_tool_call(rustix::process::Signal::TERM).await;
+}
+
+/// Ctrl-C at a terminal stops a run exactly as SIGTERM does.
+#[tokio::test]
+async fn sigint_during_a_tool_call_leaves_a_consistent_record() {
+    stop_during_a_tool_call(rustix::process::Signal::INT).await;
+}
+
+/// Sends `signal` to a run whose tool call is running: exit 0, the call and the turn
+/// cancelled, nothing left running, the record verifies.
+async fn stop_during_a_tool_call(signal: rustix::process::Signal) {
     let home = TestHome::new();
     home.init();
     let model = model_for(&home).await;
@@ -413,8 +488,8 @@ async fn sigterm_during_a_tool_call_leaves_a_consistent_record() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let out = terminate(child, std::time::Duration::from_secs(10)).await;
-    assert!(out.status.success(), "exit 0 on SIGTERM");
+    let out = stop_with(child, signal, std::time::Duration::from_secs(10)).await;
+    assert!(out.status.success(), "exit 0 on {signal:?}");
     assert_eq!(
         count(
             &home,
@@ -458,7 +533,12 @@ async fn sigterm_while_the_model_thinks_stops_at_once_and_records_the_turn() {
     )
     .await;
     let stopping = std::time::Instant::now();
-    let out = terminate(child, std::time::Duration::from_secs(20)).await;
+    let out = stop_with(
+        child,
+        rustix::process::Signal::TERM,
+        std::time::Duration::from_secs(20),
+    )
+    .await;
     assert!(out.status.success(), "exit 0 on SIGTERM");
     assert!(
         stopping.elapsed() < std::time::Duration::from_secs(10),
@@ -624,6 +704,46 @@ async fn a_budget_refusal_stops_calls_and_reaches_the_next_context() {
     assert!(!system.contains("your last inference call was not made"));
 }
 
+/// The daily cap refuses a call the way the hourly one does, and the run rests until a day
+/// after the spend that filled it.
+#[tokio::test]
+async fn the_daily_inference_cap_refuses_a_call() {
+    let home = TestHome::new();
+    home.init();
+    price_model_and_cap_hour(&home, 25_000_000);
+    let path = home.path("automaton.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["inference"]["dailyMaxMicroUsdc"] = 250_000.into();
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let model = model_for(&home).await;
+    // $0.248 of a $0.25 day, well inside the hour's $25.
+    model.push(write_call(1).with_usage(120_000, 1_000));
+    model.push(write_call(2));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "3", "--until-sleep"]).await;
+    assert!(ok, "{report}");
+    assert_eq!(report["turns"], 2, "{report}");
+    assert_eq!(report["end"]["reason"], "inference_unavailable", "{report}");
+    assert_eq!(report["end"]["budget"], "day", "{report}");
+    assert!(
+        report["end"]["message"].as_str().unwrap().contains("day"),
+        "{report}"
+    );
+    let first_spend: i64 = {
+        let conn = rusqlite::Connection::open(home.path("state.db")).unwrap();
+        conn.query_row("SELECT MIN(created_at) FROM inference_costs", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    assert_eq!(
+        report["end"]["retry_at_ms"],
+        first_spend + 86_400_001,
+        "the run rests until the day has room: {report}"
+    );
+    assert_eq!(model.requests().len(), 1, "the refused call was never sent");
+}
+
 #[tokio::test]
 async fn a_call_over_the_per_call_cap_with_no_history_left_to_cut_waits_for_the_creator() {
     let home = TestHome::new();
@@ -663,13 +783,13 @@ async fn a_context_window_error_compacts_the_history_and_asks_again() {
             body: serde_json::json!({"error": {"code": 400, "type": "exceed_context_size_error",
                 "message": "the request exceeds the available context size, try increasing it",
                 "n_prompt_tokens": 9000, "n_ctx": 8192}}),
-            retry_after_secs: None,
+            retry_after: None,
         },
         Reply::Status {
             status: 400,
             body: serde_json::json!({"type": "error", "error": {"type": "invalid_request_error",
                 "message": "prompt is too long: 215000 tokens > 200000 maximum"}}),
-            retry_after_secs: None,
+            retry_after: None,
         },
     ];
     for shape in shapes {
@@ -921,7 +1041,12 @@ async fn a_crashed_stretch_is_restarted_and_a_second_run_is_refused() {
     let last = messages.last().unwrap()["content"].as_str().unwrap();
     assert!(last.contains("ended in a crash"), "{last}");
 
-    let out = terminate(run, std::time::Duration::from_secs(20)).await;
+    let out = stop_with(
+        run,
+        rustix::process::Signal::TERM,
+        std::time::Duration::from_secs(20),
+    )
+    .await;
     assert!(out.status.success(), "exit 0 on SIGTERM");
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["interrupted_calls"], 1, "{summary}");
@@ -1237,7 +1362,12 @@ async fn a_wake_event_from_another_process_wakes_a_sleeping_run() {
         1,
         "consumed exactly once"
     );
-    let out = terminate(run, std::time::Duration::from_secs(20)).await;
+    let out = stop_with(
+        run,
+        rustix::process::Signal::TERM,
+        std::time::Duration::from_secs(20),
+    )
+    .await;
     assert!(out.status.success());
 }
 
@@ -1276,4 +1406,106 @@ async fn the_agent_changes_what_its_heartbeat_runs_with_modify_heartbeat() {
         ),
         1
     );
+}
+
+/// A stretch killed outright (SIGKILL after the stop grace) leaves its turn `running` and
+/// `agent_state` `running`; `status` must not call that a run, and the next run repairs both.
+#[tokio::test]
+async fn a_turn_a_killed_stretch_left_running_is_marked_interrupted_by_the_next_run() {
+    let home = TestHome::new();
+    home.init();
+    {
+        let conn = rusqlite::Connection::open(home.path("state.db")).unwrap();
+        conn.execute_batch(
+            "INSERT INTO turns (started_at, state, input_source) VALUES (1000, 'running', 'wake');
+             INSERT INTO kv (key, value, updated_at) VALUES ('agent_state', 'running', 1000)
+                 ON CONFLICT (key) DO UPDATE SET value = 'running';",
+        )
+        .unwrap();
+    }
+    let status = json(&home.run(&["status", "--json"]));
+    assert_eq!(status["state"], "interrupted", "no run holds the home");
+    let model = model_for(&home).await;
+    model.push(write_call(0));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", "1"]).await;
+    assert!(ok, "{report}");
+    assert_eq!(report["turns"], 1);
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM turns WHERE started_at = 1000 AND state = 'interrupted' AND ended_at IS NOT NULL"
+        ),
+        1
+    );
+    assert_eq!(
+        count(&home, "SELECT COUNT(*) FROM turns WHERE state = 'running'"),
+        0
+    );
+    let status = json(&home.run(&["status", "--json"]));
+    assert_eq!(status["state"], "sleeping");
+}
+
+/// Without a provider the run cannot think, but it says so on stderr in one line even in JSON
+/// mode (stdout is kept for the final report), keeps its heartbeat beating, and stops cleanly.
+#[tokio::test]
+async fn a_run_without_a_provider_says_why_on_stderr_and_keeps_beating() {
+    use tokio::io::AsyncBufReadExt;
+    let home = TestHome::new();
+    home.init();
+    // `init` schedules nothing; the run's heartbeat driver does, from heartbeat.yml.
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM heartbeat_schedules"), 0);
+    let mut run = tokio::process::Command::new(env!("CARGO_BIN_EXE_automaton"))
+        .arg("--home")
+        .arg(home.root())
+        .args(["run", "--json"])
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("AUTOMATON_HOME")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(run.stderr.take().unwrap()).lines();
+    let notice = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("stderr ended early");
+            if line.contains("OPENAI_API_KEY") {
+                return line;
+            }
+        }
+    })
+    .await
+    .expect("the run names OPENAI_API_KEY on stderr");
+    let notice: serde_json::Value = serde_json::from_str(&notice).unwrap();
+    assert!(
+        notice["notice"]
+            .as_str()
+            .unwrap()
+            .contains("no inference provider"),
+        "{notice}"
+    );
+    wait_until(
+        "the heartbeat scheduled its tasks",
+        std::time::Duration::from_secs(20),
+        || {
+            count(
+                &home,
+                "SELECT COUNT(*) FROM heartbeat_schedules WHERE name = 'heartbeat_ping' AND next_run_at IS NOT NULL",
+            ) == 1
+        },
+    )
+    .await;
+    let out = stop_with(
+        run,
+        rustix::process::Signal::TERM,
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    assert!(out.status.success(), "exit 0 on SIGTERM");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["end"]["reason"], "no_provider", "{report}");
 }

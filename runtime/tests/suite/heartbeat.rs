@@ -478,3 +478,34 @@ async fn check_credits_moves_the_tier_from_a_real_platform_balance() {
         "the last balance stays"
     );
 }
+
+/// In `critical` the heartbeat sheds its non-essential work (recorded `skipped`) but keeps
+/// what lets the automaton call for help and revive: the ping, the credit check, the health check.
+#[tokio::test]
+async fn a_critical_tick_skips_non_essential_tasks_and_keeps_the_ping() {
+    let ledger = Arc::new(Ledger(Mutex::new(Ok(Usdc::cents(5)))));
+    let rig = rig(Some(ledger), Vec::new(), |_| {}).await;
+    rig.run("check_credits", SurvivalTier::Normal).await;
+    let tier = *rig.tier.borrow();
+    assert_eq!(
+        tier,
+        SurvivalTier::Critical,
+        "the cached balance says critical"
+    );
+    // Past every entry's next firing.
+    rig.clock.advance(7 * 3_600_000);
+    let tick = rig.scheduler.tick(tier).await.unwrap();
+    let status = |name: &str| {
+        tick.runs
+            .iter()
+            .find(|run| run.schedule == name)
+            .unwrap_or_else(|| panic!("{name} was not settled: {tick:?}"))
+            .status
+    };
+    assert_eq!(status("report_metrics"), RunStatus::Skipped);
+    assert_eq!(status("check_for_updates"), RunStatus::Skipped);
+    assert_eq!(status("refresh_models"), RunStatus::Skipped);
+    assert_eq!(status("heartbeat_ping"), RunStatus::Ok);
+    assert_ne!(status("check_credits"), RunStatus::Skipped);
+    assert_ne!(status("health_check"), RunStatus::Skipped);
+}

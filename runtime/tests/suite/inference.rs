@@ -162,6 +162,28 @@ async fn retry_after_is_honoured() {
     assert_eq!(server.requests().len(), 2);
 }
 
+/// `Retry-After` may be an HTTP-date rather than seconds; the wait is counted to it.
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_honoured() {
+    let rig = rig();
+    let server = ScriptedModel::start().await.unwrap();
+    // Whole seconds only: two from now is at least one second away.
+    let at = std::time::SystemTime::now() + Duration::from_secs(2);
+    server.push(Reply::rate_limited_until(httpdate::fmt_http_date(at)));
+    server.push(Reply::text("ok"));
+    let inference = router(&rig, &[endpoint("a", &server)], InferenceConfig::default());
+    let messages = conversation();
+    let started = std::time::Instant::now();
+    let result = inference.chat(&request(&messages)).await.unwrap();
+    assert_eq!(result.completion.content, "ok");
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.requests().len(), 2);
+}
+
 #[tokio::test]
 async fn failover_to_the_next_provider_and_the_breaker_opens() {
     let rig = rig();
@@ -490,4 +512,83 @@ async fn the_agent_s_client_works_through_the_platform_s_inference_proxy_billed_
         "errors are not charged"
     );
     stop.cancel();
+}
+
+/// The breaker reopens the way to a provider once its open window (60 s) has passed on the
+/// router's clock: one trial call goes through and, when it succeeds, the breaker closes.
+#[tokio::test]
+async fn the_breaker_closes_again_after_its_open_window() {
+    let rig = rig();
+    let clock = automaton_tools::clock::ManualClock::new(1_800_000_000_000);
+    let server = ScriptedModel::start().await.unwrap();
+    server.set_fallback(Some(Reply::status(500, "upstream down")));
+    let inference = Inference::new(
+        &[endpoint("a", &server)],
+        vec![priced_model()],
+        InferenceConfig::default(),
+        Usdc::dollars(500),
+        fast_retries(),
+        Arc::clone(&rig.db),
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
+    let messages = conversation();
+    // Three failed attempts, then two more: the fifth in a row opens the breaker, and the
+    // retry loop stops there.
+    for _ in 0..2 {
+        assert!(inference.chat(&request(&messages)).await.is_err());
+    }
+    let tried = server.requests().len();
+    assert_eq!(tried, 5);
+    server.set_fallback(Some(Reply::text("back")));
+    assert!(
+        inference.chat(&request(&messages)).await.is_err(),
+        "refused while open"
+    );
+    assert_eq!(
+        server.requests().len(),
+        tried,
+        "an open breaker sends nothing"
+    );
+    clock.advance(61_000);
+    let result = inference.chat(&request(&messages)).await.unwrap();
+    assert_eq!(result.completion.content, "back");
+    let result = inference.chat(&request(&messages)).await.unwrap();
+    assert_eq!(
+        result.completion.content, "back",
+        "closed: calls flow again"
+    );
+    assert_eq!(server.requests().len(), tried + 2);
+}
+
+/// A model configured with `supportsTools: false` is never sent the tool list.
+#[tokio::test]
+async fn a_model_without_tool_support_gets_no_tools_in_its_request() {
+    let rig = rig();
+    let server = ScriptedModel::start().await.unwrap();
+    server.push(Reply::text("plain"));
+    let inference = Inference::new(
+        &[endpoint("a", &server)],
+        vec![ModelConfig {
+            supports_tools: false,
+            ..priced_model()
+        }],
+        InferenceConfig::default(),
+        Usdc::dollars(500),
+        fast_retries(),
+        Arc::clone(&rig.db),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let messages = conversation();
+    let tools = vec![
+        serde_json::json!({"type":"function","function":{"name":"exec","description":"run","parameters":{"type":"object","properties":{}}}}),
+    ];
+    let mut req = request(&messages);
+    req.tools = &tools;
+    let result = inference.chat(&req).await.unwrap();
+    assert_eq!(result.completion.content, "plain");
+    let sent = &server.requests()[0];
+    assert!(sent.body.get("tools").is_none(), "{}", sent.body);
+    assert!(sent.body.get("tool_choice").is_none(), "{}", sent.body);
 }

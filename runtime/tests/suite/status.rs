@@ -32,3 +32,32 @@ fn status_without_a_home_says_how_to_make_one() {
     assert_eq!(err["code"], "NOT_INITIALIZED");
     assert!(err["hint"].as_str().unwrap().contains("automaton init"));
 }
+
+/// `inference_spent_today_micro_usdc` sums the last 24 hours of `inference_costs`, no more.
+#[test]
+fn status_json_shows_today_s_inference_spend() {
+    let home = TestHome::new();
+    home.init();
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let conn = rusqlite::Connection::open(home.path("state.db")).unwrap();
+    let insert =
+        "INSERT INTO inference_costs (task, provider, model, prompt_tokens, completion_tokens,
+                      cost_micro_usdc, latency_ms, outcome, created_at)
+                  VALUES ('agent_turn', 'a', 'm', 1000, 50, ?1, 10, 'ok', ?2)";
+    conn.execute(insert, rusqlite::params![2_400, now_ms - 60_000])
+        .unwrap();
+    conn.execute(insert, rusqlite::params![100, now_ms - 3_600_000])
+        .unwrap();
+    // Two days ago: not today's.
+    conn.execute(insert, rusqlite::params![900_000, now_ms - 2 * 86_400_000])
+        .unwrap();
+    drop(conn);
+    let status = json(&home.run(&["status", "--json"]));
+    assert_eq!(status["inference_spent_today_micro_usdc"], 2_500);
+}

@@ -56,8 +56,8 @@ pub(crate) async fn respond(
             Reply::Status {
                 status,
                 body,
-                retry_after_secs,
-            } => return status_response(status, body, retry_after_secs),
+                retry_after,
+            } => return status_response(status, body, retry_after.as_deref()),
             Reply::ContextLengthExceeded => {
                 return (
                     StatusCode::BAD_REQUEST,
@@ -141,7 +141,7 @@ fn completion(
     .into_response()
 }
 
-fn status_response(status: u16, body: Value, retry_after_secs: Option<u64>) -> Response {
+fn status_response(status: u16, body: Value, retry_after: Option<&str>) -> Response {
     let Ok(code) = StatusCode::from_u16(status) else {
         return openai_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -151,10 +151,18 @@ fn status_response(status: u16, body: Value, retry_after_secs: Option<u64>) -> R
         );
     };
     let mut response = (code, Json(body)).into_response();
-    if let Some(secs) = retry_after_secs {
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(secs));
+    if let Some(value) = retry_after {
+        let Ok(value) = HeaderValue::from_str(value) else {
+            return openai_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!(
+                    "scripted model: the script's Retry-After {value:?} is not a header value"
+                ),
+                "server_error",
+                None,
+            );
+        };
+        response.headers_mut().insert(RETRY_AFTER, value);
     }
     response
 }

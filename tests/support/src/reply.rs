@@ -25,8 +25,9 @@ pub enum Reply {
         status: u16,
         /// The JSON body, usually OpenAI's `{"error": {...}}` shape.
         body: Value,
-        /// When set, sent as the `Retry-After` header (whole seconds).
-        retry_after_secs: Option<u64>,
+        /// When set, sent verbatim as the `Retry-After` header: whole seconds (`"7"`) or
+        /// an HTTP-date (`"Wed, 21 Oct 2015 07:28:00 GMT"`).
+        retry_after: Option<String>,
     },
     /// HTTP 400 with OpenAI's `context_length_exceeded` error body.
     ContextLengthExceeded,
@@ -100,6 +101,15 @@ impl Reply {
 
     /// HTTP 429 with OpenAI's `rate_limit_exceeded` body and `Retry-After: secs`.
     pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self::rate_limited_with(retry_after_secs.to_string())
+    }
+
+    /// [`Reply::rate_limited`] with `Retry-After` as an HTTP-date (`http_date`, sent as is).
+    pub fn rate_limited_until(http_date: impl Into<String>) -> Self {
+        Self::rate_limited_with(http_date.into())
+    }
+
+    fn rate_limited_with(retry_after: String) -> Self {
         Self::Status {
             status: 429,
             body: json!({"error": {
@@ -108,7 +118,7 @@ impl Reply {
                 "param": null,
                 "code": "rate_limit_exceeded",
             }}),
-            retry_after_secs: Some(retry_after_secs),
+            retry_after: Some(retry_after),
         }
     }
 
@@ -128,7 +138,7 @@ impl Reply {
                 "param": null,
                 "code": null,
             }}),
-            retry_after_secs: None,
+            retry_after: None,
         }
     }
 

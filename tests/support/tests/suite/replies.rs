@@ -145,7 +145,7 @@ async fn status_reply_sends_its_body_verbatim() {
         Reply::Status {
             status: 503,
             body: body.clone(),
-            retry_after_secs: None,
+            retry_after: None,
         },
         Reply::status(500, "boom"),
     ]);

@@ -439,7 +439,13 @@ async fn supervise(
             } => {
                 say(mode, &format!("inference unavailable: {message} ({hint})"));
                 Some(match (retry_at_ms, budget) {
-                    (Some(at), _) => (*at, "the inference budget has room again".to_owned()),
+                    (Some(at), Some(_)) => (*at, "the inference budget has room again".to_owned()),
+                    // A prompt that never fit the model: the creator may have changed its
+                    // configured window since.
+                    (Some(at), None) => (
+                        *at,
+                        "an hour passed since the model rejected even a prompt with no history; the creator may have changed the model or its contextWindow".to_owned(),
+                    ),
                     // No window will make room: only the creator raising the cap (or funding
                     // a cheaper model) helps, so look again in an hour, not every minute.
                     (None, Some(budget)) => {

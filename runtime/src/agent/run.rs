@@ -152,6 +152,8 @@ fn failure_hint_context(model: &str) -> String {
 const HISTORY_TURNS: usize = 50;
 /// Turns before those that keep a summary line of their own; older ones are counted.
 const SUMMARY_LINES: usize = 30;
+/// Tokens of the summary section's heading ("## Earlier turns (summarised)"), with margin.
+const SUMMARY_HEADER_TOKENS: usize = 10;
 
 /// What a run keeps between its turns rather than reading or computing it again each turn:
 /// the tools as the model sees them (a toolbox's registry cannot change under it), how many
@@ -174,9 +176,33 @@ struct StoredConversation {
     /// The newest whole turns, which the context carries as messages while they fit.
     recent: std::collections::VecDeque<TurnMessages>,
     /// The turns before those, which the context carries as one summary line each.
-    older: std::collections::VecDeque<TurnMessages>,
+    older: std::collections::VecDeque<SummaryLine>,
     /// Everything older still, as counts.
     digest: history::Digest,
+    /// The digest's line, kept while the digest does not change.
+    digest_line: Option<(String, usize)>,
+}
+
+/// A turn the context carries as one line, counted once when it became one.
+struct SummaryLine {
+    turn: TurnMessages,
+    line: String,
+    tokens: usize,
+}
+
+impl SummaryLine {
+    fn of(turn: TurnMessages) -> Self {
+        let line = turn.summary_line();
+        let tokens = tokens::count(&line) + 1;
+        Self { turn, line, tokens }
+    }
+}
+
+fn digest_line(digest: &history::Digest) -> Option<(String, usize)> {
+    digest.line().map(|line| {
+        let tokens = tokens::count(&line) + 1;
+        (line, tokens)
+    })
 }
 
 impl StoredConversation {
@@ -196,20 +222,32 @@ impl StoredConversation {
         Ok(Self {
             turns_recorded,
             recent: recent.into(),
-            older: older.into(),
+            older: older.into_iter().map(SummaryLine::of).collect(),
+            digest_line: digest_line(&digest),
             digest,
         })
     }
 
-    /// The summary lines for every turn the context does not carry whole: the digest, the
-    /// older turns, then the recent ones `fit` left out.
-    fn summary(&self, dropped: Vec<String>) -> Vec<String> {
-        self.digest
-            .line()
-            .into_iter()
-            .chain(self.older.iter().map(TurnMessages::summary_line))
-            .chain(dropped)
-            .collect()
+    /// The summary lines for every turn the context does not carry whole (the digest, the
+    /// older turns), with their tokens; the recent turns `fit` left out are added by the
+    /// caller.
+    fn summary(&self) -> (Vec<&str>, usize) {
+        let mut tokens = 0;
+        let lines = self
+            .digest_line
+            .iter()
+            .map(|(line, counted)| (line.as_str(), *counted))
+            .chain(
+                self.older
+                    .iter()
+                    .map(|older| (older.line.as_str(), older.tokens)),
+            )
+            .map(|(line, counted)| {
+                tokens += counted;
+                line
+            })
+            .collect();
+        (lines, tokens)
     }
 }
 
@@ -237,11 +275,14 @@ impl RunMemory {
             stored.turns_recorded += 1;
             stored.recent.extend(turn);
             while stored.recent.len() > HISTORY_TURNS {
-                stored.older.extend(stored.recent.pop_front());
+                stored
+                    .older
+                    .extend(stored.recent.pop_front().map(SummaryLine::of));
             }
             while stored.older.len() > SUMMARY_LINES {
                 if let Some(aged) = stored.older.pop_front() {
-                    stored.digest.fold(&aged);
+                    stored.digest.fold(&aged.turn);
+                    stored.digest_line = digest_line(&stored.digest);
                 }
             }
         }
@@ -502,16 +543,22 @@ impl<'a> Agent<'a> {
                 history::fit(history_turns.clone(), history_budget.saturating_sub(fixed));
             history_tokens = fitted_tokens;
             let mut estimated = fixed + history_tokens;
-            let summarised = match &memory.stored {
-                Some(stored) => stored.summary(dropped),
-                None => dropped,
+            // Counted line by line as each line was made: the section changes every turn,
+            // its lines do not.
+            let (mut summarised, mut summary_tokens) = match &memory.stored {
+                Some(stored) => stored.summary(),
+                None => (Vec::new(), 0),
             };
+            for line in &dropped {
+                summary_tokens += tokens::count(line) + 1;
+                summarised.push(line);
+            }
             if !summarised.is_empty() {
                 let summary = format!(
                     "\n\n## Earlier turns (summarised)\n{}",
                     summarised.join("\n")
                 );
-                estimated += tokens::count(&summary);
+                estimated += summary_tokens + SUMMARY_HEADER_TOKENS;
                 system.push_str(&summary);
             }
             let mut messages = vec![Message::System { content: system }];
@@ -764,7 +811,7 @@ impl<'a> Agent<'a> {
         let Some(stored) = &memory.stored else {
             return Ok(());
         };
-        let Some(before) = stored.older.front().map(|turn| turn.turn_id) else {
+        let Some(before) = stored.older.front().map(|older| older.turn.turn_id) else {
             return Ok(());
         };
         if stored.digest.turns == 0 {

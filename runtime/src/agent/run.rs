@@ -299,53 +299,22 @@ impl<'a> Agent<'a> {
         mut wake_reason: Option<String>,
     ) -> Result<RunReport> {
         let mut turns = 0_u32;
-        let mut detector = Detector {
-            idle_turns: 0,
-            last_signature: None,
-            repeats: 0,
-        };
-        let mut notices: Vec<String> = Vec::new();
         let mut memory = RunMemory::new(self.toolbox);
-        let end = loop {
-            if cancel.is_cancelled() {
-                break RunEnd::Shutdown;
-            }
-            if options.max_turns.is_some_and(|max| turns >= max) {
-                break RunEnd::MaxTurns;
-            }
-            // A mode bit is not immutability: check the pinned hash before every turn.
-            preflight::verify_constitution(self.home, self.config)?;
-            if let Some(since_ms) = self.dead_since().await? {
-                break RunEnd::Dead { since_ms };
-            }
-            if !self.inference.has_providers() {
-                break RunEnd::NoProvider {
-                    hint: InferenceFailure::NoProvider.hint(),
-                };
-            }
-            let outcome = self
-                .turn(
-                    options,
-                    cancel,
-                    wake_reason.clone(),
-                    std::mem::take(&mut notices),
-                    &mut detector,
-                    &mut memory,
-                )
-                .await?;
-            turns += 1;
-            // The reason is delivered once a model has read it: a turn whose inference failed
-            // kept nothing of its input, so the reason stays for the next attempt.
-            let model_never_answered = matches!(
-                outcome,
-                TurnOutcome::Stop(RunEnd::InferenceUnavailable { .. } | RunEnd::NoProvider { .. })
-            );
-            if !model_never_answered {
-                wake_reason = None;
-            }
-            match outcome {
-                TurnOutcome::Continue { notice } => notices.extend(notice),
-                TurnOutcome::Stop(end) => break end,
+        let ended = self
+            .run_turns(options, cancel, &mut wake_reason, &mut memory, &mut turns)
+            .await;
+        let end = match ended {
+            Ok(end) => end,
+            Err(err) => {
+                // A fatal error still leaves what the turns committed on disk; the error
+                // itself is what the caller needs to hear.
+                if let Err(sync) = self.await_sync(memory.pending_sync.take()).await {
+                    tracing::error!(error = %sync, "syncing state.db after a fatal error");
+                }
+                if let Err(sync) = self.sync_records().await {
+                    tracing::error!(error = %sync, "syncing state.db after a fatal error");
+                }
+                return Err(err);
             }
         };
         self.set_state(match &end {
@@ -366,6 +335,66 @@ impl<'a> Agent<'a> {
             end,
             wake_delivered: wake_reason.is_none(),
         })
+    }
+
+    /// Turns until one of [`RunEnd`] happens, counting them in `turns`.
+    async fn run_turns(
+        &self,
+        options: &RunOptions,
+        cancel: &CancellationToken,
+        wake_reason: &mut Option<String>,
+        memory: &mut RunMemory,
+        turns: &mut u32,
+    ) -> Result<RunEnd> {
+        let mut detector = Detector {
+            idle_turns: 0,
+            last_signature: None,
+            repeats: 0,
+        };
+        let mut notices: Vec<String> = Vec::new();
+        let end = loop {
+            if cancel.is_cancelled() {
+                break RunEnd::Shutdown;
+            }
+            if options.max_turns.is_some_and(|max| *turns >= max) {
+                break RunEnd::MaxTurns;
+            }
+            // A mode bit is not immutability: check the pinned hash before every turn.
+            preflight::verify_constitution(self.home, self.config)?;
+            if let Some(since_ms) = self.dead_since().await? {
+                break RunEnd::Dead { since_ms };
+            }
+            if !self.inference.has_providers() {
+                break RunEnd::NoProvider {
+                    hint: InferenceFailure::NoProvider.hint(),
+                };
+            }
+            let outcome = self
+                .turn(
+                    options,
+                    cancel,
+                    wake_reason.clone(),
+                    std::mem::take(&mut notices),
+                    &mut detector,
+                    memory,
+                )
+                .await?;
+            *turns += 1;
+            // The reason is delivered once a model has read it: a turn whose inference failed
+            // kept nothing of its input, so the reason stays for the next attempt.
+            let model_never_answered = matches!(
+                outcome,
+                TurnOutcome::Stop(RunEnd::InferenceUnavailable { .. } | RunEnd::NoProvider { .. })
+            );
+            if !model_never_answered {
+                *wake_reason = None;
+            }
+            match outcome {
+                TurnOutcome::Continue { notice } => notices.extend(notice),
+                TurnOutcome::Stop(end) => break end,
+            }
+        };
+        Ok(end)
     }
 
     /// Since when the automaton has been dead, if it is.

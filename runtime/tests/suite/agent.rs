@@ -74,6 +74,15 @@ fn count(home: &TestHome, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
+/// Changes `automaton.json` in place.
+fn edit_config(home: &TestHome, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = home.path("automaton.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut config);
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+}
+
 fn write_call(i: usize) -> Reply {
     Reply::tool_call(
         format!("c{i}"),
@@ -634,19 +643,17 @@ async fn switch_model_is_respected_on_the_next_turn_and_after_a_restart() {
 
 /// Prices the default model and caps the hour, as a creator would in automaton.json.
 fn price_model_and_cap_hour(home: &TestHome, hourly_cap_micro_usdc: u64) {
-    let path = home.path("automaton.json");
-    let mut config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    config["models"] = serde_json::json!([{
-        "name": "gpt-4o-mini",
-        "contextWindow": 128000,
-        "inputPricePerMillionMicroUsdc": 2_000_000,
-        "outputPricePerMillionMicroUsdc": 8_000_000,
-        "supportsTools": true
-    }]);
-    config["inference"]["maxTokensPerCall"] = 100.into();
-    config["inference"]["hourlyMaxMicroUsdc"] = hourly_cap_micro_usdc.into();
-    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    edit_config(home, |config| {
+        config["models"] = serde_json::json!([{
+            "name": "gpt-4o-mini",
+            "contextWindow": 128000,
+            "inputPricePerMillionMicroUsdc": 2_000_000,
+            "outputPricePerMillionMicroUsdc": 8_000_000,
+            "supportsTools": true
+        }]);
+        config["inference"]["maxTokensPerCall"] = 100.into();
+        config["inference"]["hourlyMaxMicroUsdc"] = hourly_cap_micro_usdc.into();
+    });
 }
 
 #[tokio::test]
@@ -666,13 +673,7 @@ async fn a_budget_refusal_stops_calls_and_reaches_the_next_context() {
         report["end"]["message"].as_str().unwrap().contains("hour"),
         "{report}"
     );
-    let first_spend: i64 = {
-        let conn = rusqlite::Connection::open(home.path("state.db")).unwrap();
-        conn.query_row("SELECT MIN(created_at) FROM inference_costs", [], |r| {
-            r.get(0)
-        })
-        .unwrap()
-    };
+    let first_spend = count(&home, "SELECT MIN(created_at) FROM inference_costs");
     assert_eq!(
         report["end"]["retry_at_ms"],
         first_spend + 3_600_001,
@@ -711,11 +712,9 @@ async fn the_daily_inference_cap_refuses_a_call() {
     let home = TestHome::new();
     home.init();
     price_model_and_cap_hour(&home, 25_000_000);
-    let path = home.path("automaton.json");
-    let mut config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    config["inference"]["dailyMaxMicroUsdc"] = 250_000.into();
-    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    edit_config(&home, |config| {
+        config["inference"]["dailyMaxMicroUsdc"] = 250_000.into();
+    });
     let model = model_for(&home).await;
     // $0.248 of a $0.25 day, well inside the hour's $25.
     model.push(write_call(1).with_usage(120_000, 1_000));
@@ -729,13 +728,7 @@ async fn the_daily_inference_cap_refuses_a_call() {
         report["end"]["message"].as_str().unwrap().contains("day"),
         "{report}"
     );
-    let first_spend: i64 = {
-        let conn = rusqlite::Connection::open(home.path("state.db")).unwrap();
-        conn.query_row("SELECT MIN(created_at) FROM inference_costs", [], |r| {
-            r.get(0)
-        })
-        .unwrap()
-    };
+    let first_spend = count(&home, "SELECT MIN(created_at) FROM inference_costs");
     assert_eq!(
         report["end"]["retry_at_ms"],
         first_spend + 86_400_001,
@@ -749,12 +742,10 @@ async fn a_call_over_the_per_call_cap_with_no_history_left_to_cut_waits_for_the_
     let home = TestHome::new();
     home.init();
     price_model_and_cap_hour(&home, 25_000_000);
-    let path = home.path("automaton.json");
-    let mut config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    // Less than the constitution, the prompt and the tool list cost on their own.
-    config["inference"]["perCallMaxMicroUsdc"] = 1_000.into();
-    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    edit_config(&home, |config| {
+        // Less than the constitution, the prompt and the tool list cost on their own.
+        config["inference"]["perCallMaxMicroUsdc"] = 1_000.into();
+    });
     let model = model_for(&home).await;
     let (ok, report) = run_agent(&home, &model, &["--until-sleep"]).await;
     assert!(ok, "{report}");
@@ -929,11 +920,9 @@ async fn turns_beyond_the_context_are_summarised_never_dropped() {
 async fn calls_past_the_per_turn_cap_are_not_run_and_the_model_is_told() {
     let home = TestHome::new();
     home.init();
-    let path = home.path("automaton.json");
-    let mut config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    config["inference"]["maxToolCallsPerTurn"] = 2.into();
-    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    edit_config(&home, |config| {
+        config["inference"]["maxToolCallsPerTurn"] = 2.into();
+    });
     let model = model_for(&home).await;
     model.push(Reply::tool_calls((0..3).map(|i| {
         ScriptedCall::new(
@@ -961,8 +950,9 @@ async fn calls_past_the_per_turn_cap_are_not_run_and_the_model_is_told() {
     );
     model.assert_clean();
 
-    config["inference"]["maxToolCallsPerTurn"] = 0.into();
-    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    edit_config(&home, |config| {
+        config["inference"]["maxToolCallsPerTurn"] = 0.into();
+    });
     let out = home.run(&["status", "--json"]);
     assert!(!out.status.success());
     assert!(
@@ -1254,12 +1244,10 @@ fn now_ms() -> i64 {
 async fn tiers_change_the_model_the_prompt_and_whether_the_loop_runs() {
     let home = TestHome::new();
     home.init();
-    let path = home.path("automaton.json");
-    let mut config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    config["inference"]["model"] = "big-model".into();
-    config["inference"]["lowComputeModel"] = "cheap-model".into();
-    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    edit_config(&home, |config| {
+        config["inference"]["model"] = "big-model".into();
+        config["inference"]["lowComputeModel"] = "cheap-model".into();
+    });
     let model = model_for(&home).await;
 
     // $0.30: low compute — the cheaper model, and the model is told.

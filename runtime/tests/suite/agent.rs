@@ -1573,3 +1573,42 @@ async fn the_summary_section_is_inside_the_window_budget() {
             - 1
     );
 }
+
+/// "Every attempt is a row in inference_costs" (ARCHITECTURE, Inference), the one a shutdown
+/// abandons too: the provider has the prompt and bills it, and the hourly and daily caps are
+/// counted from those rows.
+#[tokio::test]
+async fn an_inference_call_a_shutdown_abandons_is_still_an_attempt_on_record() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    model.push(
+        Reply::text("too late")
+            .with_usage(50_000, 10)
+            .delayed(60_000),
+    );
+    let child = spawn_run(&home, &model);
+    wait_until(
+        "the model is asked",
+        std::time::Duration::from_secs(20),
+        || !model.requests().is_empty(),
+    )
+    .await;
+    let out = stop_with(
+        child,
+        rustix::process::Signal::TERM,
+        std::time::Duration::from_secs(20),
+    )
+    .await;
+    assert!(out.status.success(), "exit 0 on SIGTERM");
+    assert_eq!(
+        model.requests().len(),
+        1,
+        "the provider was sent the prompt"
+    );
+    assert_eq!(
+        count(&home, "SELECT COUNT(*) FROM inference_costs"),
+        1,
+        "the abandoned attempt is not on record"
+    );
+}

@@ -333,3 +333,32 @@ async fn the_http_client_reads_the_balance_and_history_and_grants_once_per_key()
     assert_eq!(bad.code, ErrorCode::InvalidInput);
     gateway.stop().await;
 }
+
+/// The upstream refusing the platform's own key is the operator's fault, not the caller's:
+/// the caller's token is good, so it must not be told 401/403 (which an OpenAI client and the
+/// agent read as "your key is wrong"), nor see any part of the upstream key; the answer names
+/// what the operator must fix.
+#[tokio::test]
+async fn an_upstream_refusing_the_platform_s_key_is_not_the_caller_s_401() {
+    let (gateway, model) = proxied().await;
+    let agent = token(&gateway, &[Capability::Inference]).await;
+    fund(&gateway, 1_000_000).await;
+    // OpenAI's answer to a wrong key quotes its first and last characters.
+    model.push(Reply::Status {
+        status: 401,
+        body: json!({"error": {"message": "Incorrect API key provided: sk-upstr***********4242. You can find your API key at https://platform.openai.com/account/api-keys.",
+            "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}),
+        retry_after: None,
+    });
+    let (status, _, body) = chat(&gateway, &agent, &hello(MODEL)).await;
+    assert_ne!(status, 401, "the caller's own token was accepted: {body}");
+    assert!(
+        !body.to_string().contains("4242"),
+        "part of the upstream key: {body}"
+    );
+    assert!(
+        body.to_string().contains("inference.json"),
+        "no word of what to fix: {body}"
+    );
+    gateway.stop().await;
+}

@@ -452,4 +452,31 @@ mod tests {
             }
         }
     }
+
+    /// A turn counts the same in the digest whether a run folded it from memory or the next
+    /// run read it from state.db: here a call past the per-turn cap, answered QUOTA_EXCEEDED
+    /// and never dispatched (so no `tool_calls` row).
+    #[test]
+    fn a_turn_folds_into_the_digest_as_state_db_counts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = crate::state::open(&Home::at(dir.path().to_owned())).unwrap();
+        let mut turn = message(1);
+        turn[2] = Message::Tool {
+            tool_call_id: "c1".into(),
+            content: r#"{"error":{"code":"QUOTA_EXCEEDED","message":"only 16 tool calls run per turn; this one was not run"}}"#.into(),
+        };
+        let stored_tokens = db
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO turns (id, started_at, state, input_source) VALUES (1, 0, 'completed', 'self')",
+                    [],
+                )?;
+                append(tx, 1, &turn, 0)
+            })
+            .unwrap();
+        let mut folded = Digest::default();
+        folded.fold(&as_stored(1, turn, stored_tokens).unwrap());
+        let read = digest_between(&db, i64::MIN, 2).unwrap();
+        assert_eq!(folded, read, "{:?} vs {:?}", folded.line(), read.line());
+    }
 }

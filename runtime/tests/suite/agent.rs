@@ -1497,3 +1497,106 @@ async fn a_run_without_a_provider_says_why_on_stderr_and_keeps_beating() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["end"]["reason"], "no_provider", "{report}");
 }
+
+/// The prompt a turn sends fits the model's window: the "Earlier turns (summarised)" section
+/// (the digest, the 30 older turns' lines, the recent turns `fit` left out) is inside the
+/// budget, not added on top of a history already fitted to it.
+#[tokio::test]
+async fn the_summary_section_is_inside_the_window_budget() {
+    const WINDOW: usize = 30_000;
+    let home = TestHome::new();
+    home.init();
+    let path = home.path("automaton.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["models"] = serde_json::json!([{
+        "name": "gpt-4o-mini",
+        "contextWindow": WINDOW,
+        "inputPricePerMillionMicroUsdc": 0,
+        "outputPricePerMillionMicroUsdc": 0,
+        "supportsTools": true
+    }]);
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let model = model_for(&home).await;
+    // 16 calls a turn (the cap) to a tool that does not exist: cheap to answer, never
+    // read-only, never the same twice, and each one a long summary line.
+    let turns = 82;
+    model.push_all((0..turns).map(|turn| {
+        Reply::tool_calls((0..16).map(|i| {
+            ScriptedCall::new(
+                format!("c{turn}_{i}"),
+                "a_tool_whose_rather_long_name_does_not_exist_anywhere",
+                format!(r#"{{"turn":{turn},"i":{i}}}"#),
+            )
+        }))
+    }));
+    let (ok, report) = run_agent(&home, &model, &["--max-turns", &turns.to_string()]).await;
+    assert!(ok, "{report}");
+    let count = automaton_runtime::agent::tokens::count;
+    let last = model.requests().pop().unwrap();
+    let mut sent = 0;
+    for message in last.messages() {
+        sent += 4 + count(message["content"].as_str().unwrap_or(""));
+        for call in message["tool_calls"].as_array().into_iter().flatten() {
+            sent += count(&call["function"].to_string());
+        }
+    }
+    for tool in last.body["tools"].as_array().into_iter().flatten() {
+        sent += count(&tool.to_string());
+    }
+    let system = last.messages()[0]["content"].as_str().unwrap();
+    let summary = system
+        .split("## Earlier turns (summarised)\n")
+        .nth(1)
+        .unwrap();
+    assert!(
+        sent <= WINDOW,
+        "a prompt of about {sent} tokens was sent to a {WINDOW}-token window; its summary section alone is {} tokens in {} lines ({} of them whole turns carried)",
+        count(summary),
+        summary.lines().count(),
+        last.messages()
+            .iter()
+            .filter(|m| m["role"] == "user")
+            .count()
+            - 1
+    );
+}
+
+/// "Every attempt is a row in inference_costs" (ARCHITECTURE, Inference), the one a shutdown
+/// abandons too: the provider has the prompt and bills it, and the hourly and daily caps are
+/// counted from those rows.
+#[tokio::test]
+async fn an_inference_call_a_shutdown_abandons_is_still_an_attempt_on_record() {
+    let home = TestHome::new();
+    home.init();
+    let model = model_for(&home).await;
+    model.push(
+        Reply::text("too late")
+            .with_usage(50_000, 10)
+            .delayed(60_000),
+    );
+    let child = spawn_run(&home, &model);
+    wait_until(
+        "the model is asked",
+        std::time::Duration::from_secs(20),
+        || !model.requests().is_empty(),
+    )
+    .await;
+    let out = stop_with(
+        child,
+        rustix::process::Signal::TERM,
+        std::time::Duration::from_secs(20),
+    )
+    .await;
+    assert!(out.status.success(), "exit 0 on SIGTERM");
+    assert_eq!(
+        model.requests().len(),
+        1,
+        "the provider was sent the prompt"
+    );
+    assert_eq!(
+        count(&home, "SELECT COUNT(*) FROM inference_costs"),
+        1,
+        "the abandoned attempt is not on record"
+    );
+}

@@ -164,24 +164,35 @@ pub fn active_skills(skills_dir: &std::path::Path) -> Vec<Skill> {
 }
 
 /// A skill's text made unable to close or open its fence: every `<` that begins an
-/// `untrusted-skill` tag, in any letter case, becomes `&lt;`.
+/// `untrusted-skill` tag — in any letter case, with whitespace or a `/` between the `<` and the
+/// name, as markup readers and models accept — becomes `&lt;`.
 fn fence(text: &str) -> String {
-    const TAG: &str = "untrusted-skill";
-    let lower = text.to_ascii_lowercase();
+    const TAG: &[u8] = b"untrusted-skill";
+    let bytes = text.as_bytes();
+    let opens_tag = |at: usize| {
+        let mut next = at + 1;
+        let skip_space = |mut i: usize| {
+            while bytes.get(i).is_some_and(u8::is_ascii_whitespace) {
+                i += 1;
+            }
+            i
+        };
+        next = skip_space(next);
+        if bytes.get(next) == Some(&b'/') {
+            next = skip_space(next + 1);
+        }
+        bytes
+            .get(next..next + TAG.len())
+            .is_some_and(|name| name.eq_ignore_ascii_case(TAG))
+    };
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
-    for (at, _) in lower.match_indices(TAG) {
-        let before = &lower[..at];
-        let opener = if before.ends_with("</") {
-            at - 2
-        } else if before.ends_with('<') {
-            at - 1
-        } else {
-            continue;
-        };
-        out.push_str(&text[copied..opener]);
-        out.push_str("&lt;");
-        copied = opener + 1;
+    for (at, _) in text.match_indices('<') {
+        if opens_tag(at) {
+            out.push_str(&text[copied..at]);
+            out.push_str("&lt;");
+            copied = at + 1;
+        }
     }
     out.push_str(&text[copied..]);
     out

@@ -189,6 +189,20 @@ async fn forward(
             format!("the upstream's answer was cut off: {}", err.without_url()),
         )
     })?;
+    // The upstream refusing the platform's own key (or its account) is the operator's to fix,
+    // not the caller's: never its 401/403, and never its body, which may quote the key.
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        tracing::error!(%status, "the inference upstream refused the platform's key");
+        return Err(Error::new(
+            ErrorCode::InternalError,
+            format!("the inference upstream refused this platform's credentials ({status})"),
+        )
+        .with_hint(format!(
+            "not your token: the platform's operator must fix upstream.apiKeyEnv or upstream.apiKeyFile in {} and restart `automaton platform serve`",
+            platform.data_dir().join(CONFIG_FILE).display()
+        ))
+        .not_retryable());
+    }
     if !status.is_success() {
         return Ok(passed_through(status, retry_after, &bytes));
     }

@@ -612,6 +612,7 @@ impl<'a> Agent<'a> {
             let answer = tokio::select! {
                 answer = self.inference.chat(&request) => answer,
                 () = cancel.cancelled() => {
+                    self.inference.record_abandoned().await;
                     let stored = self
                         .finish_turn(
                             turn_id,

@@ -141,6 +141,20 @@ pub struct Inference {
     retry: RetryPolicy,
     db: SharedDb,
     clock: Arc<dyn Clock>,
+    /// The attempt on the wire, until its row is written: a caller that abandons the call
+    /// (a shutdown) records it with [`Inference::record_abandoned`].
+    in_flight: std::sync::Mutex<Option<InFlight>>,
+}
+
+/// An attempt sent and not yet recorded.
+struct InFlight {
+    task: Task,
+    turn_id: Option<i64>,
+    provider: String,
+    model: String,
+    estimated_prompt_tokens: u64,
+    input_price: Usdc,
+    started: Instant,
 }
 
 impl std::fmt::Debug for Inference {
@@ -207,7 +221,55 @@ impl Inference {
             retry,
             db,
             clock,
+            in_flight: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Records the attempt a caller abandoned mid-call (a shutdown dropped `chat`), so every
+    /// attempt stays a row and the caps count it: the prompt as estimated, at the model's
+    /// input price (the provider bills what it was sent), outcome `cancelled`. Nothing when
+    /// no attempt was on the wire.
+    pub async fn record_abandoned(&self) {
+        let abandoned = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some(attempt) = abandoned else {
+            return;
+        };
+        let request = ChatRequest {
+            task: attempt.task,
+            low_compute: false,
+            model_override: None,
+            messages: &[],
+            tools: &[],
+            estimated_prompt_tokens: attempt.estimated_prompt_tokens,
+            turn_id: attempt.turn_id,
+        };
+        let latency_ms = u64::try_from(attempt.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if let Err(err) = self
+            .record(
+                &request,
+                &attempt.provider,
+                &attempt.model,
+                attempt.estimated_prompt_tokens,
+                0,
+                cost_of(attempt.estimated_prompt_tokens, attempt.input_price),
+                latency_ms,
+                "cancelled",
+            )
+            .await
+        {
+            tracing::error!(error = %err, "could not record an abandoned inference attempt");
+        }
+    }
+
+    fn set_in_flight(&self, attempt: Option<InFlight>) {
+        *self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = attempt;
     }
 
     /// Whether any provider is configured.
@@ -458,10 +520,20 @@ impl Inference {
         let mut retry_after = None;
         for backend in &self.backends {
             let started = Instant::now();
+            self.set_in_flight(Some(InFlight {
+                task: request.task,
+                turn_id: request.turn_id,
+                provider: backend.provider.name().to_owned(),
+                model: model.name.clone(),
+                estimated_prompt_tokens: request.estimated_prompt_tokens,
+                input_price: model.input_price_per_million_micro_usdc,
+                started,
+            }));
             let outcome = retry(&self.retry, Some(&backend.breaker), |_attempt| {
                 backend.provider.complete(&body)
             })
             .await;
+            self.set_in_flight(None);
             let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             match outcome {
                 Ok(completion) => {

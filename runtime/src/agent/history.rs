@@ -235,7 +235,7 @@ impl Digest {
                         *self.calls.entry(call.name.clone()).or_default() += 1;
                     }
                 }
-                Message::Tool { content, .. } if content.contains("\"error\"") => {
+                Message::Tool { content, .. } if is_failed_result(content) => {
                     self.failed_calls += 1;
                 }
                 _ => {}
@@ -321,8 +321,14 @@ struct KeptDigest {
     digest: Digest,
 }
 
-/// The digest of the turns with messages in `[from, before)`, from state.db (the tools from
-/// `tool_calls`, so a call whose result was lost still counts).
+/// Whether a tool message says its call failed: the dispatcher's results are `{"ok": …}` or
+/// `{"error": …}` (also for a call past the per-turn cap, which never reached the dispatcher).
+fn is_failed_result(content: &str) -> bool {
+    content.trim_start().starts_with("{\"error\"")
+}
+
+/// The digest of the turns with messages in `[from, before)`, read from their messages as
+/// [`Digest::fold`] reads a turn in memory, so both count a turn the same way.
 fn digest_between(db: &StateDb, from: i64, before: i64) -> Result<Digest> {
     // Turns with messages are the finished ones (a failed turn stores none), read from the
     // turns table's own key rather than by scanning every message.
@@ -338,21 +344,27 @@ fn digest_between(db: &StateDb, from: i64, before: i64) -> Result<Digest> {
         ..Digest::default()
     };
     let mut stmt = db.conn().prepare_cached(
-        "SELECT name, COUNT(*), SUM(status != 'succeeded') FROM tool_calls
-         WHERE turn_id >= ?1 AND turn_id < ?2 GROUP BY name",
+        "SELECT json_extract(call.value, '$.name'), COUNT(*)
+         FROM messages, json_each(messages.tool_calls_json) AS call
+         WHERE messages.turn_id >= ?1 AND messages.turn_id < ?2
+           AND messages.role = 'assistant' AND messages.tool_calls_json IS NOT NULL
+         GROUP BY 1",
     )?;
     let rows = stmt.query_map([from, before], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, i64>(1)?,
-            row.get::<_, i64>(2)?,
-        ))
+        Ok((row.get::<_, Option<String>>(0)?, row.get::<_, i64>(1)?))
     })?;
     for row in rows {
-        let (tool, count, failed) = row?;
-        digest.calls.insert(tool, u64::try_from(count).unwrap_or(0));
-        digest.failed_calls += u64::try_from(failed).unwrap_or(0);
+        let (tool, count) = row?;
+        *digest.calls.entry(tool.unwrap_or_default()).or_default() +=
+            u64::try_from(count).unwrap_or(0);
     }
+    let failed: i64 = db.conn().query_row(
+        "SELECT COUNT(*) FROM messages WHERE turn_id >= ?1 AND turn_id < ?2
+           AND role = 'tool' AND ltrim(content) LIKE '{\"error\"%'",
+        [from, before],
+        |row| row.get(0),
+    )?;
+    digest.failed_calls = u64::try_from(failed).unwrap_or(0);
     Ok(digest)
 }
 

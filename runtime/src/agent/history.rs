@@ -32,6 +32,9 @@ impl TurnMessages {
     /// A one-line account of the turn, for the summary of dropped turns.
     pub fn summary_line(&self) -> String {
         let mut parts = Vec::new();
+        // Calls by name in the order first made, so sixteen calls cost one phrase.
+        let mut called: Vec<(&str, usize)> = Vec::new();
+        let mut failed = 0;
         for message in &self.messages {
             match message {
                 Message::Assistant {
@@ -49,12 +52,15 @@ impl TurnMessages {
                         parts.push(format!("thought \"{thought}\""));
                     }
                     for call in tool_calls {
-                        parts.push(format!("called {}", call.name));
+                        match called.iter_mut().find(|(name, _)| *name == call.name) {
+                            Some((_, count)) => *count += 1,
+                            None => called.push((&call.name, 1)),
+                        }
                     }
                 }
                 Message::Tool { content, .. } => {
-                    if content.contains("\"error\"") {
-                        parts.push("a call failed".to_owned());
+                    if is_failed_result(content) {
+                        failed += 1;
                     }
                 }
                 Message::User { content } => {
@@ -69,6 +75,18 @@ impl TurnMessages {
                 }
                 Message::System { .. } => {}
             }
+        }
+        for (name, count) in called {
+            parts.push(if count == 1 {
+                format!("called {name}")
+            } else {
+                format!("called {name} x{count}")
+            });
+        }
+        match failed {
+            0 => {}
+            1 => parts.push("a call failed".to_owned()),
+            n => parts.push(format!("{n} calls failed")),
         }
         format!("turn {}: {}", self.turn_id, parts.join(", "))
     }

@@ -228,6 +228,17 @@ impl StoredConversation {
         })
     }
 
+    /// Folds the oldest lines into the digest until the digest's and the lines' tokens are at
+    /// most `allowed`.
+    fn shrink_to(&mut self, allowed: usize) {
+        while !self.older.is_empty() && self.summary().1 > allowed {
+            if let Some(aged) = self.older.pop_front() {
+                self.digest.fold(&aged.turn);
+                self.digest_line = digest_line(&self.digest);
+            }
+        }
+    }
+
     /// The summary lines for every turn the context does not carry whole (the digest, the
     /// older turns), with their tokens; the recent turns `fit` left out are added by the
     /// caller.
@@ -268,6 +279,13 @@ impl RunMemory {
             history_budget: None,
             pending_sync: None,
         }
+    }
+
+    /// Whether the context carries older turns as lines that could fold into the digest.
+    fn has_summary_lines(&self) -> bool {
+        self.stored
+            .as_ref()
+            .is_some_and(|stored| !stored.older.is_empty())
     }
 
     fn remember(&mut self, turn: Option<TurnMessages>) {
@@ -547,6 +565,7 @@ impl<'a> Agent<'a> {
         let input_tokens = tokens::count(&input) + 4;
         let mut attempts = 0;
         let mut history_tokens;
+        let mut summary_base_tokens;
         let completion = loop {
             let status = StatusFacts {
                 turns: prior_turns,
@@ -568,20 +587,61 @@ impl<'a> Agent<'a> {
             let fixed = layers.iter().map(|layer| layer.tokens + 2).sum::<usize>()
                 + tool_tokens
                 + input_tokens;
-            let (kept, dropped, fitted_tokens) =
-                history::fit(history_turns.clone(), history_budget.saturating_sub(fixed));
-            history_tokens = fitted_tokens;
-            let mut estimated = fixed + history_tokens;
+            // The window holds the fixed layers, the summary section (the digest, the older
+            // turns' lines, a line per recent turn left out) and whole turns, in that order of
+            // precedence: the summary's lines fold into the digest when they alone do not fit,
+            // and whole turns get what is left after every line.
+            let lines_allowed = history_budget.saturating_sub(fixed + SUMMARY_HEADER_TOKENS);
+            if let Some(stored) = memory.stored.as_mut() {
+                stored.shrink_to(lines_allowed);
+            }
             // Counted line by line as each line was made: the section changes every turn,
             // its lines do not.
-            let (mut summarised, mut summary_tokens) = match &memory.stored {
+            let base_tokens = memory
+                .stored
+                .as_ref()
+                .map_or(0, |stored| stored.summary().1);
+            let mut whole_budget = lines_allowed.saturating_sub(base_tokens);
+            let (kept, mut dropped, mut dropped_tokens) = loop {
+                let (kept, dropped, fitted) = history::fit(history_turns.clone(), whole_budget);
+                let dropped_tokens: usize =
+                    dropped.iter().map(|line| tokens::count(line) + 1).sum();
+                history_tokens = fitted;
+                let overflow = (fitted + dropped_tokens).saturating_sub(whole_budget);
+                if overflow == 0 || kept.is_empty() {
+                    break (kept, dropped, dropped_tokens);
+                }
+                whole_budget = whole_budget.saturating_sub(overflow);
+            };
+            // Lines that still do not fit: the older turns' lines fold into the digest first,
+            // then the recent turns left out become one line of counts.
+            if base_tokens + dropped_tokens + history_tokens > lines_allowed {
+                let room = lines_allowed.saturating_sub(dropped_tokens + history_tokens);
+                if let Some(stored) = memory.stored.as_mut() {
+                    stored.shrink_to(room);
+                }
+                let base_now = memory
+                    .stored
+                    .as_ref()
+                    .map_or(0, |stored| stored.summary().1);
+                if base_now + dropped_tokens + history_tokens > lines_allowed {
+                    let left_out = history_turns.len().saturating_sub(kept.len());
+                    let mut counted = history::Digest::default();
+                    for turn in &history_turns[..left_out] {
+                        counted.fold(turn);
+                    }
+                    dropped = counted.line().into_iter().collect();
+                    dropped_tokens = dropped.iter().map(|line| tokens::count(line) + 1).sum();
+                }
+            }
+            let (mut summarised, base_tokens) = match &memory.stored {
                 Some(stored) => stored.summary(),
                 None => (Vec::new(), 0),
             };
-            for line in &dropped {
-                summary_tokens += tokens::count(line) + 1;
-                summarised.push(line);
-            }
+            summary_base_tokens = base_tokens;
+            let summary_tokens = base_tokens + dropped_tokens;
+            summarised.extend(dropped.iter().map(String::as_str));
+            let mut estimated = fixed + history_tokens;
             if !summarised.is_empty() {
                 let summary = format!(
                     "\n\n## Earlier turns (summarised)\n{}",
@@ -634,10 +694,13 @@ impl<'a> Agent<'a> {
                 // The model's real window is smaller than configured: halve the history sent
                 // (the older half is summarised) and ask again; the run keeps the smaller
                 // budget for its later turns.
-                Err(InferenceFailure::ContextLength(err)) if attempts < 3 && history_tokens > 0 => {
+                Err(InferenceFailure::ContextLength(err))
+                    if attempts < 3 && (history_tokens > 0 || memory.has_summary_lines()) =>
+                {
                     attempts += 1;
                     tracing::warn!(error = %err, "context too long; compacting history");
-                    history_budget = fixed + history_tokens / 2;
+                    history_budget =
+                        fixed + SUMMARY_HEADER_TOKENS + (summary_base_tokens + history_tokens) / 2;
                     memory.history_budget = Some(history_budget);
                 }
                 // A call too expensive on its own is made smaller the same way, while there
@@ -647,8 +710,10 @@ impl<'a> Agent<'a> {
                 {
                     attempts += 1;
                     tracing::warn!(refusal = %refusal.message, "call over the per-call ceiling; compacting history");
-                    // `fit` is given the budget less the fixed layers: halve the history only.
-                    history_budget = fixed + history_tokens / 2;
+                    // Halve what can be cut (whole turns, the older turns' lines), not the
+                    // fixed layers.
+                    history_budget =
+                        fixed + SUMMARY_HEADER_TOKENS + (summary_base_tokens + history_tokens) / 2;
                 }
                 Err(failure) => {
                     let stored = self
@@ -675,7 +740,10 @@ impl<'a> Agent<'a> {
                             message: format!(
                                 "model `{}` rejected a prompt of about {} tokens with no history left to cut: {err}",
                                 model.name,
-                                fixed + history_tokens
+                                fixed
+                                    + SUMMARY_HEADER_TOKENS
+                                    + summary_base_tokens
+                                    + history_tokens
                             ),
                             hint: failure_hint_context(&model.name),
                             retry_at_ms: Some(self.clock.now_ms() + CONTEXT_RECHECK_MS),

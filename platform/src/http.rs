@@ -182,12 +182,16 @@ impl HttpPlatform {
                     ))
             }
         };
+        // A connection that fails or breaks is retried like a 503: mutating requests carry an
+        // idempotency key, so one the gateway did receive is not done twice. (A gateway that
+        // refuses an upload early and closes the connection can also surface here first.)
         let response = request.send().await.map_err(|err| {
             Error::new(
                 ErrorCode::InternalError,
                 format!("the Conway gateway at {} cannot be reached: {err}", self.base),
             )
             .with_hint("check CONWAY_ENDPOINT, or start the local platform with `automaton platform serve`")
+            .retryable_anyway()
         })?;
         let status = response.status();
         let retry_after = response

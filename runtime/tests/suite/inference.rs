@@ -328,6 +328,41 @@ async fn model_choice_respects_the_creator_switch_model_and_tiers() {
         inference.choose_model(Task::Summarise, false, None).name,
         "scripted-model"
     );
+    // A summary model serves summaries only; the agent's turns keep the creator's model.
+    let with_summary = Inference::new(
+        &[endpoint("a", &server)],
+        vec![
+            priced_model(),
+            ModelConfig {
+                name: "cheap".into(),
+                ..priced_model()
+            },
+        ],
+        InferenceConfig {
+            model: Some("scripted-model".into()),
+            summary_model: Some("cheap".into()),
+            ..InferenceConfig::default()
+        },
+        Usdc::dollars(500),
+        fast_retries(),
+        Arc::clone(&rig.db),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    assert_eq!(
+        with_summary.choose_model(Task::Summarise, false, None).name,
+        "cheap"
+    );
+    assert_eq!(
+        with_summary.choose_model(Task::AgentTurn, false, None).name,
+        "scripted-model"
+    );
+    assert_eq!(
+        with_summary
+            .choose_model(Task::HeartbeatTriage, false, None)
+            .name,
+        "scripted-model"
+    );
 }
 
 #[tokio::test]

@@ -231,7 +231,7 @@ impl StoredConversation {
     /// Folds the oldest lines into the digest until the digest's and the lines' tokens are at
     /// most `allowed`.
     fn shrink_to(&mut self, allowed: usize) {
-        while !self.older.is_empty() && self.summary().1 > allowed {
+        while !self.older.is_empty() && self.summary_tokens() > allowed {
             if let Some(aged) = self.older.pop_front() {
                 self.digest.fold(&aged.turn);
                 self.digest_line = digest_line(&self.digest);
@@ -240,25 +240,19 @@ impl StoredConversation {
     }
 
     /// The summary lines for every turn the context does not carry whole (the digest, the
-    /// older turns), with their tokens; the recent turns `fit` left out are added by the
-    /// caller.
-    fn summary(&self) -> (Vec<&str>, usize) {
-        let mut tokens = 0;
-        let lines = self
-            .digest_line
+    /// older turns); the recent turns `fit` left out are added by the caller.
+    fn summary_lines(&self) -> Vec<&str> {
+        self.digest_line
             .iter()
-            .map(|(line, counted)| (line.as_str(), *counted))
-            .chain(
-                self.older
-                    .iter()
-                    .map(|older| (older.line.as_str(), older.tokens)),
-            )
-            .map(|(line, counted)| {
-                tokens += counted;
-                line
-            })
-            .collect();
-        (lines, tokens)
+            .map(|(line, _)| line.as_str())
+            .chain(self.older.iter().map(|older| older.line.as_str()))
+            .collect()
+    }
+
+    /// The tokens of [`Self::summary_lines`], without building them.
+    fn summary_tokens(&self) -> usize {
+        self.digest_line.as_ref().map_or(0, |(_, tokens)| *tokens)
+            + self.older.iter().map(|older| older.tokens).sum::<usize>()
     }
 }
 
@@ -600,7 +594,7 @@ impl<'a> Agent<'a> {
             let base_tokens = memory
                 .stored
                 .as_ref()
-                .map_or(0, |stored| stored.summary().1);
+                .map_or(0, StoredConversation::summary_tokens);
             let mut whole_budget = lines_allowed.saturating_sub(base_tokens);
             let (kept, mut dropped, mut dropped_tokens) = loop {
                 let (kept, dropped, fitted) = history::fit(history_turns.clone(), whole_budget);
@@ -623,7 +617,7 @@ impl<'a> Agent<'a> {
                 let base_now = memory
                     .stored
                     .as_ref()
-                    .map_or(0, |stored| stored.summary().1);
+                    .map_or(0, StoredConversation::summary_tokens);
                 if base_now + dropped_tokens + history_tokens > lines_allowed {
                     let left_out = history_turns.len().saturating_sub(kept.len());
                     let mut counted = history::Digest::default();
@@ -635,7 +629,7 @@ impl<'a> Agent<'a> {
                 }
             }
             let (mut summarised, base_tokens) = match &memory.stored {
-                Some(stored) => stored.summary(),
+                Some(stored) => (stored.summary_lines(), stored.summary_tokens()),
                 None => (Vec::new(), 0),
             };
             summary_base_tokens = base_tokens;

@@ -1506,17 +1506,15 @@ async fn the_summary_section_is_inside_the_window_budget() {
     const WINDOW: usize = 30_000;
     let home = TestHome::new();
     home.init();
-    let path = home.path("automaton.json");
-    let mut config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    config["models"] = serde_json::json!([{
-        "name": "gpt-4o-mini",
-        "contextWindow": WINDOW,
-        "inputPricePerMillionMicroUsdc": 0,
-        "outputPricePerMillionMicroUsdc": 0,
-        "supportsTools": true
-    }]);
-    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    edit_config(&home, |config| {
+        config["models"] = serde_json::json!([{
+            "name": "gpt-4o-mini",
+            "contextWindow": WINDOW,
+            "inputPricePerMillionMicroUsdc": 0,
+            "outputPricePerMillionMicroUsdc": 0,
+            "supportsTools": true
+        }]);
+    });
     let model = model_for(&home).await;
     // 16 calls a turn (the cap) to a tool that does not exist: cheap to answer, never
     // read-only, never the same twice, and each one a long summary line.
